@@ -1,0 +1,51 @@
+// Command pdfpipe runs the whole pipeline in one process on an embedded
+// NATS server.
+//
+//	pdfpipe run [-out chunks.jsonl] FILE.pdf...   process PDFs, write chunks with vectors as JSONL
+//	pdfpipe up                                  every service against REDIS_URL and the real gRPC ports
+//	pdfpipe status TASK_ID                      print a task's status (NATS_URL)
+//	pdfpipe sample [-pages N] OUT.pdf           write a generated multi-chapter PDF (Latin and Chinese)
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "pdfpipe:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage:
+  pdfpipe run [-out FILE.jsonl] FILE.pdf...   process PDFs on an embedded NATS, write chunks and vectors as JSONL
+  pdfpipe up                                  run every service against REDIS_URL and the gRPC ports (see README)
+  pdfpipe status TASK_ID                      print a task's status from NATS_URL
+  pdfpipe sample [-pages N] OUT.pdf           write a generated PDF with chapters, outline, Latin and Chinese text`
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, usage)
+		return fmt.Errorf("no command given")
+	}
+	switch args[0] {
+	case "run":
+		return runFiles(ctx, args[1:], getenv, stdout, stderr)
+	case "up":
+		return up(ctx, args[1:], getenv, stderr)
+	case "status":
+		return showStatus(ctx, args[1:], getenv, stdout, stderr)
+	case "sample":
+		return sample(args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprintln(stdout, usage)
+		return nil
+	default:
+		fmt.Fprintln(stderr, usage)
+		return fmt.Errorf("unknown command %q", args[0])
+	}
+}

@@ -1,0 +1,269 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+
+	"github.com/pdfpipe/pdfpipe/pkg/logging"
+	"github.com/pdfpipe/pdfpipe/pkg/natsembed"
+	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
+	"github.com/pdfpipe/pdfpipe/pkg/status"
+	"github.com/pdfpipe/pdfpipe/pkg/task"
+	"github.com/pdfpipe/pdfpipe/tools/ingestsink"
+)
+
+// runFiles processes local PDFs through every stage on an embedded NATS
+// server: the files are served to the fetcher over loopback HTTP, chunks
+// are embedded with the configured provider (local by default) and
+// ingested by the reference IngestService, which writes them as JSONL.
+func runFiles(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("out", "pdfpipe-chunks.jsonl", "where to write the chunks with their vectors (JSONL)")
+	storeDir := fs.String("store", "", "JetStream directory (default: a temporary one, removed at exit)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	files := fs.Args()
+	if len(files) == 0 {
+		return errors.New("run: no PDF given (try: pdfpipe sample sample.pdf && pdfpipe run sample.pdf)")
+	}
+	for _, f := range files {
+		if st, err := os.Stat(f); err != nil {
+			return fmt.Errorf("run: %w", err)
+		} else if st.IsDir() {
+			return fmt.Errorf("run: %s is a directory", f)
+		}
+	}
+	level := getenv("LOG_LEVEL")
+	if level == "" {
+		level = "warn"
+	}
+	log, err := logging.New(stderr, level, getenv("LOG_FORMAT"))
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	if *storeDir == "" {
+		dir, err := os.MkdirTemp("", "pdfpipe-run-*")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		*storeDir = dir
+	}
+	srv, err := natsembed.Start(natsembed.Options{StoreDir: *storeDir})
+	if err != nil {
+		return err
+	}
+	defer srv.Stop()
+	nc, err := srv.Connect("pdfpipe-run")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	res, err := pipeline.Setup(ctx, js, pipeline.Config{})
+	if err != nil {
+		return err
+	}
+
+	outFile, err := os.Create(*out)
+	if err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	defer outFile.Close()
+	outBuf := bufio.NewWriterSize(outFile, 1<<20)
+	sink := ingestsink.New(ingestsink.Options{Output: outBuf, Dimension: dimension(getenv)})
+	sinkLis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	sinkSrv := grpc.NewServer()
+	sink.Register(sinkSrv)
+
+	served, err := serveFiles(files)
+	if err != nil {
+		return err
+	}
+	defer served.Close()
+
+	stagesCtx, cancelStages := context.WithCancel(ctx)
+	defer cancelStages()
+	g, gctx := errgroup.WithContext(stagesCtx)
+	g.Go(func() error { return sinkSrv.Serve(sinkLis) })
+	if err := stages(gctx, g, getenv, res, nc, log, sinkLis.Addr().String()); err != nil {
+		sinkSrv.Stop()
+		return err
+	}
+
+	store := status.New(res.Status)
+	start := time.Now()
+	ids := make([]string, len(files))
+	for i, f := range files {
+		ids[i] = newID()
+		raw, _ := json.Marshal(map[string]any{
+			"DocID": ids[i], "FileName": filepath.Base(f), "UserID": "pdfpipe-run",
+			"URL": served.URL(i), "CreatedAt": time.Now().UTC().Format(time.RFC3339Nano), "RagMode": "true",
+		})
+		t, err := task.Parse(raw)
+		if err != nil {
+			return err
+		}
+		if _, err := store.Create(ctx, status.Status{TaskID: t.ID, DocID: t.DocID, UserID: t.UserID, FileName: t.FileName, Task: t.Raw}); err != nil {
+			return err
+		}
+		if _, err := pipeline.Publish(ctx, js, pipeline.Fetch.Subject(t.ID), t.ID, t.ID+":fetch", pipeline.FetchJob{Task: t}); err != nil {
+			return err
+		}
+	}
+	final, werr := watch(gctx, store, ids, files, stderr)
+
+	cancelStages()
+	sinkSrv.GracefulStop()
+	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
+		log.Warn("stopping stages", "err", err)
+	}
+	if err := outBuf.Flush(); err != nil {
+		return fmt.Errorf("write %s: %w", *out, err)
+	}
+	if werr != nil {
+		return werr
+	}
+	return summary(stdout, files, ids, final, time.Since(start), *out)
+}
+
+// watch prints each task's progress until every task has ended.
+func watch(ctx context.Context, store *status.Store, ids, files []string, stderr io.Writer) (map[string]status.Status, error) {
+	last := map[string]string{}
+	final := map[string]status.Status{}
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for len(final) < len(ids) {
+		select {
+		case <-ctx.Done():
+			return final, fmt.Errorf("run: interrupted: %w", ctx.Err())
+		case <-tick.C:
+		}
+		for i, id := range ids {
+			if _, ok := final[id]; ok {
+				continue
+			}
+			st, err := store.Get(ctx, id)
+			if err != nil {
+				continue
+			}
+			line := string(st.State)
+			if st.Pages > 0 {
+				line += fmt.Sprintf(", %d pages, %d chunks", st.Pages, st.Chunks)
+			}
+			if line != last[id] {
+				fmt.Fprintf(stderr, "%s: %s\n", filepath.Base(files[i]), line)
+				last[id] = line
+			}
+			if st.State.Terminal() {
+				final[id] = st
+			}
+		}
+	}
+	return final, nil
+}
+
+func summary(w io.Writer, files, ids []string, final map[string]status.Status, took time.Duration, out string) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "FILE\tSTATE\tPAGES\tCHUNKS\tCHAPTERS\tSECONDS\tERROR")
+	var failed, pages, chunks int
+	for i, f := range files {
+		st := final[ids[i]]
+		if st.State == status.Failed {
+			failed++
+		}
+		pages += st.Pages
+		chunks += st.Chunks
+		errText := ""
+		if st.Error != "" {
+			errText = st.Stage + ": " + st.Error
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%.2f\t%s\n", filepath.Base(f), st.State, st.Pages, st.Chunks, st.Chapters,
+			st.UpdatedAt.Sub(st.CreatedAt).Seconds(), errText)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "%d documents, %d pages, %d chunks in %.2fs (%.0f pages/s); chunks with vectors in %s\n",
+		len(files), pages, chunks, took.Seconds(), float64(pages)/took.Seconds(), out)
+	if failed > 0 {
+		return fmt.Errorf("%d of %d documents failed", failed, len(files))
+	}
+	return nil
+}
+
+// newID returns a random UUID-shaped id.
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	h := hex.EncodeToString(b[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+func dimension(getenv func(string) string) int {
+	if n, err := strconv.Atoi(getenv("EMBEDDING_DIMENSION")); err == nil && n > 0 {
+		return n
+	}
+	return 384
+}
+
+// fileServer serves local files to the fetcher over loopback HTTP, so
+// `pdfpipe run` goes through the same fetch stage as production.
+type fileServer struct {
+	srv   *http.Server
+	base  string
+	files []string
+}
+
+func serveFiles(files []string) (*fileServer, error) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	fsrv := &fileServer{base: "http://" + lis.Addr().String(), files: files}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /files/{n}", func(w http.ResponseWriter, r *http.Request) {
+		n, err := strconv.Atoi(r.PathValue("n"))
+		if err != nil || n < 0 || n >= len(files) {
+			http.NotFound(w, r)
+			return
+		}
+		http.ServeFile(w, r, files[n])
+	})
+	fsrv.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go fsrv.srv.Serve(lis)
+	return fsrv, nil
+}
+
+func (f *fileServer) URL(i int) string { return f.base + "/files/" + strconv.Itoa(i) }
+
+func (f *fileServer) Close() error { return f.srv.Close() }

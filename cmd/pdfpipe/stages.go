@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/nats-io/nats.go"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
+	"github.com/pdfpipe/pdfpipe/services/embedder"
+	"github.com/pdfpipe/pdfpipe/services/fetcher"
+	"github.com/pdfpipe/pdfpipe/services/ingester"
+	"github.com/pdfpipe/pdfpipe/services/parser"
+)
+
+// stages runs fetcher, parser, embedder and ingester in one errgroup, each
+// configured from the environment as its own binary would be; ingestAddr,
+// when set, overrides GO_GRPC_INGEST_ADDR.
+func stages(ctx context.Context, g *errgroup.Group, getenv func(string) string, res *pipeline.Resources, nc *nats.Conn, log *slog.Logger, ingestAddr string) error {
+	fcfg, err := fetcher.ConfigFromEnv(getenv)
+	if err != nil {
+		return fmt.Errorf("fetcher config: %w", err)
+	}
+	pcfg, err := parser.ConfigFromEnv(getenv)
+	if err != nil {
+		return fmt.Errorf("parser config: %w", err)
+	}
+	ecfg, err := embedder.ConfigFromEnv(getenv)
+	if err != nil {
+		return fmt.Errorf("embedder config: %w", err)
+	}
+	icfg, err := ingester.ConfigFromEnv(getenv)
+	if err != nil {
+		return fmt.Errorf("ingester config: %w", err)
+	}
+	if ingestAddr != "" {
+		icfg.Addr = ingestAddr
+	}
+	f, err := fetcher.New(fcfg, res, log.With("service", "fetcher"))
+	if err != nil {
+		return err
+	}
+	e, err := embedder.New(ecfg, res, nc, log.With("service", "embedder"))
+	if err != nil {
+		return err
+	}
+	in, err := ingester.New(icfg, res, nc, log.With("service", "ingester"))
+	if err != nil {
+		return err
+	}
+	p := parser.New(pcfg, res, log.With("service", "parser"))
+	log.Info("stages configured", "fetcher", fcfg, "parser", pcfg, "embedder", ecfg, "ingester", icfg)
+	g.Go(func() error { return f.Run(ctx) })
+	g.Go(func() error { return p.Run(ctx) })
+	g.Go(func() error { return e.Run(ctx) })
+	g.Go(func() error { return in.Run(ctx) })
+	return nil
+}

@@ -1,0 +1,113 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// APIKey is a task's provider credential as kept in the KeysBucket. It is
+// never part of a stage message and never logged (LogValue masks it).
+type APIKey struct {
+	Provider string `json:"provider"` // lower case: "openai" or "gemini"
+	Key      string `json:"api_key"`
+}
+
+// LogValue masks the key.
+func (k APIKey) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("provider", k.Provider), slog.Bool("key_set", k.Key != ""))
+}
+
+// ErrNoKey means no key was stored for the task (in time).
+var ErrNoKey = errors.New("no API key for task")
+
+// PutAPIKey stores a task's key for at most ttl (the bucket's per-key TTL).
+// A key sent again replaces the earlier one.
+func PutAPIKey(ctx context.Context, kv jetstream.KeyValue, taskID string, k APIKey, ttl time.Duration) error {
+	data, err := json.Marshal(k)
+	if err != nil {
+		return err
+	}
+	key := Token(taskID)
+	for range 3 {
+		_, err = kv.Create(ctx, key, data, jetstream.KeyTTL(ttl))
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			break
+		}
+		// Replace: per-key TTLs are set at creation, so delete and create.
+		if derr := kv.Purge(ctx, key); derr != nil {
+			return fmt.Errorf("replace key of task %s: %w", taskID, derr)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("store key of task %s: %w", taskID, err)
+	}
+	return nil
+}
+
+// GetAPIKey returns the task's key, waiting up to wait for one that has
+// not arrived yet. It watches the key (no polling) and returns ErrNoKey
+// when none came in time.
+func GetAPIKey(ctx context.Context, kv jetstream.KeyValue, taskID string, wait time.Duration) (APIKey, error) {
+	key := Token(taskID)
+	if k, err := readKey(ctx, kv, key); err == nil || !errors.Is(err, ErrNoKey) || wait <= 0 {
+		return k, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	w, err := kv.Watch(wctx, key, jetstream.IgnoreDeletes())
+	if err != nil {
+		return APIKey{}, fmt.Errorf("watch key of task %s: %w", taskID, err)
+	}
+	defer w.Stop()
+	for {
+		select {
+		case <-wctx.Done():
+			if ctx.Err() != nil {
+				return APIKey{}, ctx.Err()
+			}
+			return APIKey{}, fmt.Errorf("%w %s after waiting %s", ErrNoKey, taskID, wait)
+		case e, ok := <-w.Updates():
+			if !ok {
+				return APIKey{}, fmt.Errorf("%w %s: watch closed", ErrNoKey, taskID)
+			}
+			if e == nil { // end of initial values; keep waiting for updates
+				continue
+			}
+			return decodeKey(e.Value())
+		}
+	}
+}
+
+// DeleteAPIKey removes a task's key (when the task ends).
+func DeleteAPIKey(ctx context.Context, kv jetstream.KeyValue, taskID string) error {
+	err := kv.Purge(ctx, Token(taskID))
+	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("delete key of task %s: %w", taskID, err)
+	}
+	return nil
+}
+
+func readKey(ctx context.Context, kv jetstream.KeyValue, key string) (APIKey, error) {
+	e, err := kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return APIKey{}, ErrNoKey
+	}
+	if err != nil {
+		return APIKey{}, fmt.Errorf("read key: %w", err)
+	}
+	return decodeKey(e.Value())
+}
+
+func decodeKey(data []byte) (APIKey, error) {
+	var k APIKey
+	if err := json.Unmarshal(data, &k); err != nil {
+		return APIKey{}, errors.New("stored API key record is not valid JSON")
+	}
+	return k, nil
+}

@@ -1,0 +1,130 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pdfpipe/pdfpipe/pkg/task"
+)
+
+// HeaderTaskID carries the task id on every stage message, so failures can
+// be attributed without decoding the body.
+const HeaderTaskID = "Pdfpipe-Task-Id"
+
+// FetchJob asks the fetcher to copy the task's PDF into the object store.
+type FetchJob struct {
+	Task task.Task `json:"task"`
+}
+
+// Document describes a fetched PDF: where its bytes are and what they are.
+type Document struct {
+	Object string `json:"object"` // name in the ObjectsBucket
+	SHA256 string `json:"sha256"` // lowercase hex of the bytes
+	Size   int64  `json:"size"`
+}
+
+// ParseJob asks the parser to turn a fetched PDF into chunks.
+type ParseJob struct {
+	Task     task.Task `json:"task"`
+	Document Document  `json:"document"`
+}
+
+// Chunk is a piece of a document's text with where it came from.
+type Chunk struct {
+	ID         string `json:"id"`
+	Index      int    `json:"index"`
+	Text       string `json:"text"`
+	Chapter    string `json:"chapter,omitempty"`
+	ChapterNum string `json:"chapter_num,omitempty"`
+	PageStart  int    `json:"page_start"`
+	PageEnd    int    `json:"page_end"`
+}
+
+// EmbedJob asks an embedder to embed one chunk of a task.
+type EmbedJob struct {
+	TaskID        string `json:"task_id"`
+	SkipEmbedding bool   `json:"skip_embedding,omitempty"`
+	Chunk         Chunk  `json:"chunk"`
+}
+
+// Vector is an embedded chunk, stored at VectorSubject(task, index).
+type Vector struct {
+	TaskID string    `json:"task_id"`
+	Model  string    `json:"model"`
+	Chunk  Chunk     `json:"chunk"`
+	Vector []float32 `json:"vector"`
+}
+
+// IngestJob tells the ingester that a document is fully parsed: Chunks
+// vectors will appear on the vector stream for it.
+type IngestJob struct {
+	Task       task.Task `json:"task"`
+	Document   Document  `json:"document"`
+	Pages      int       `json:"pages"`
+	EmptyPages int       `json:"empty_pages,omitempty"`
+	Chunks     int       `json:"chunks"`
+	Chapters   int       `json:"chapters"`
+}
+
+// Publish sends v as JSON to subj with the task id header and a
+// Nats-Msg-Id, so a retried publish within the duplicate window is stored
+// once. It returns after the stream has stored the message.
+func Publish(ctx context.Context, js jetstream.JetStream, subj, taskID, msgID string, v any) (*jetstream.PubAck, error) {
+	m, err := NewMsg(subj, taskID, v)
+	if err != nil {
+		return nil, err
+	}
+	opts := []jetstream.PublishOpt{}
+	if msgID != "" {
+		opts = append(opts, jetstream.WithMsgID(msgID))
+	}
+	ack, err := js.PublishMsg(ctx, m, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("publish %s: %w", subj, err)
+	}
+	return ack, nil
+}
+
+// NewMsg builds the message Publish sends.
+func NewMsg(subj, taskID string, v any) (*nats.Msg, error) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", subj, err)
+	}
+	m := nats.NewMsg(subj)
+	m.Data = data
+	m.Header.Set(HeaderTaskID, taskID)
+	return m, nil
+}
+
+// Decode reads a message body into v.
+func Decode(data []byte, v any) error {
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("decode %T: %w", v, err)
+	}
+	return nil
+}
+
+// EmbedQuery is the request on QuerySubject (GetEmbedding). Provider and
+// APIKey are optional: without them the embedder's default provider answers.
+// It travels as a core NATS request and is never stored.
+type EmbedQuery struct {
+	Text     string `json:"text"`
+	Provider string `json:"provider,omitempty"`
+	APIKey   string `json:"api_key,omitempty"`
+}
+
+// EmbedReply answers an EmbedQuery.
+type EmbedReply struct {
+	Vector []float32 `json:"vector,omitempty"`
+	Model  string    `json:"model,omitempty"`
+	Error  string    `json:"error,omitempty"`
+	// InvalidKey and BadInput say what kind of error it was, so the
+	// gateway can answer with the right gRPC code.
+	InvalidKey bool `json:"invalid_key,omitempty"`
+	BadInput   bool `json:"bad_input,omitempty"`
+}

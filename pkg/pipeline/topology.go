@@ -1,0 +1,231 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Names of the JetStream assets. They are part of the operational contract:
+// dashboards and `nats` CLI commands in the docs use them.
+const (
+	// Stream holds the work of every stage (limits retention, replayable).
+	Stream = "PDFPIPE"
+	// VectorStream holds the embedded chunks, one message per subject
+	// pdf.vec.<task>.<index>, so the ingester can read them in order.
+	VectorStream = "PDFPIPE_VECTORS"
+
+	KeysBucket    = "pdfpipe_keys"
+	StatusBucket  = "pdfpipe_status"
+	ObjectsBucket = "pdfpipe_pdfs"
+
+	// QuerySubject is the core NATS request subject on which embedders
+	// answer GetEmbedding queries (queue group QueryQueue).
+	QuerySubject = "pdfpipe.embedding.query"
+	QueryQueue   = "embedder"
+)
+
+// Stage names one step of the pipeline; it is also the durable consumer name.
+type Stage string
+
+// The stages, in pipeline order.
+const (
+	Fetch  Stage = "fetch"
+	Parse  Stage = "parse"
+	Embed  Stage = "embed"
+	Ingest Stage = "ingest"
+)
+
+// Subject returns the subject of a stage's message for a task; parts are
+// appended as extra tokens (the chunk index for embed).
+func (s Stage) Subject(taskID string, parts ...string) string {
+	subj := "pdf." + string(s) + "." + Token(taskID)
+	for _, p := range parts {
+		subj += "." + p
+	}
+	return subj
+}
+
+// Filter is the subject filter of the stage's consumer.
+func (s Stage) Filter() string { return "pdf." + string(s) + ".>" }
+
+// Durable is the name of the stage's durable consumer.
+func (s Stage) Durable() string { return string(s) + "er" }
+
+// VectorSubject is where the embedded chunk index of a task is stored.
+func VectorSubject(taskID string, index int) string {
+	return fmt.Sprintf("pdf.vec.%s.%d", Token(taskID), index)
+}
+
+// VectorFilter matches every vector of a task.
+func VectorFilter(taskID string) string { return "pdf.vec." + Token(taskID) + ".>" }
+
+// Config sizes the topology.
+type Config struct {
+	// Retention is how long stage messages, vectors, status and PDF
+	// bytes are kept for replay and inspection. Default 72h.
+	Retention time.Duration
+	// Replicas for streams and buckets (1 for a single server, 3 in a cluster).
+	Replicas int
+	// KeyTTL is the longest an API key may live in KV. Default 24h.
+	KeyTTL time.Duration
+	// AckWait per delivery; stages send InProgress while they work. Default 30s.
+	AckWait time.Duration
+	// MaxDeliver bounds redeliveries of one message. Default 10.
+	MaxDeliver int
+}
+
+func (c Config) withDefaults() Config {
+	if c.Retention <= 0 {
+		c.Retention = 72 * time.Hour
+	}
+	if c.Replicas <= 0 {
+		c.Replicas = 1
+	}
+	if c.KeyTTL <= 0 {
+		c.KeyTTL = 24 * time.Hour
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.MaxDeliver <= 0 {
+		c.MaxDeliver = 10
+	}
+	return c
+}
+
+// Resources are the handles a service needs, all created by Setup.
+type Resources struct {
+	JS      jetstream.JetStream
+	Keys    jetstream.KeyValue
+	Status  jetstream.KeyValue
+	Objects jetstream.ObjectStore
+	Config  Config
+}
+
+// Setup creates or updates every stream, bucket and consumer of the
+// pipeline. It is safe to call from every service at start, concurrently.
+func Setup(ctx context.Context, js jetstream.JetStream, cfg Config) (*Resources, error) {
+	cfg = cfg.withDefaults()
+	var r *Resources
+	var err error
+	// Two services starting at once may race on creation; the loser sees
+	// "already in use" and succeeds on the second pass.
+	for attempt := 0; attempt < 3; attempt++ {
+		if r, err = setup(ctx, js, cfg); err == nil {
+			return r, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Duration(attempt+1) * 100 * time.Millisecond):
+		}
+	}
+	return nil, err
+}
+
+func setup(ctx context.Context, js jetstream.JetStream, cfg Config) (*Resources, error) {
+	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        Stream,
+		Description: "pdfpipe stage messages (fetch, parse, embed, ingest)",
+		Subjects:    []string{"pdf.fetch.>", "pdf.parse.>", "pdf.embed.>", "pdf.ingest.>"},
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      cfg.Retention,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+		Duplicates:  10 * time.Minute,
+		Discard:     jetstream.DiscardOld,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", Stream, err)
+	}
+	_, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:              VectorStream,
+		Description:       "pdfpipe embedded chunks, one per subject",
+		Subjects:          []string{"pdf.vec.>"},
+		Retention:         jetstream.LimitsPolicy,
+		MaxAge:            cfg.Retention,
+		MaxMsgsPerSubject: 1,
+		Storage:           jetstream.FileStorage,
+		Replicas:          cfg.Replicas,
+		AllowDirect:       true,
+		Discard:           jetstream.DiscardOld,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", VectorStream, err)
+	}
+	keys, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:         KeysBucket,
+		Description:    "API keys by task id (per-key TTL, deleted when the task ends)",
+		History:        1,
+		TTL:            cfg.KeyTTL,
+		LimitMarkerTTL: time.Minute,
+		Storage:        jetstream.FileStorage,
+		Replicas:       cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kv %s: %w", KeysBucket, err)
+	}
+	status, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      StatusBucket,
+		Description: "task status by task id",
+		History:     5,
+		TTL:         cfg.Retention,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kv %s: %w", StatusBucket, err)
+	}
+	objects, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket:      ObjectsBucket,
+		Description: "PDF bytes by task id",
+		TTL:         cfg.Retention,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("object store %s: %w", ObjectsBucket, err)
+	}
+	for _, st := range []Stage{Fetch, Parse, Embed, Ingest} {
+		if _, err := js.CreateOrUpdateConsumer(ctx, Stream, consumerConfig(st, cfg)); err != nil {
+			return nil, fmt.Errorf("consumer %s: %w", st.Durable(), err)
+		}
+	}
+	return &Resources{JS: js, Keys: keys, Status: status, Objects: objects, Config: cfg}, nil
+}
+
+func consumerConfig(st Stage, cfg Config) jetstream.ConsumerConfig {
+	c := jetstream.ConsumerConfig{
+		Durable:       st.Durable(),
+		Description:   "pdfpipe " + string(st) + " stage",
+		FilterSubject: st.Filter(),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       cfg.AckWait,
+		MaxDeliver:    cfg.MaxDeliver,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		Replicas:      cfg.Replicas,
+	}
+	switch st {
+	case Embed:
+		c.MaxAckPending = 4096
+	case Ingest, Parse, Fetch:
+		c.MaxAckPending = 256
+	}
+	return c
+}
+
+// Consumer returns the durable consumer of a stage (created by Setup).
+func (r *Resources) Consumer(ctx context.Context, st Stage) (jetstream.Consumer, error) {
+	c, err := r.JS.Consumer(ctx, Stream, st.Durable())
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		c, err = r.JS.CreateOrUpdateConsumer(ctx, Stream, consumerConfig(st, r.Config))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s: %w", st.Durable(), err)
+	}
+	return c, nil
+}

@@ -1,0 +1,136 @@
+// Package servicemain is the shared life cycle of a pdfpipe service binary:
+// logger from LOG_LEVEL/LOG_FORMAT, a NATS connection (NATS_URL), the
+// pipeline topology, a health endpoint, the service's own run function
+// until SIGTERM/SIGINT, then an orderly drain.
+package servicemain
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pdfpipe/pdfpipe/pkg/envconf"
+	"github.com/pdfpipe/pdfpipe/pkg/logging"
+	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
+)
+
+// Deps are what a service gets once NATS is up.
+type Deps struct {
+	NC  *nats.Conn
+	Res *pipeline.Resources
+	Log *slog.Logger
+}
+
+// Common is the configuration every service shares.
+type Common struct {
+	NATSURL    string // NATS_URL, default nats://127.0.0.1:4222
+	LogLevel   string // LOG_LEVEL
+	LogFormat  string // LOG_FORMAT: json (default) or text
+	HealthAddr string // HEALTH_ADDR, e.g. :8080; empty disables
+	Pipeline   pipeline.Config
+}
+
+// CommonFromEnv reads the shared settings.
+func CommonFromEnv(getenv envconf.Getenv) (Common, error) {
+	r := envconf.New(getenv)
+	c := Common{
+		NATSURL:    r.String("NATS_URL", "nats://127.0.0.1:4222"),
+		LogLevel:   r.String("LOG_LEVEL", "info"),
+		LogFormat:  r.String("LOG_FORMAT", "json"),
+		HealthAddr: r.String("HEALTH_ADDR", ""),
+		Pipeline:   PipelineFromEnv(r),
+	}
+	return c, r.Err()
+}
+
+// PipelineFromEnv reads the topology settings.
+func PipelineFromEnv(r *envconf.Reader) pipeline.Config {
+	return pipeline.Config{
+		Retention:  r.Duration("PDFPIPE_RETENTION", 72*time.Hour),
+		Replicas:   r.Int("NATS_REPLICAS", 1),
+		KeyTTL:     r.Duration("API_KEY_TTL", 24*time.Hour),
+		AckWait:    r.Duration("ACK_WAIT", 30*time.Second),
+		MaxDeliver: r.Int("MAX_DELIVER", 10),
+	}
+}
+
+// Run runs one service until SIGTERM or SIGINT. start must return when its
+// ctx ends. Config errors are reported before anything connects.
+func Run(ctx context.Context, name string, getenv envconf.Getenv, stderr io.Writer, cfg slog.LogValuer,
+	start func(ctx context.Context, d Deps) error) error {
+	common, err := CommonFromEnv(getenv)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	log, err := logging.New(stderr, common.LogLevel, common.LogFormat)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	log = log.With("service", name)
+	log.Info("starting", "config", cfg, "nats", common.NATSURL)
+
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	nc, err := pipeline.Connect(common.NATSURL, "pdfpipe-"+name, log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	res, err := pipeline.Setup(ctx, js, common.Pipeline)
+	if err != nil {
+		return fmt.Errorf("setup pipeline: %w", err)
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return start(gctx, Deps{NC: nc, Res: res, Log: log}) })
+	if common.HealthAddr != "" {
+		g.Go(func() error { return serveHealth(gctx, common.HealthAddr, nc) })
+	}
+	err = g.Wait()
+	log.Info("stopping")
+	if derr := nc.Drain(); derr != nil && !errors.Is(derr, nats.ErrConnectionClosed) {
+		log.Warn("nats drain", "err", derr)
+	}
+	return err
+}
+
+// serveHealth answers /healthz (process alive) and /readyz (NATS connected).
+func serveHealth(ctx context.Context, addr string, nc *nats.Conn) error {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !nc.IsConnected() {
+			http.Error(w, "nats not connected", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ok\n")
+	})
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return ctx }}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("health %s: %w", addr, err)
+	}
+	return nil
+}

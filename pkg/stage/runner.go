@@ -1,0 +1,200 @@
+package stage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
+)
+
+// Handler does a stage's work for one message.
+type Handler interface {
+	Handle(ctx context.Context, msg jetstream.Msg) error
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, msg jetstream.Msg) error
+
+// Handle calls f.
+func (f HandlerFunc) Handle(ctx context.Context, msg jetstream.Msg) error { return f(ctx, msg) }
+
+// FailFunc records that a task failed at this stage. It must be durable
+// when it returns nil; the message is terminated only then.
+type FailFunc func(ctx context.Context, taskID string, err error) error
+
+// Runner pulls from one consumer and runs a handler with bounded concurrency.
+type Runner struct {
+	Name     string
+	Consumer jetstream.Consumer
+	Handler  Handler
+	OnFail   FailFunc
+	Log      *slog.Logger
+
+	// Concurrency is how many messages are handled at once. Default 1.
+	Concurrency int
+	// MaxDeliver must match the consumer's; the last delivery fails the task.
+	MaxDeliver int
+	// Progress is how often InProgress is sent while handling. Default 10s.
+	Progress time.Duration
+	// Grace is how long in-flight handlers may finish after ctx ends. Default 20s.
+	Grace time.Duration
+	// BaseDelay and MaxDelay bound the redelivery backoff. Defaults 1s and 1m.
+	BaseDelay, MaxDelay time.Duration
+}
+
+func (r *Runner) defaults() {
+	if r.Concurrency <= 0 {
+		r.Concurrency = 1
+	}
+	if r.MaxDeliver <= 0 {
+		r.MaxDeliver = 10
+	}
+	if r.Progress <= 0 {
+		r.Progress = 10 * time.Second
+	}
+	if r.Grace <= 0 {
+		r.Grace = 20 * time.Second
+	}
+	if r.BaseDelay <= 0 {
+		r.BaseDelay = time.Second
+	}
+	if r.MaxDelay <= 0 {
+		r.MaxDelay = time.Minute
+	}
+	if r.Log == nil {
+		r.Log = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Run handles messages until ctx is done, then stops pulling, lets
+// in-flight handlers finish within Grace and returns. Unfinished messages
+// are not acked and will be redelivered.
+func (r *Runner) Run(ctx context.Context) error {
+	r.defaults()
+	it, err := r.Consumer.Messages(jetstream.PullMaxMessages(r.Concurrency * 2))
+	if err != nil {
+		return fmt.Errorf("%s: consume: %w", r.Name, err)
+	}
+	// Handlers outlive ctx by up to Grace so a shutdown does not cut work
+	// that is about to be acked.
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	stop := context.AfterFunc(ctx, it.Drain)
+	defer stop()
+
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, r.Concurrency)
+	var runErr error
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				runErr = fmt.Errorf("%s: next message: %w", r.Name, err)
+			}
+			break
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			r.handle(work, msg)
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(r.Grace):
+		r.Log.Warn("shutdown grace exceeded, cancelling in-flight work", "stage", r.Name)
+		cancelWork()
+		<-done
+	}
+	return runErr
+}
+
+func (r *Runner) handle(ctx context.Context, msg jetstream.Msg) {
+	taskID := msg.Headers().Get(pipeline.HeaderTaskID)
+	meta, _ := msg.Metadata()
+	var delivered uint64 = 1
+	var seq uint64
+	if meta != nil {
+		delivered = meta.NumDelivered
+		seq = meta.Sequence.Stream
+	}
+	log := r.Log.With("task_id", taskID, "stage", r.Name, "subject", msg.Subject(), "stream_seq", seq, "delivered", delivered)
+
+	hctx, cancel := context.WithCancel(ctx)
+	progressDone := make(chan struct{})
+	go func() {
+		defer close(progressDone)
+		t := time.NewTicker(r.Progress)
+		defer t.Stop()
+		for {
+			select {
+			case <-hctx.Done():
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	}()
+	err := r.safeHandle(hctx, msg)
+	cancel()
+	<-progressDone
+
+	switch {
+	case err == nil:
+		if aerr := msg.DoubleAck(ctx); aerr != nil {
+			log.Warn("ack failed; message will be redelivered", "err", aerr)
+		}
+	case IsPermanent(err) || delivered >= uint64(r.MaxDeliver):
+		log.Error("task failed", "err", err)
+		if r.OnFail != nil {
+			if ferr := r.OnFail(ctx, taskID, err); ferr != nil {
+				log.Error("recording failure; will retry", "err", ferr)
+				_ = msg.NakWithDelay(r.backoff(delivered))
+				return
+			}
+		}
+		_ = msg.TermWithReason(truncate(err.Error(), 200))
+	default:
+		d := r.backoff(delivered)
+		log.Warn("transient error; retrying", "err", err, "retry_in", d)
+		_ = msg.NakWithDelay(d)
+	}
+}
+
+// safeHandle turns a panicking handler into a permanent failure of that
+// task instead of a dead process.
+func (r *Runner) safeHandle(ctx context.Context, msg jetstream.Msg) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = Permanent(fmt.Errorf("internal error: %v", p))
+		}
+	}()
+	return r.Handler.Handle(ctx, msg)
+}
+
+func (r *Runner) backoff(delivered uint64) time.Duration {
+	d := r.BaseDelay
+	for i := uint64(1); i < delivered && d < r.MaxDelay; i++ {
+		d *= 2
+	}
+	d = min(d, r.MaxDelay)
+	// ±20% jitter so replicas do not retry in lockstep.
+	return d - d/5 + time.Duration(rand.Int64N(int64(d/5)*2+1))
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

@@ -1,0 +1,176 @@
+// Package status keeps each task's state in the status KV bucket: one JSON
+// record per task id, changed only by compare-and-set so concurrent stages
+// and replicas never overwrite each other, and never moved out of a
+// terminal state (done or failed).
+package status
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
+)
+
+// State is where a task is.
+type State string
+
+// States in pipeline order; Done and Failed are terminal.
+const (
+	Queued    State = "queued"
+	Fetching  State = "fetching"
+	Parsing   State = "parsing"
+	Embedding State = "embedding"
+	Ingesting State = "ingesting"
+	Done      State = "done"
+	Failed    State = "failed"
+)
+
+// Terminal reports whether no stage will change the task any more.
+func (s State) Terminal() bool { return s == Done || s == Failed }
+
+// Status is the record of one task.
+type Status struct {
+	TaskID     string          `json:"task_id"`
+	DocID      string          `json:"doc_id,omitempty"`
+	UserID     string          `json:"user_id,omitempty"`
+	FileName   string          `json:"file_name,omitempty"`
+	State      State           `json:"state"`
+	Stage      string          `json:"stage,omitempty"` // stage that failed, with Error
+	Error      string          `json:"error,omitempty"`
+	Pages      int             `json:"pages,omitempty"`
+	EmptyPages int             `json:"empty_pages,omitempty"`
+	Chunks     int             `json:"chunks,omitempty"`
+	Chapters   int             `json:"chapters,omitempty"`
+	Ingested   int             `json:"chunks_ingested,omitempty"`
+	Attempts   int             `json:"ingest_attempts,omitempty"`
+	SHA256     string          `json:"sha256,omitempty"`
+	Size       int64           `json:"size,omitempty"`
+	CreatedAt  time.Time       `json:"created_at"`
+	UpdatedAt  time.Time       `json:"updated_at"`
+	Task       json.RawMessage `json:"task,omitempty"` // the task as received
+}
+
+// ErrTerminal is returned by Update when the task has already ended.
+var ErrTerminal = errors.New("task already ended")
+
+// ErrNotFound is returned for an unknown task id.
+var ErrNotFound = errors.New("task not found")
+
+// Store reads and writes task status.
+type Store struct {
+	kv  jetstream.KeyValue
+	now func() time.Time
+}
+
+// New returns a Store over the status bucket.
+func New(kv jetstream.KeyValue) *Store { return &Store{kv: kv, now: time.Now} }
+
+// Create records a new task. It returns false, and changes nothing, when
+// the task id is already known: a task is started at most once.
+func (s *Store) Create(ctx context.Context, st Status) (bool, error) {
+	now := s.now().UTC()
+	if st.State == "" {
+		st.State = Queued
+	}
+	st.CreatedAt, st.UpdatedAt = now, now
+	data, err := json.Marshal(st)
+	if err != nil {
+		return false, err
+	}
+	_, err = s.kv.Create(ctx, pipeline.Token(st.TaskID), data)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("create status %s: %w", st.TaskID, err)
+	}
+	return true, nil
+}
+
+// Get returns the status of a task.
+func (s *Store) Get(ctx context.Context, taskID string) (Status, error) {
+	st, _, err := s.get(ctx, taskID)
+	return st, err
+}
+
+func (s *Store) get(ctx context.Context, taskID string) (Status, uint64, error) {
+	e, err := s.kv.Get(ctx, pipeline.Token(taskID))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return Status{}, 0, fmt.Errorf("status %s: %w", taskID, ErrNotFound)
+	}
+	if err != nil {
+		return Status{}, 0, fmt.Errorf("status %s: %w", taskID, err)
+	}
+	var st Status
+	if err := json.Unmarshal(e.Value(), &st); err != nil {
+		return Status{}, 0, fmt.Errorf("status %s: decode: %w", taskID, err)
+	}
+	return st, e.Revision(), nil
+}
+
+// Update applies fn to the task's record with compare-and-set, retrying on
+// conflicts. A task that has ended is not changed: Update returns
+// ErrTerminal. A task never created (replayed by hand, say) is created.
+func (s *Store) Update(ctx context.Context, taskID string, fn func(*Status)) (Status, error) {
+	for {
+		st, rev, err := s.get(ctx, taskID)
+		if errors.Is(err, ErrNotFound) {
+			st = Status{TaskID: taskID, State: Queued, CreatedAt: s.now().UTC()}
+		} else if err != nil {
+			return Status{}, err
+		}
+		if st.State.Terminal() {
+			return st, fmt.Errorf("status %s: %w (%s)", taskID, ErrTerminal, st.State)
+		}
+		fn(&st)
+		st.UpdatedAt = s.now().UTC()
+		data, err := json.Marshal(st)
+		if err != nil {
+			return Status{}, err
+		}
+		if rev == 0 {
+			_, err = s.kv.Create(ctx, pipeline.Token(taskID), data)
+		} else {
+			_, err = s.kv.Update(ctx, pipeline.Token(taskID), data, rev)
+		}
+		if err == nil {
+			return st, nil
+		}
+		if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			continue // someone else wrote in between: read again
+		}
+		return Status{}, fmt.Errorf("update status %s: %w", taskID, err)
+	}
+}
+
+// Advance moves a task to state unless it has ended.
+func (s *Store) Advance(ctx context.Context, taskID string, state State) error {
+	_, err := s.Update(ctx, taskID, func(st *Status) { st.State = state })
+	return err
+}
+
+// Fail ends a task as failed at stage with the reason. Failing a task that
+// has already ended changes nothing and is not an error.
+func (s *Store) Fail(ctx context.Context, taskID, stage string, reason error) error {
+	_, err := s.Update(ctx, taskID, func(st *Status) {
+		st.State = Failed
+		st.Stage = stage
+		st.Error = reason.Error()
+	})
+	if errors.Is(err, ErrTerminal) {
+		return nil
+	}
+	return err
+}
+
+// Decode reads a status record (for watchers of the bucket).
+func Decode(data []byte) (Status, error) {
+	var st Status
+	err := json.Unmarshal(data, &st)
+	return st, err
+}

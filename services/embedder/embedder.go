@@ -1,0 +1,341 @@
+// Package embedder is the embed stage: it turns each chunk into a vector
+// with the task's provider (its API key read from the keys bucket by task
+// id, waiting for one that has not arrived yet) or the default provider,
+// batching concurrent chunks into one API request, and stores the vector
+// on the vector stream. It also answers GetEmbedding queries through NATS,
+// so adding embedders adds query capacity.
+package embedder
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pdfpipe/pdfpipe/pkg/envconf"
+	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
+	"github.com/pdfpipe/pdfpipe/pkg/stage"
+	"github.com/pdfpipe/pdfpipe/pkg/status"
+	"github.com/pdfpipe/pdfpipe/services/embedder/provider"
+)
+
+// Config of the embedder.
+type Config struct {
+	// Default answers tasks without a key of their own and every
+	// GetEmbedding query: EMBEDDING_PROVIDER (default local),
+	// EMBEDDING_API_KEY, EMBEDDING_MODEL_NAME, EMBEDDING_BASE_URL.
+	Default provider.Config
+	// Dimension every vector must have: EMBEDDING_DIMENSION, default 384
+	// (the backend stores vector(384)).
+	Dimension int
+	// Models per provider for tasks that bring their own key
+	// (OPENAI_EMBEDDING_MODEL, GEMINI_EMBEDDING_MODEL) and OPENAI_BASE_URL.
+	OpenAIModel, GeminiModel, OpenAIBaseURL string
+	// KeyWait is how long a task without a key waits for one when no
+	// default provider can serve it: API_KEY_WAIT, default 30s.
+	KeyWait time.Duration
+	// Workers is how many chunks are in flight (EMBED_WORKERS, default 64);
+	// Requests how many API requests (EMBED_REQUESTS, default 4); Linger
+	// how long a batch waits to fill (EMBED_LINGER, default 10ms).
+	Workers, Requests int
+	Linger            time.Duration
+	// Timeout per API request (EMBED_TIMEOUT, default 60s).
+	Timeout time.Duration
+	// Retry of transient provider errors.
+	Retry provider.RetryPolicy
+}
+
+// ConfigFromEnv reads the embedder's settings.
+func ConfigFromEnv(getenv envconf.Getenv) (Config, error) {
+	r := envconf.New(getenv)
+	dim := r.Int("EMBEDDING_DIMENSION", 384)
+	c := Config{
+		Default: provider.Config{
+			Provider:  r.String("EMBEDDING_PROVIDER", "local"),
+			APIKey:    r.String("EMBEDDING_API_KEY", ""),
+			Model:     r.String("EMBEDDING_MODEL_NAME", ""),
+			BaseURL:   r.String("EMBEDDING_BASE_URL", ""),
+			Dimension: dim,
+			MaxBatch:  r.Int("EMBED_BATCH", 0),
+		},
+		Dimension:     dim,
+		OpenAIModel:   r.String("OPENAI_EMBEDDING_MODEL", ""),
+		GeminiModel:   r.String("GEMINI_EMBEDDING_MODEL", ""),
+		OpenAIBaseURL: r.String("OPENAI_BASE_URL", ""),
+		KeyWait:       r.Duration("API_KEY_WAIT", 30*time.Second),
+		Workers:       r.Int("EMBED_WORKERS", 64),
+		Requests:      r.Int("EMBED_REQUESTS", 4),
+		Linger:        r.Duration("EMBED_LINGER", 10*time.Millisecond),
+		Timeout:       r.Duration("EMBED_TIMEOUT", 60*time.Second),
+	}
+	if f := r.String("EMBEDDING_API_KEY_FILE", ""); f != "" && c.Default.APIKey == "" {
+		key, err := readSecretFile(f)
+		if err != nil {
+			return c, err
+		}
+		c.Default.APIKey = key
+	}
+	c.Default.Timeout = c.Timeout
+	if err := r.Err(); err != nil {
+		return c, err
+	}
+	return c, c.Validate()
+}
+
+// Validate checks the settings; the default provider itself is checked by
+// New, which refuses a model that cannot give Dimension.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Dimension < 1 {
+		errs = append(errs, errors.New("EMBEDDING_DIMENSION must be positive"))
+	}
+	if c.Workers < 1 || c.Requests < 1 {
+		errs = append(errs, errors.New("EMBED_WORKERS and EMBED_REQUESTS must be at least 1"))
+	}
+	return errors.Join(errs...)
+}
+
+// LogValue lists the settings with the key masked.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("provider", c.Default.Provider), slog.String("model", c.Default.Model),
+		slog.String("base_url", c.Default.BaseURL), slog.String("api_key", envconf.Mask(c.Default.APIKey)),
+		slog.Int("dimension", c.Dimension), slog.Duration("key_wait", c.KeyWait),
+		slog.Int("workers", c.Workers), slog.Int("requests", c.Requests))
+}
+
+// Service is a running embedder.
+type Service struct {
+	cfg      Config
+	res      *pipeline.Resources
+	nc       *nats.Conn
+	status   *status.Store
+	log      *slog.Logger
+	inflight chan struct{}
+	ended    *endedCache
+
+	def, defQuery *batcher
+	defModel      string
+
+	mu       sync.Mutex
+	batchers map[string]*batcher // by digest of provider, model and key
+}
+
+// New checks the default provider and returns an embedder.
+func New(cfg Config, res *pipeline.Resources, nc *nats.Conn, log *slog.Logger) (*Service, error) {
+	s := &Service{cfg: cfg, res: res, nc: nc, status: status.New(res.Status), log: log,
+		inflight: make(chan struct{}, cfg.Requests), batchers: map[string]*batcher{},
+		ended: &endedCache{ttl: time.Second, m: map[string]endedEntry{}}}
+	emb, err := s.provider(cfg.Default)
+	if err != nil {
+		return nil, fmt.Errorf("default embedding provider %s: %w", cfg.Default.Provider, err)
+	}
+	s.def = newBatcher(emb, provider.Document, s.maxBatch(cfg.Default), cfg.Linger, s.inflight)
+	s.defQuery = newBatcher(emb, provider.Query, s.maxBatch(cfg.Default), cfg.Linger, s.inflight)
+	s.defModel = modelName(cfg.Default)
+	return s, nil
+}
+
+func (s *Service) provider(pc provider.Config) (provider.Embedder, error) {
+	pc.Dimension = s.cfg.Dimension
+	pc.Timeout = s.cfg.Timeout
+	emb, err := provider.New(pc, nil)
+	if err != nil {
+		return nil, err
+	}
+	return provider.WithRetry(emb, s.cfg.Retry), nil
+}
+
+func (s *Service) maxBatch(pc provider.Config) int {
+	if pc.MaxBatch > 0 {
+		return pc.MaxBatch
+	}
+	return provider.DefaultMaxBatch(pc.Provider)
+}
+
+// Run embeds chunks and answers queries until ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	cons, err := s.res.Consumer(ctx, pipeline.Embed)
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		r := &stage.Runner{
+			Name: string(pipeline.Embed), Consumer: cons, Handler: s, Log: s.log,
+			Concurrency: s.cfg.Workers, MaxDeliver: s.res.Config.MaxDeliver,
+			OnFail: func(ctx context.Context, taskID string, err error) error {
+				return s.status.Fail(ctx, taskID, string(pipeline.Embed), err)
+			},
+		}
+		return r.Run(gctx)
+	})
+	g.Go(func() error { return s.serveQueries(gctx) })
+	return g.Wait()
+}
+
+// Handle embeds one chunk and stores its vector.
+func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
+	var job pipeline.EmbedJob
+	if err := pipeline.Decode(msg.Data(), &job); err != nil {
+		return stage.Permanent(err)
+	}
+	if ended, err := s.ended.check(ctx, s.status, job.TaskID); err != nil {
+		return err
+	} else if ended {
+		return nil // the task failed elsewhere: spend no API call on it
+	}
+	var vec []float32
+	model := "none (RagMode false)"
+	if job.SkipEmbedding {
+		vec = make([]float32, s.cfg.Dimension)
+	} else {
+		b, m, err := s.batcherFor(ctx, job.TaskID)
+		if err != nil {
+			return err
+		}
+		if vec, err = b.embed(ctx, job.Chunk.Text); err != nil {
+			return classify(job.TaskID, err)
+		}
+		model = m
+	}
+	if len(vec) != s.cfg.Dimension {
+		return stage.Permanent(fmt.Errorf("embed %s chunk %d: got %d dimensions, want %d", job.TaskID, job.Chunk.Index, len(vec), s.cfg.Dimension))
+	}
+	_, err := pipeline.Publish(ctx, s.res.JS, pipeline.VectorSubject(job.TaskID, job.Chunk.Index), job.TaskID, "",
+		pipeline.Vector{TaskID: job.TaskID, Model: model, Chunk: job.Chunk, Vector: vec})
+	return err
+}
+
+// batcherFor picks the task's own provider and key when it has one, else
+// the default provider; with no usable default it waits for the key.
+func (s *Service) batcherFor(ctx context.Context, taskID string) (*batcher, string, error) {
+	wait := time.Duration(0)
+	if !s.defaultUsable() {
+		wait = s.cfg.KeyWait
+	}
+	k, err := pipeline.GetAPIKey(ctx, s.res.Keys, taskID, wait)
+	switch {
+	case errors.Is(err, pipeline.ErrNoKey) && s.defaultUsable():
+		return s.def, s.defModel, nil
+	case errors.Is(err, pipeline.ErrNoKey):
+		return nil, "", stage.Permanent(fmt.Errorf("embed %s: no API key arrived within %s and no default provider is configured", taskID, s.cfg.KeyWait))
+	case err != nil:
+		return nil, "", err
+	}
+	pc := provider.Config{Provider: strings.ToLower(k.Provider), APIKey: k.Key}
+	switch pc.Provider {
+	case "openai":
+		pc.Model, pc.BaseURL = s.cfg.OpenAIModel, s.cfg.OpenAIBaseURL
+	case "gemini":
+		pc.Model = s.cfg.GeminiModel
+	}
+	if strings.EqualFold(pc.Provider, s.cfg.Default.Provider) {
+		pc.Model, pc.BaseURL, pc.MaxBatch = s.cfg.Default.Model, s.cfg.Default.BaseURL, s.cfg.Default.MaxBatch
+	}
+	digest := sha256.Sum256([]byte(pc.Provider + "\x00" + pc.Model + "\x00" + pc.BaseURL + "\x00" + pc.APIKey))
+	id := hex.EncodeToString(digest[:])
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b, ok := s.batchers[id]; ok {
+		return b, modelName(pc), nil
+	}
+	emb, err := s.provider(pc)
+	if err != nil {
+		return nil, "", stage.Permanent(fmt.Errorf("embed %s: provider %q: %w", taskID, k.Provider, err))
+	}
+	b := newBatcher(emb, provider.Document, s.maxBatch(pc), s.cfg.Linger, s.inflight)
+	s.batchers[id] = b
+	return b, modelName(pc), nil
+}
+
+// defaultUsable says whether the default provider can serve a task
+// without a key of its own.
+func (s *Service) defaultUsable() bool {
+	return strings.EqualFold(s.cfg.Default.Provider, "local") || s.cfg.Default.APIKey != ""
+}
+
+func modelName(pc provider.Config) string {
+	return strings.ToLower(pc.Provider) + "/" + provider.ModelOrDefault(pc)
+}
+
+// classify makes errors that retrying cannot fix permanent.
+func classify(taskID string, err error) error {
+	if errors.Is(err, provider.ErrInvalidKey) || errors.Is(err, provider.ErrBadInput) {
+		return stage.Permanent(fmt.Errorf("embed %s: %w", taskID, err))
+	}
+	return fmt.Errorf("embed %s: %w", taskID, err)
+}
+
+// serveQueries answers GetEmbedding requests in the embedder queue group.
+func (s *Service) serveQueries(ctx context.Context) error {
+	sem := make(chan struct{}, s.cfg.Workers)
+	var wg sync.WaitGroup
+	sub, err := s.nc.QueueSubscribe(pipeline.QuerySubject, pipeline.QueryQueue, func(m *nats.Msg) {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			s.answer(ctx, m)
+		}()
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe %s: %w", pipeline.QuerySubject, err)
+	}
+	<-ctx.Done()
+	_ = sub.Drain()
+	wg.Wait()
+	return nil
+}
+
+func (s *Service) answer(ctx context.Context, m *nats.Msg) {
+	var q pipeline.EmbedQuery
+	reply := func(r pipeline.EmbedReply) {
+		data, _ := json.Marshal(r)
+		_ = m.Respond(data)
+	}
+	if err := json.Unmarshal(m.Data, &q); err != nil || strings.TrimSpace(q.Text) == "" {
+		reply(pipeline.EmbedReply{Error: "query needs a non-empty text", BadInput: true})
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	b, model := s.defQuery, s.defModel
+	if q.APIKey != "" && q.Provider != "" {
+		pc := provider.Config{Provider: strings.ToLower(q.Provider), APIKey: q.APIKey}
+		emb, err := s.provider(pc)
+		if err != nil {
+			reply(pipeline.EmbedReply{Error: err.Error(), BadInput: true})
+			return
+		}
+		vecs, err := emb.Embed(ctx, []string{q.Text}, provider.Query)
+		if err != nil {
+			reply(errorReply(err))
+			return
+		}
+		reply(pipeline.EmbedReply{Vector: vecs[0], Model: modelName(pc)})
+		return
+	}
+	vec, err := b.embed(ctx, q.Text)
+	if err != nil {
+		s.log.Warn("query failed", "err", err)
+		reply(errorReply(err))
+		return
+	}
+	reply(pipeline.EmbedReply{Vector: vec, Model: model})
+}
+
+func errorReply(err error) pipeline.EmbedReply {
+	return pipeline.EmbedReply{Error: err.Error(),
+		InvalidKey: errors.Is(err, provider.ErrInvalidKey), BadInput: errors.Is(err, provider.ErrBadInput)}
+}

@@ -1,0 +1,149 @@
+package provider
+
+import (
+	"context"
+	"hash/fnv"
+	"math"
+	"unicode"
+)
+
+// Local is the offline embedder, model "local-ngram-v1". It is lexical, not
+// semantic: texts sharing words, word pairs and character trigrams get
+// similar vectors, so it finds "invoice total" in "the invoice's total
+// amount" and tolerates inflection and typos, but it does not know that
+// "car" and "automobile" mean the same, and it does not match across
+// languages. Use it for development, tests and air-gapped installs where
+// keyword-like retrieval is enough; use a real model for semantic search.
+//
+// The vector of a text is a fixed function of the text and the dimension,
+// the same on every machine and in every release of local-ngram-v1:
+//
+//  1. Runes are lower-cased (unicode.ToLower). A run is a maximal sequence of
+//     letters, numbers and combining marks (unicode.IsLetter, IsNumber, IsMark);
+//     everything else separates runs.
+//  2. Words: each run is one word, except that Han, Hiragana and Katakana
+//     runes are each a word of their own (CJK has no spaces), e.g.
+//     "gpt4中文" gives "gpt4", "中", "文".
+//  3. Features, as UTF-8 strings: "w:"+word for each word; "b:"+w1+" "+w2
+//     for each pair of consecutive words; "c:"+g for each 3-rune substring g
+//     of " "+run+" " for each run.
+//  4. Each feature's FNV-1a 64-bit hash h adds +1 to component h mod dim if
+//     h's top bit is 0, else -1 ("signed hashing").
+//  5. The vector is L2-normalised (in float64, then rounded to float32). A
+//     text with no letters or numbers gets the zero vector.
+//
+// Kind is ignored, except for Config.DocumentPrefix / QueryPrefix.
+type Local struct {
+	dim            int
+	documentPrefix string
+	queryPrefix    string
+}
+
+// NewLocal returns the local embedder for dim dimensions (dim must be > 0).
+func NewLocal(dim int) *Local {
+	if dim <= 0 {
+		dim = DefaultDimension
+	}
+	return &Local{dim: dim}
+}
+
+func (l *Local) String() string { return "provider.local(model=" + LocalModel + ")" }
+
+// Embed implements Embedder. It refuses empty texts (ErrBadInput) like the
+// remote providers do, and otherwise never fails.
+func (l *Local) Embed(ctx context.Context, texts []string, kind Kind) ([][]float32, error) {
+	if err := checkTexts(ProviderLocal, texts); err != nil {
+		return nil, err
+	}
+	texts = withPrefix(texts, kind, l.documentPrefix, l.queryPrefix)
+	out := make([][]float32, len(texts))
+	for i, t := range texts {
+		if i%64 == 0 && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		out[i] = l.Vector(t)
+	}
+	return out, nil
+}
+
+// Vector returns the embedding of one text (see [Local]).
+func (l *Local) Vector(text string) []float32 {
+	acc := make([]float64, l.dim)
+	add := func(feature []byte) {
+		h := fnv.New64a()
+		h.Write(feature)
+		sum := h.Sum64()
+		if sum>>63 == 0 {
+			acc[sum%uint64(l.dim)]++
+		} else {
+			acc[sum%uint64(l.dim)]--
+		}
+	}
+
+	var (
+		run      []rune // current run, lower-cased
+		prevWord []byte // previous word, for bigrams
+		buf      []byte
+	)
+	word := func(w []rune) {
+		cur := []byte(string(w))
+		buf = append(append(buf[:0], "w:"...), cur...)
+		add(buf)
+		if prevWord != nil {
+			buf = append(append(append(append(buf[:0], "b:"...), prevWord...), ' '), cur...)
+			add(buf)
+		}
+		prevWord = cur
+	}
+	endRun := func() {
+		if len(run) == 0 {
+			return
+		}
+		padded := make([]rune, 0, len(run)+2)
+		padded = append(append(append(padded, ' '), run...), ' ')
+		for i := 0; i+3 <= len(padded); i++ {
+			buf = append(append(buf[:0], "c:"...), string(padded[i:i+3])...)
+			add(buf)
+		}
+		start := 0
+		for i, r := range run {
+			if isIdeograph(r) {
+				if start < i {
+					word(run[start:i])
+				}
+				word(run[i : i+1])
+				start = i + 1
+			}
+		}
+		if start < len(run) {
+			word(run[start:])
+		}
+		run = run[:0]
+	}
+	for _, r := range text {
+		if unicode.IsLetter(r) || unicode.IsNumber(r) || unicode.IsMark(r) {
+			run = append(run, unicode.ToLower(r))
+			continue
+		}
+		endRun()
+	}
+	endRun()
+
+	var norm float64
+	for _, x := range acc {
+		norm += x * x
+	}
+	out := make([]float32, l.dim)
+	if norm == 0 {
+		return out
+	}
+	norm = math.Sqrt(norm)
+	for i, x := range acc {
+		out[i] = float32(x / norm)
+	}
+	return out
+}
+
+func isIdeograph(r rune) bool {
+	return unicode.Is(unicode.Han, r) || unicode.Is(unicode.Hiragana, r) || unicode.Is(unicode.Katakana, r)
+}

@@ -1,0 +1,156 @@
+// Package fetcher is the first stage: it copies the PDF behind a task's URL
+// (http, https or s3://bucket/key) into the pipeline's object store,
+// streaming and hashing it on the way, and hands the document to the
+// parser. The bytes never sit whole in memory or in a message.
+package fetcher
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pdfpipe/pdfpipe/pkg/envconf"
+	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
+	"github.com/pdfpipe/pdfpipe/pkg/stage"
+	"github.com/pdfpipe/pdfpipe/pkg/status"
+	"github.com/pdfpipe/pdfpipe/services/fetcher/source"
+)
+
+// Config of the fetcher.
+type Config struct {
+	Workers     int           // FETCH_WORKERS, default 4
+	MaxBytes    int64         // MAX_FILE_SIZE, default 200MiB
+	HTTPTimeout time.Duration // FETCH_TIMEOUT, default 5m
+	S3          source.S3Config
+}
+
+// ConfigFromEnv reads the fetcher's settings.
+func ConfigFromEnv(getenv envconf.Getenv) (Config, error) {
+	r := envconf.New(getenv)
+	c := Config{
+		Workers:     r.Int("FETCH_WORKERS", 4),
+		MaxBytes:    r.Bytes("MAX_FILE_SIZE", 200<<20),
+		HTTPTimeout: r.Duration("FETCH_TIMEOUT", 5*time.Minute),
+		S3: source.S3Config{
+			Endpoint:      r.String("BUCKET_ENDPOINT", ""),
+			AccessID:      r.String("BUCKET_ACCESS_ID", ""),
+			AccessKey:     r.String("BUCKET_ACCESS_KEY", ""),
+			Secure:        r.Bool("BUCKET_SECURE", false),
+			Region:        r.String("BUCKET_REGION", ""),
+			DefaultBucket: r.String("BUCKET_NAME", ""),
+		},
+	}
+	if err := r.Err(); err != nil {
+		return c, err
+	}
+	return c, c.Validate()
+}
+
+// Validate checks the settings before anything connects.
+func (c Config) Validate() error {
+	if c.Workers < 1 {
+		return fmt.Errorf("FETCH_WORKERS must be at least 1")
+	}
+	if c.MaxBytes < 1 {
+		return fmt.Errorf("MAX_FILE_SIZE must be positive")
+	}
+	return nil
+}
+
+// LogValue masks the S3 credentials.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.Int("workers", c.Workers), slog.Int64("max_bytes", c.MaxBytes),
+		slog.Duration("http_timeout", c.HTTPTimeout), slog.String("s3_endpoint", c.S3.Endpoint),
+		slog.String("s3_access_id", envconf.Mask(c.S3.AccessID)), slog.String("s3_access_key", envconf.Mask(c.S3.AccessKey)),
+	)
+}
+
+// Service is a running fetcher.
+type Service struct {
+	cfg    Config
+	res    *pipeline.Resources
+	status *status.Store
+	open   *source.Opener
+	log    *slog.Logger
+}
+
+// New returns a fetcher over the pipeline's resources.
+func New(cfg Config, res *pipeline.Resources, log *slog.Logger) (*Service, error) {
+	op, err := source.New(source.Options{MaxBytes: cfg.MaxBytes, HTTPTimeout: cfg.HTTPTimeout, S3: cfg.S3})
+	if err != nil {
+		return nil, fmt.Errorf("fetcher: %w", err)
+	}
+	return &Service{cfg: cfg, res: res, status: status.New(res.Status), open: op, log: log}, nil
+}
+
+// Run fetches until ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	cons, err := s.res.Consumer(ctx, pipeline.Fetch)
+	if err != nil {
+		return err
+	}
+	r := &stage.Runner{
+		Name: string(pipeline.Fetch), Consumer: cons, Handler: s, Log: s.log,
+		Concurrency: s.cfg.Workers, MaxDeliver: s.res.Config.MaxDeliver,
+		OnFail: func(ctx context.Context, taskID string, err error) error {
+			return s.status.Fail(ctx, taskID, string(pipeline.Fetch), err)
+		},
+	}
+	return r.Run(ctx)
+}
+
+// Handle copies one task's PDF into the object store and publishes the
+// parse job. The message is acked only after the parse job is stored.
+func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
+	var job pipeline.FetchJob
+	if err := pipeline.Decode(msg.Data(), &job); err != nil {
+		return stage.Permanent(err)
+	}
+	id := job.Task.ID
+	if _, err := s.status.Update(ctx, id, func(st *status.Status) { st.State = status.Fetching }); err != nil {
+		if errors.Is(err, status.ErrTerminal) {
+			return nil // ended meanwhile (failed elsewhere, or replayed after done)
+		}
+		return err
+	}
+	doc, err := s.fetch(ctx, id, job.Task.URL)
+	if err != nil {
+		return err
+	}
+	s.log.Info("fetched", "task_id", id, "bytes", doc.Size, "sha256", doc.SHA256)
+	_, err = pipeline.Publish(ctx, s.res.JS, pipeline.Parse.Subject(id), id, id+":parse",
+		pipeline.ParseJob{Task: job.Task, Document: doc})
+	return err
+}
+
+func (s *Service) fetch(ctx context.Context, id, url string) (pipeline.Document, error) {
+	obj, err := s.open.Open(ctx, url)
+	if err != nil {
+		return pipeline.Document{}, classify(err)
+	}
+	defer obj.Body.Close()
+	h := sha256.New()
+	name := pipeline.Token(id)
+	info, err := s.res.Objects.Put(ctx, jetstream.ObjectMeta{Name: name, Description: "pdf of task " + id},
+		io.TeeReader(obj.Body, h))
+	if err != nil {
+		// The body's own errors (too large, not a PDF) come back through Put.
+		return pipeline.Document{}, classify(fmt.Errorf("store pdf: %w", err))
+	}
+	return pipeline.Document{Object: name, SHA256: hex.EncodeToString(h.Sum(nil)), Size: int64(info.Size)}, nil
+}
+
+func classify(err error) error {
+	if source.Permanent(err) {
+		return stage.Permanent(err)
+	}
+	return err
+}

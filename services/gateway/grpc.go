@@ -1,0 +1,208 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
+
+	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
+	taskstatus "github.com/pdfpipe/pdfpipe/pkg/status"
+	pb "github.com/pdfpipe/pdfpipe/proto/cognicore"
+)
+
+// serverOptions permit the backend's keepalive pings every 10 s, also
+// when no call is open (it pings an idle GetEmbedding connection).
+func serverOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second}),
+	}
+}
+
+// serveGRPC runs APIKeyService on KeyAddr and the embedding services on
+// EmbedAddr until ctx ends, then stops them gracefully.
+func (s *Service) serveGRPC(ctx context.Context) error {
+	keyLis, err := net.Listen("tcp", s.cfg.KeyAddr)
+	if err != nil {
+		return fmt.Errorf("listen %s (GRPC_SERVER_PORT): %w", s.cfg.KeyAddr, err)
+	}
+	embLis, err := net.Listen("tcp", s.cfg.EmbedAddr)
+	if err != nil {
+		keyLis.Close()
+		return fmt.Errorf("listen %s (GRPC_EMBEDDING_PORT): %w", s.cfg.EmbedAddr, err)
+	}
+	s.log.Info("grpc listening", "apikey", keyLis.Addr().String(), "embedding", embLis.Addr().String())
+	return Serve(ctx, s.KeyServer(), s.EmbeddingServer(), keyLis, embLis)
+}
+
+// Serve serves the two gRPC servers on the listeners until ctx ends.
+func Serve(ctx context.Context, keys pb.APIKeyServiceServer, emb *EmbeddingServer, keyLis, embLis net.Listener) error {
+	keySrv := grpc.NewServer(serverOptions()...)
+	pb.RegisterAPIKeyServiceServer(keySrv, keys)
+	embSrv := grpc.NewServer(serverOptions()...)
+	pb.RegisterEmbeddingServiceServer(embSrv, emb)
+	pb.RegisterVectorizerServiceServer(embSrv, emb.Vectorizer())
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(keySrv, hs)
+	healthpb.RegisterHealthServer(embSrv, hs)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return keySrv.Serve(keyLis) })
+	g.Go(func() error { return embSrv.Serve(embLis) })
+	g.Go(func() error {
+		<-gctx.Done()
+		hs.Shutdown()
+		stopGracefully(keySrv, 10*time.Second)
+		stopGracefully(embSrv, 10*time.Second)
+		return nil
+	})
+	return g.Wait()
+}
+
+func stopGracefully(srv *grpc.Server, within time.Duration) {
+	done := make(chan struct{})
+	go func() { srv.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(within):
+		srv.Stop()
+	}
+}
+
+// KeyServer answers ProvideAPIKey.
+type KeyServer struct {
+	pb.UnimplementedAPIKeyServiceServer
+	s *Service
+}
+
+// KeyServer returns the APIKeyService implementation.
+func (s *Service) KeyServer() *KeyServer { return &KeyServer{s: s} }
+
+// ProvideAPIKey stores a task's key in the keys bucket, where the
+// embedders find it by task id. The key itself is never logged.
+func (k *KeyServer) ProvideAPIKey(ctx context.Context, req *pb.APIKeyRequest) (*pb.APIKeyResponse, error) {
+	id := strings.TrimSpace(req.GetTaskId())
+	prov := strings.ToLower(strings.TrimSpace(req.GetProvider()))
+	log := k.s.log.With("task_id", id, "provider", prov)
+	switch {
+	case id == "":
+		return nil, status.Error(codes.InvalidArgument, "task_id is required")
+	case req.GetApiKey() == "":
+		return nil, status.Errorf(codes.InvalidArgument, "task %s: api_key is empty", id)
+	case prov != "openai" && prov != "gemini":
+		return nil, status.Errorf(codes.InvalidArgument, "task %s: provider %q is not supported (want openai or gemini)", id, req.GetProvider())
+	}
+	st, err := k.s.status.Get(ctx, id)
+	if err == nil && st.State.Terminal() {
+		log.Info("api key for a task that already ended; not stored", "state", st.State)
+		return &pb.APIKeyResponse{Success: false, Message: fmt.Sprintf("task %s already %s; key not stored", id, st.State)}, nil
+	}
+	if err != nil && !errors.Is(err, taskstatus.ErrNotFound) {
+		return nil, status.Errorf(codes.Unavailable, "task %s: reading status: %v", id, err)
+	}
+	if err := pipeline.PutAPIKey(ctx, k.s.res.Keys, id, pipeline.APIKey{Provider: prov, Key: req.GetApiKey()}, k.s.cfg.KeyTTL); err != nil {
+		return nil, status.Errorf(codes.Unavailable, "task %s: storing key: %v", id, err)
+	}
+	log.Info("api key stored")
+	return &pb.APIKeyResponse{Success: true, Message: "key stored for task " + id}, nil
+}
+
+// EmbeddingServer answers GetEmbedding and the legacy GetVector by asking
+// an embedder over NATS (queue group: any embedder answers).
+type EmbeddingServer struct {
+	pb.UnimplementedEmbeddingServiceServer
+	nc   *nats.Conn
+	dim  int
+	wait time.Duration
+}
+
+// NewEmbeddingServer returns an EmbeddingServer over nc.
+func NewEmbeddingServer(nc *nats.Conn, dim int, wait time.Duration) *EmbeddingServer {
+	return &EmbeddingServer{nc: nc, dim: dim, wait: wait}
+}
+
+// EmbeddingServer returns the EmbeddingService implementation.
+func (s *Service) EmbeddingServer() *EmbeddingServer {
+	return NewEmbeddingServer(s.nc, s.cfg.Dimension, s.cfg.EmbedWait)
+}
+
+// GetEmbedding embeds one query text. The backend sends no provider and
+// no key: the embedders' default provider answers.
+func (e *EmbeddingServer) GetEmbedding(ctx context.Context, req *pb.EmbeddingRequest) (*pb.EmbeddingResponse, error) {
+	vec, err := e.embed(ctx, pipeline.EmbedQuery{Text: req.GetText(), Provider: req.GetProvider(), APIKey: req.GetApiKey()})
+	if err != nil {
+		return nil, err
+	}
+	return &pb.EmbeddingResponse{Success: true, Message: "ok", Embeddings: vec, Dimension: int32(len(vec))}, nil
+}
+
+func (e *EmbeddingServer) embed(ctx context.Context, q pipeline.EmbedQuery) ([]float32, error) {
+	if strings.TrimSpace(q.Text) == "" {
+		return nil, status.Error(codes.InvalidArgument, "text is empty")
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		// The backend sets no deadline; do not hang forever.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, e.wait)
+		defer cancel()
+	}
+	data, err := json.Marshal(q)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "encode query: %v", err)
+	}
+	msg, err := e.nc.RequestWithContext(ctx, pipeline.QuerySubject, data)
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return nil, status.Error(codes.Unavailable, "no embedder is running")
+	case errors.Is(err, context.DeadlineExceeded):
+		return nil, status.Error(codes.DeadlineExceeded, "no embedder answered in time")
+	case err != nil:
+		return nil, status.Errorf(codes.Unavailable, "asking an embedder: %v", err)
+	}
+	var r pipeline.EmbedReply
+	if err := json.Unmarshal(msg.Data, &r); err != nil {
+		return nil, status.Errorf(codes.Internal, "embedder reply: %v", err)
+	}
+	switch {
+	case r.InvalidKey:
+		return nil, status.Error(codes.Unauthenticated, r.Error)
+	case r.BadInput:
+		return nil, status.Error(codes.InvalidArgument, r.Error)
+	case r.Error != "":
+		return nil, status.Error(codes.Unavailable, r.Error)
+	}
+	if len(r.Vector) != e.dim {
+		return nil, status.Errorf(codes.Internal, "embedder returned %d dimensions, want %d", len(r.Vector), e.dim)
+	}
+	return r.Vector, nil
+}
+
+// Vectorizer returns the legacy VectorizerService over the same embedders.
+func (e *EmbeddingServer) Vectorizer() pb.VectorizerServiceServer { return vectorizer{e: e} }
+
+type vectorizer struct {
+	pb.UnimplementedVectorizerServiceServer
+	e *EmbeddingServer
+}
+
+// GetVector is the legacy single-text call.
+func (v vectorizer) GetVector(ctx context.Context, req *pb.TextRequest) (*pb.VectorResponse, error) {
+	vec, err := v.e.embed(ctx, pipeline.EmbedQuery{Text: req.GetText()})
+	if err != nil {
+		return nil, err
+	}
+	return &pb.VectorResponse{Vector: vec}, nil
+}

@@ -1,0 +1,24 @@
+module github.com/pdfpipe/pdfpipe/services/parser
+
+go 1.26.0
+
+require (
+	github.com/gen2brain/go-fitz v1.24.15
+	github.com/nats-io/nats.go v1.55.0
+	github.com/pdfpipe/pdfpipe/pkg v0.0.0-00010101000000-000000000000
+)
+
+require (
+	github.com/ebitengine/purego v0.8.4 // indirect
+	github.com/jupiterrider/ffi v0.5.0 // indirect
+	github.com/klauspost/compress v1.20.3 // indirect
+	github.com/nats-io/nkeys v0.4.16 // indirect
+	github.com/nats-io/nuid v1.0.1 // indirect
+	golang.org/x/crypto v0.58.0 // indirect
+	golang.org/x/sync v0.25.0 // indirect
+	golang.org/x/sys v0.49.0 // indirect
+)
+
+replace github.com/pdfpipe/pdfpipe/pkg => ../../pkg
+
+replace github.com/pdfpipe/pdfpipe/proto => ../../proto

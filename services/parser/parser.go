@@ -1,0 +1,200 @@
+// Package parser is the parse stage: it reads a fetched PDF from the object
+// store into a temporary file, extracts text page by page with the PDF
+// engine (MuPDF by default), and publishes each chunk to the embed subject
+// as soon as it is cut, then the document's summary to the ingest subject.
+package parser
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pdfpipe/pdfpipe/pkg/envconf"
+	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
+	"github.com/pdfpipe/pdfpipe/pkg/stage"
+	"github.com/pdfpipe/pdfpipe/pkg/status"
+	"github.com/pdfpipe/pdfpipe/services/parser/pdftext"
+)
+
+// Config of the parser.
+type Config struct {
+	Workers int    // PARSE_WORKERS, default 2: documents parsed at once
+	TempDir string // TEMP_DIR, default the OS temp dir: one file per document in flight
+	Chunks  pdftext.Options
+}
+
+// ConfigFromEnv reads the parser's settings.
+func ConfigFromEnv(getenv envconf.Getenv) (Config, error) {
+	r := envconf.New(getenv)
+	c := Config{
+		Workers: r.Int("PARSE_WORKERS", 2),
+		TempDir: r.String("TEMP_DIR", os.TempDir()),
+		Chunks: pdftext.Options{
+			TargetRunes:  r.Int("CHUNK_SIZE", pdftext.DefaultTargetRunes),
+			OverlapRunes: r.Int("CHUNK_OVERLAP", pdftext.DefaultOverlapRunes),
+			MaxPages:     r.Int("MAX_PAGES", pdftext.DefaultMaxPages),
+		},
+	}
+	if err := r.Err(); err != nil {
+		return c, err
+	}
+	return c, c.Validate()
+}
+
+// Validate checks the settings.
+func (c Config) Validate() error {
+	if c.Workers < 1 {
+		return errors.New("PARSE_WORKERS must be at least 1")
+	}
+	if c.Chunks.TargetRunes < 100 {
+		return errors.New("CHUNK_SIZE must be at least 100 runes")
+	}
+	if st, err := os.Stat(c.TempDir); err != nil || !st.IsDir() {
+		return fmt.Errorf("TEMP_DIR %q is not a directory", c.TempDir)
+	}
+	return nil
+}
+
+// LogValue lists the settings for the start-up log line.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(slog.Int("workers", c.Workers), slog.String("temp_dir", c.TempDir),
+		slog.Int("chunk_size", c.Chunks.TargetRunes), slog.Int("chunk_overlap", c.Chunks.OverlapRunes))
+}
+
+// Service is a running parser.
+type Service struct {
+	cfg    Config
+	res    *pipeline.Resources
+	status *status.Store
+	engine pdftext.Engine
+	log    *slog.Logger
+}
+
+// New returns a parser using MuPDF.
+func New(cfg Config, res *pipeline.Resources, log *slog.Logger) *Service {
+	return &Service{cfg: cfg, res: res, status: status.New(res.Status), engine: pdftext.NewFitzEngine(), log: log}
+}
+
+// Run parses until ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	cons, err := s.res.Consumer(ctx, pipeline.Parse)
+	if err != nil {
+		return err
+	}
+	r := &stage.Runner{
+		Name: string(pipeline.Parse), Consumer: cons, Handler: s, Log: s.log,
+		Concurrency: s.cfg.Workers, MaxDeliver: s.res.Config.MaxDeliver,
+		OnFail: func(ctx context.Context, taskID string, err error) error {
+			return s.status.Fail(ctx, taskID, string(pipeline.Parse), err)
+		},
+	}
+	return r.Run(ctx)
+}
+
+// Handle parses one document. Chunks are published as they are made; a
+// redelivered job publishes them again under the same message ids, which
+// the stream's duplicate window drops, and the vector stream keeps one
+// vector per chunk whatever happens.
+func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
+	var job pipeline.ParseJob
+	if err := pipeline.Decode(msg.Data(), &job); err != nil {
+		return stage.Permanent(err)
+	}
+	t := job.Task
+	if _, err := s.status.Update(ctx, t.ID, func(st *status.Status) {
+		st.State = status.Parsing
+		st.SHA256, st.Size = job.Document.SHA256, job.Document.Size
+	}); err != nil {
+		if errors.Is(err, status.ErrTerminal) {
+			return nil
+		}
+		return err
+	}
+	path, err := s.download(ctx, job.Document.Object)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(path)
+
+	skip := t.SkipEmbedding()
+	info, err := pdftext.Extract(ctx, s.engine, path, s.cfg.Chunks, func(c pdftext.Chunk) error {
+		idx := strconv.Itoa(c.Index)
+		_, err := pipeline.Publish(ctx, s.res.JS, pipeline.Embed.Subject(t.ID, idx), t.ID, t.ID+":embed:"+idx,
+			pipeline.EmbedJob{TaskID: t.ID, SkipEmbedding: skip, Chunk: pipeline.Chunk{
+				ID: ChunkID(t.DocID, t.ID, c.Index), Index: c.Index, Text: c.Text,
+				Chapter: c.Chapter, ChapterNum: c.ChapterNum, PageStart: c.PageStart, PageEnd: c.PageEnd,
+			}})
+		return err
+	})
+	if err != nil {
+		return classify(t.ID, err)
+	}
+	s.log.Info("parsed", "task_id", t.ID, "pages", info.Pages, "chunks", info.Chunks, "empty_pages", info.EmptyPages)
+	if _, err := s.status.Update(ctx, t.ID, func(st *status.Status) {
+		st.State = status.Embedding
+		st.Pages, st.EmptyPages, st.Chunks, st.Chapters = info.Pages, info.EmptyPages, info.Chunks, info.Chapters
+	}); err != nil && !errors.Is(err, status.ErrTerminal) {
+		return err
+	}
+	_, err = pipeline.Publish(ctx, s.res.JS, pipeline.Ingest.Subject(t.ID), t.ID, t.ID+":ingest", pipeline.IngestJob{
+		Task: t, Document: job.Document, Pages: info.Pages, EmptyPages: info.EmptyPages,
+		Chunks: info.Chunks, Chapters: info.Chapters,
+	})
+	return err
+}
+
+// download copies the PDF into a temporary file: MuPDF wants a seekable
+// file, and the bytes never need to be in memory whole.
+func (s *Service) download(ctx context.Context, object string) (string, error) {
+	obj, err := s.res.Objects.Get(ctx, object)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return "", stage.Permanent(fmt.Errorf("pdf %s is no longer in the object store (retention expired?)", object))
+	}
+	if err != nil {
+		return "", fmt.Errorf("get pdf %s: %w", object, err)
+	}
+	defer obj.Close()
+	f, err := os.CreateTemp(s.cfg.TempDir, "pdfpipe-*.pdf")
+	if err != nil {
+		return "", fmt.Errorf("temp file: %w", err)
+	}
+	if _, err := io.Copy(f, obj); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return "", fmt.Errorf("copy pdf %s: %w", object, err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(f.Name())
+		return "", fmt.Errorf("temp file: %w", err)
+	}
+	return f.Name(), nil
+}
+
+// classify makes the PDF's own problems permanent: retrying cannot fix them.
+func classify(taskID string, err error) error {
+	for _, perm := range []error{pdftext.ErrEncrypted, pdftext.ErrNotPDF, pdftext.ErrCorrupt, pdftext.ErrTooManyPages, pdftext.ErrNoText} {
+		if errors.Is(err, perm) {
+			return stage.Permanent(fmt.Errorf("parse %s: %w", taskID, err))
+		}
+	}
+	return fmt.Errorf("parse %s: %w", taskID, err)
+}
+
+// ChunkID is the id the backend stores a chunk under: md5 hex of
+// "<DocID>_<index>", as the original service computed it, so ids stay
+// stable across re-runs and across the two implementations.
+func ChunkID(docID, taskID string, index int) string {
+	if docID == "" {
+		docID = taskID
+	}
+	sum := md5.Sum([]byte(docID + "_" + strconv.Itoa(index)))
+	return hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,21 @@
+package pdftext
+
+import "errors"
+
+// Sentinel errors. Every error returned by Extract, Probe and the engines
+// wraps at most one of them; callers match with errors.Is.
+var (
+	// ErrEncrypted means the document is encrypted and the password is
+	// missing, wrong, or cannot be applied by the engine.
+	ErrEncrypted = errors.New("pdf is encrypted")
+	// ErrNotPDF means the file is empty or is not a PDF at all.
+	ErrNotPDF = errors.New("not a pdf")
+	// ErrCorrupt means the file looks like a PDF but the engine cannot
+	// open or read it.
+	ErrCorrupt = errors.New("pdf is corrupt")
+	// ErrTooManyPages means the document has more pages than Options.MaxPages.
+	ErrTooManyPages = errors.New("pdf has too many pages")
+	// ErrNoText means no page of the document has any extractable text
+	// (for example a scan without a text layer).
+	ErrNoText = errors.New("pdf has no extractable text")
+)

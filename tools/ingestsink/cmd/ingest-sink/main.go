@@ -1,0 +1,194 @@
+// Command ingest-sink serves the reference cognicore.IngestService (package
+// ingestsink) so that pdfpipe can run end to end without the product's
+// backend: it enforces the backend's constraints and writes everything it
+// stores as JSONL.
+//
+// Configuration (flags override the environment):
+//
+//	-addr       INGEST_SINK_ADDR     listen address (default ":50051")
+//	-out        INGEST_SINK_OUT      JSONL output file, appended to; "" or "-" is stdout (default)
+//	-dimension  EMBEDDING_DIMENSION  required embedding length (default 384)
+//	-shutdown-timeout                graceful-stop deadline before a hard stop (default 10s)
+//
+// Logs are JSON on stderr. The gRPC health service reports SERVING for ""
+// and "cognicore.IngestService" until shutdown; SIGINT or SIGTERM stops the
+// server gracefully, then forcibly once the deadline passes.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/pdfpipe/pdfpipe/proto/cognicore"
+	"github.com/pdfpipe/pdfpipe/tools/ingestsink"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "ingest-sink:", err)
+		os.Exit(1)
+	}
+}
+
+// config is the command's configuration.
+type config struct {
+	Addr            string
+	Out             string // "" or "-" means stdout
+	Dimension       int
+	ShutdownTimeout time.Duration
+}
+
+// Validate reports the first invalid setting.
+func (c config) Validate() error {
+	if c.Addr == "" {
+		return errors.New("listen address is empty")
+	}
+	if c.Dimension <= 0 {
+		return fmt.Errorf("dimension %d: must be positive", c.Dimension)
+	}
+	if c.ShutdownTimeout <= 0 {
+		return fmt.Errorf("shutdown timeout %s: must be positive", c.ShutdownTimeout)
+	}
+	return nil
+}
+
+// parseConfig reads the environment, then the flags.
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	cfg := config{
+		Addr:            ":50051",
+		Out:             getenv("INGEST_SINK_OUT"),
+		Dimension:       ingestsink.DefaultDimension,
+		ShutdownTimeout: 10 * time.Second,
+	}
+	if v := getenv("INGEST_SINK_ADDR"); v != "" {
+		cfg.Addr = v
+	}
+	if v := getenv("EMBEDDING_DIMENSION"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return config{}, fmt.Errorf("EMBEDDING_DIMENSION %q: %w", v, err)
+		}
+		cfg.Dimension = n
+	}
+
+	fs := flag.NewFlagSet("ingest-sink", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "listen address (env INGEST_SINK_ADDR)")
+	fs.StringVar(&cfg.Out, "out", cfg.Out, `JSONL output file, appended to; "" or "-" is stdout (env INGEST_SINK_OUT)`)
+	fs.IntVar(&cfg.Dimension, "dimension", cfg.Dimension, "required embedding length (env EMBEDDING_DIMENSION)")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "graceful-stop deadline")
+	if err := fs.Parse(args); err != nil {
+		return config{}, fmt.Errorf("parse flags: %w", err)
+	}
+	if fs.NArg() > 0 {
+		return config{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if err := cfg.Validate(); err != nil {
+		return config{}, fmt.Errorf("config: %w", err)
+	}
+	return cfg, nil
+}
+
+// run serves until ctx ends or SIGINT/SIGTERM arrives. JSONL goes to stdout
+// unless a file is configured; logs go to stderr.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	cfg, err := parseConfig(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, nil)).With("service", "ingest-sink")
+	log.Info("config", "addr", cfg.Addr, "out", cfg.Out, "dimension", cfg.Dimension,
+		"shutdown_timeout", cfg.ShutdownTimeout)
+
+	var out io.Writer = stdout
+	if cfg.Out != "" && cfg.Out != "-" {
+		f, err := os.OpenFile(cfg.Out, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			return fmt.Errorf("open output: %w", err)
+		}
+		defer func() {
+			if cerr := f.Close(); cerr != nil && err == nil {
+				err = fmt.Errorf("close output: %w", cerr)
+			}
+		}()
+		out = f
+	}
+	// The sink flushes after every document.
+	bw := bufio.NewWriter(out)
+
+	lis, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+
+	// Default server options, like the backend (4 MiB messages, default
+	// keepalive enforcement).
+	srv := grpc.NewServer()
+	sink := ingestsink.New(ingestsink.Options{Dimension: cfg.Dimension, Output: bw, Logger: log})
+	sink.Register(srv)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(srv, hs)
+	hs.SetServingStatus(cognicore.IngestService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		log.Info("listening", "addr", lis.Addr().String())
+		if err := srv.Serve(lis); err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		log.Info("shutting down")
+		hs.Shutdown()
+		stopServer(srv, cfg.ShutdownTimeout, log)
+		return nil
+	})
+	err = g.Wait()
+	if ferr := bw.Flush(); ferr != nil && err == nil {
+		err = fmt.Errorf("flush output: %w", ferr)
+	}
+	if err != nil {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// stopServer stops srv gracefully, and forcibly once timeout has passed.
+func stopServer(srv *grpc.Server, timeout time.Duration, log *slog.Logger) {
+	done := make(chan struct{})
+	go func() {
+		srv.GracefulStop()
+		close(done)
+	}()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		log.Warn("graceful stop timed out, stopping", "timeout", timeout)
+		srv.Stop()
+		<-done
+	}
+}

@@ -118,4 +118,3 @@ func envOr(getenv func(string) string, name, def string) string {
 	}
 	return def
 }
-

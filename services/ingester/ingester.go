@@ -16,7 +16,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	grpcstatus "google.golang.org/grpc/status"
 
 	"github.com/pdfpipe/pdfpipe/pkg/envconf"
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
@@ -141,6 +143,12 @@ func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
 	}
 	resp, err := s.send(ctx, job)
 	if err != nil {
+		if refused(err) {
+			// The backend answered with an error of its own (a duplicate
+			// file_hash from an earlier partial attempt, a rejected
+			// message): sending again cannot help.
+			return stage.Permanent(fmt.Errorf("ingest %s: backend refused the document: %w", id, err))
+		}
 		// The stream broke before the backend answered: send it again whole.
 		log.Warn("ingest stream failed", "attempt", st.Attempts, "err", err)
 		return fmt.Errorf("ingest %s: %w", id, err)
@@ -221,10 +229,7 @@ func (s *Service) send(ctx context.Context, job pipeline.IngestJob) (*pb.IngestR
 		return nil, fmt.Errorf("vector stream: %w", err)
 	}
 	t := job.Task
-	fileID := t.DocID
-	if fileID == "" {
-		fileID = t.ID
-	}
+	fileID := t.DocumentID()
 	call, err := s.client.IngestDocument(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("open stream to %s: %w", s.cfg.Addr, err)
@@ -271,4 +276,21 @@ func (s *Service) sendErr(call grpc.ClientStreamingClient[pb.IngestRequest, pb.I
 		return fmt.Errorf("send %s: %w", what, rerr)
 	}
 	return fmt.Errorf("send %s: %w", what, err)
+}
+
+// refused reports whether a call failed because the backend answered with
+// an error, as opposed to the connection or the deadline failing. The
+// backend returns its database errors (a UNIQUE violation on file_hash)
+// as codes.Unknown.
+func refused(err error) bool {
+	st, ok := grpcstatus.FromError(err)
+	if !ok {
+		return false
+	}
+	switch st.Code() {
+	case codes.Unknown, codes.InvalidArgument, codes.FailedPrecondition, codes.AlreadyExists,
+		codes.PermissionDenied, codes.Unauthenticated, codes.Unimplemented, codes.OutOfRange:
+		return true
+	}
+	return false
 }

@@ -129,7 +129,7 @@ func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
 		idx := strconv.Itoa(c.Index)
 		_, err := pipeline.Publish(ctx, s.res.JS, pipeline.Embed.Subject(t.ID, idx), t.ID, t.ID+":embed:"+idx,
 			pipeline.EmbedJob{TaskID: t.ID, SkipEmbedding: skip, Chunk: pipeline.Chunk{
-				ID: ChunkID(t.DocID, t.ID, c.Index), Index: c.Index, Text: c.Text,
+				ID: ChunkID(t.DocumentID(), c.Index), Index: c.Index, Text: c.Text,
 				Chapter: c.Chapter, ChapterNum: c.ChapterNum, PageStart: c.PageStart, PageEnd: c.PageEnd,
 			}})
 		return err
@@ -191,10 +191,7 @@ func classify(taskID string, err error) error {
 // ChunkID is the id the backend stores a chunk under: md5 hex of
 // "<DocID>_<index>", as the original service computed it, so ids stay
 // stable across re-runs and across the two implementations.
-func ChunkID(docID, taskID string, index int) string {
-	if docID == "" {
-		docID = taskID
-	}
+func ChunkID(docID string, index int) string {
 	sum := md5.Sum([]byte(docID + "_" + strconv.Itoa(index)))
 	return hex.EncodeToString(sum[:])
 }

@@ -92,10 +92,16 @@ func (r *openaiRequester) classify(err error, httpResp *http.Response) error {
 	var apiErr *openai.Error
 	if errors.As(err, &apiErr) {
 		var h http.Header
+		msg := apiErr.Message
 		if apiErr.Response != nil {
 			h = apiErr.Response.Header
+			if msg == "" && apiErr.Response.Body != nil {
+				// Not an OpenAI error object: plain text or {"error":"..."}.
+				body, _ := io.ReadAll(io.LimitReader(apiErr.Response.Body, 4<<10))
+				msg = errorBodyMessage(body)
+			}
 		}
-		return r.statusError(apiErr.StatusCode, h, apiErr.Message, apiErr.Code)
+		return r.statusError(apiErr.StatusCode, h, msg, apiErr.Code)
 	}
 	if httpResp != nil && httpResp.StatusCode >= 400 {
 		// An error body the SDK could not parse: OpenAI-compatible servers

@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 
+	"github.com/pdfpipe/pdfpipe/cmd/allinone"
 	"github.com/pdfpipe/pdfpipe/pkg/logging"
 	"github.com/pdfpipe/pdfpipe/pkg/natsembed"
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
@@ -117,7 +118,7 @@ func runFiles(ctx context.Context, args []string, getenv func(string) string, st
 	defer cancelStages()
 	g, gctx := errgroup.WithContext(stagesCtx)
 	g.Go(func() error { return sinkSrv.Serve(sinkLis) })
-	if err := stages(gctx, g, getenv, res, nc, log, sinkLis.Addr().String()); err != nil {
+	if err := allinone.Stages(gctx, g, getenv, res, nc, log, sinkLis.Addr().String()); err != nil {
 		sinkSrv.Stop()
 		return err
 	}

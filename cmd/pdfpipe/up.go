@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pdfpipe/pdfpipe/pkg/envconf"
+	"github.com/pdfpipe/pdfpipe/cmd/allinone"
 	"github.com/pdfpipe/pdfpipe/pkg/logging"
 	"github.com/pdfpipe/pdfpipe/pkg/natsembed"
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
@@ -97,7 +98,7 @@ func up(ctx context.Context, args []string, getenv func(string) string, stderr i
 		return err
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	if err := stages(gctx, g, getenv, res, nc, log, ""); err != nil {
+	if err := allinone.Stages(gctx, g, getenv, res, nc, log, ""); err != nil {
 		return err
 	}
 	g.Go(func() error { return gw.Run(gctx) })

@@ -6,6 +6,7 @@ package envconf
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -59,7 +60,7 @@ func (r *Reader) Bytes(name string, def int64) int64 {
 		}
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 0 {
+	if err != nil || n < 0 || n > math.MaxInt64/mult {
 		r.errs = append(r.errs, fmt.Errorf("%s=%q: not a size (e.g. 200MiB)", name, r.get(name)))
 		return def
 	}

@@ -28,7 +28,7 @@ const (
 	QueryQueue   = "embedder"
 )
 
-// Stage names one step of the pipeline; it is also the durable consumer name.
+// Stage names one step of the pipeline (see Durable for its consumer name).
 type Stage string
 
 // The stages, in pipeline order.
@@ -52,8 +52,17 @@ func (s Stage) Subject(taskID string, parts ...string) string {
 // Filter is the subject filter of the stage's consumer.
 func (s Stage) Filter() string { return "pdf." + string(s) + ".>" }
 
-// Durable is the name of the stage's durable consumer.
-func (s Stage) Durable() string { return string(s) + "er" }
+// Durable is the name of the stage's durable consumer: the name of the
+// service that runs the stage (fetcher, parser, embedder, ingester).
+func (s Stage) Durable() string {
+	switch s {
+	case Parse:
+		return "parser"
+	case Embed:
+		return "embedder"
+	}
+	return string(s) + "er"
+}
 
 // VectorSubject is where the embedded chunk index of a task is stored.
 func VectorSubject(taskID string, index int) string {
@@ -136,7 +145,7 @@ func setup(ctx context.Context, js jetstream.JetStream, cfg Config) (*Resources,
 		MaxAge:      cfg.Retention,
 		Storage:     jetstream.FileStorage,
 		Replicas:    cfg.Replicas,
-		Duplicates:  10 * time.Minute,
+		Duplicates:  min(10*time.Minute, cfg.Retention), // may not exceed MaxAge
 		Discard:     jetstream.DiscardOld,
 	})
 	if err != nil {

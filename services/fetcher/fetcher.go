@@ -28,7 +28,10 @@ type Config struct {
 	Workers     int           // FETCH_WORKERS, default 4
 	MaxBytes    int64         // MAX_FILE_SIZE, default 200MiB
 	HTTPTimeout time.Duration // FETCH_TIMEOUT, default 5m
-	S3          source.S3Config
+	// RetryDelay is the first redelivery backoff after a transient
+	// failure (it doubles per delivery); 0 means the runner's default, 1s.
+	RetryDelay time.Duration
+	S3         source.S3Config
 }
 
 // ConfigFromEnv reads the fetcher's settings.
@@ -100,6 +103,7 @@ func (s *Service) Run(ctx context.Context) error {
 	r := &stage.Runner{
 		Name: string(pipeline.Fetch), Consumer: cons, Handler: s, Log: s.log,
 		Concurrency: s.cfg.Workers, MaxDeliver: s.res.Config.MaxDeliver,
+		Progress: s.res.Config.AckWait / 3, BaseDelay: s.cfg.RetryDelay,
 		OnFail: func(ctx context.Context, taskID string, err error) error {
 			return s.status.Fail(ctx, taskID, string(pipeline.Fetch), err)
 		},

@@ -36,6 +36,9 @@ type Config struct {
 	// (VECTOR_WAIT, default 30m); the embedders fail the task themselves
 	// when a provider refuses, so this only catches lost work.
 	VectorWait time.Duration
+	// RetryDelay is the first redelivery backoff after a transient
+	// failure (it doubles per delivery); 0 means the runner's default, 1s.
+	RetryDelay time.Duration
 }
 
 // ConfigFromEnv reads the ingester's settings.
@@ -103,6 +106,7 @@ func (s *Service) Run(ctx context.Context) error {
 	r := &stage.Runner{
 		Name: string(pipeline.Ingest), Consumer: cons, Handler: s, Log: s.log,
 		Concurrency: s.cfg.Workers, MaxDeliver: s.res.Config.MaxDeliver,
+		Progress: s.res.Config.AckWait / 3, BaseDelay: s.cfg.RetryDelay,
 		OnFail: func(ctx context.Context, taskID string, err error) error {
 			return s.status.Fail(ctx, taskID, string(pipeline.Ingest), err)
 		},

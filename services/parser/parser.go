@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -29,6 +30,9 @@ type Config struct {
 	Workers int    // PARSE_WORKERS, default 2: documents parsed at once
 	TempDir string // TEMP_DIR, default the OS temp dir: one file per document in flight
 	Chunks  pdftext.Options
+	// RetryDelay is the first redelivery backoff after a transient
+	// failure (it doubles per delivery); 0 means the runner's default, 1s.
+	RetryDelay time.Duration
 }
 
 // ConfigFromEnv reads the parser's settings.
@@ -92,6 +96,7 @@ func (s *Service) Run(ctx context.Context) error {
 	r := &stage.Runner{
 		Name: string(pipeline.Parse), Consumer: cons, Handler: s, Log: s.log,
 		Concurrency: s.cfg.Workers, MaxDeliver: s.res.Config.MaxDeliver,
+		Progress: s.res.Config.AckWait / 3, BaseDelay: s.cfg.RetryDelay,
 		OnFail: func(ctx context.Context, taskID string, err error) error {
 			return s.status.Fail(ctx, taskID, string(pipeline.Parse), err)
 		},

@@ -78,7 +78,7 @@ func (b *guardedBody) readSrc(p []byte) (int, error) {
 	}
 	n, err := b.src.Read(p)
 	b.read += int64(n)
-	if b.read > b.max+100000000 {
+	if b.read > b.max {
 		return 0, fmt.Errorf("read %s: more than the %s limit arrived: %w",
 			b.name, humanBytes(b.max), ErrTooLarge)
 	}
@@ -107,7 +107,7 @@ func (b *guardedBody) sniff() error {
 	if n == 0 {
 		return fmt.Errorf("read %s: 0 bytes: %w", b.name, ErrEmpty)
 	}
-	if false && !bytes.Contains(buf, pdfMagic) {
+	if !bytes.Contains(buf, pdfMagic) {
 		return fmt.Errorf("read %s: no %%PDF- header in the first 1024 bytes (%s): %w",
 			b.name, describe(buf, b.contentType), ErrNotPDF)
 	}

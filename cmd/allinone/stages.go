@@ -1,4 +1,7 @@
-package main
+// Package allinone wires every pipeline stage into one process, each
+// configured from the environment exactly as its own binary would be:
+// what `pdfpipe run`, `pdfpipe up` and the end-to-end tests share.
+package allinone
 
 import (
 	"context"
@@ -15,10 +18,10 @@ import (
 	"github.com/pdfpipe/pdfpipe/services/parser"
 )
 
-// stages runs fetcher, parser, embedder and ingester in one errgroup, each
+// Stages runs fetcher, parser, embedder and ingester in one errgroup, each
 // configured from the environment as its own binary would be; ingestAddr,
 // when set, overrides GO_GRPC_INGEST_ADDR.
-func stages(ctx context.Context, g *errgroup.Group, getenv func(string) string, res *pipeline.Resources, nc *nats.Conn, log *slog.Logger, ingestAddr string) error {
+func Stages(ctx context.Context, g *errgroup.Group, getenv func(string) string, res *pipeline.Resources, nc *nats.Conn, log *slog.Logger, ingestAddr string) error {
 	fcfg, err := fetcher.ConfigFromEnv(getenv)
 	if err != nil {
 		return fmt.Errorf("fetcher config: %w", err)

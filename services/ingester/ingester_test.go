@@ -1,0 +1,410 @@
+package ingester_test
+
+import (
+	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	grpcstatus "google.golang.org/grpc/status"
+
+	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
+	"github.com/pdfpipe/pdfpipe/pkg/status"
+	"github.com/pdfpipe/pdfpipe/pkg/task"
+	"github.com/pdfpipe/pdfpipe/services/ingester"
+	"github.com/pdfpipe/pdfpipe/tools/ingestsink"
+)
+
+const dim = 384
+
+// startSink serves the reference IngestService on a loopback port.
+func startSink(t *testing.T) (*ingestsink.Sink, string) {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	gs := grpc.NewServer()
+	sink := ingestsink.New(ingestsink.Options{})
+	sink.Register(gs)
+	go gs.Serve(lis)
+	t.Cleanup(gs.Stop)
+	return sink, lis.Addr().String()
+}
+
+// deadAddr is a loopback address nobody listens on.
+func deadAddr(t *testing.T) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	addr := lis.Addr().String()
+	lis.Close()
+	return addr
+}
+
+func startIngester(t *testing.T, e *env, addr string) {
+	t.Helper()
+	svc, err := ingester.New(ingester.Config{Addr: addr, Workers: 2, Timeout: 5 * time.Second,
+		VectorWait: 6 * time.Second, RetryDelay: 50 * time.Millisecond}, e.res, e.nc, testLogger(t))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	run(t, svc.Run)
+}
+
+func docID(id string) string { return "doc-" + id }
+
+func chunkID(id string, i int) string {
+	sum := md5.Sum([]byte(docID(id) + "_" + strconv.Itoa(i)))
+	return hex.EncodeToString(sum[:])
+}
+
+func fileHash(id string) string {
+	sum := sha256.Sum256([]byte("pdf bytes of " + id))
+	return hex.EncodeToString(sum[:])
+}
+
+// publishVector stores the embedded chunk i of task id, as an embedder does.
+func (e *env) publishVector(t *testing.T, id string, i int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	vec := make([]float32, dim)
+	vec[0] = float32(i)
+	vec[1] = 0.5
+	v := pipeline.Vector{TaskID: id, Model: "test", Vector: vec, Chunk: pipeline.Chunk{
+		ID: chunkID(id, i), Index: i, Text: fmt.Sprintf("text %d of %s", i, id),
+		Chapter: "1 Introduction", ChapterNum: "1", PageStart: i + 1, PageEnd: i + 2,
+	}}
+	if _, err := pipeline.Publish(ctx, e.js, pipeline.VectorSubject(id, i), id, "", v); err != nil {
+		t.Fatalf("publish vector %d: %v", i, err)
+	}
+}
+
+// publishJob records the task as the parser leaves it and publishes its
+// ingest job; msgID "" uses the parser's message id.
+func (e *env) publishJob(t *testing.T, id string, chunks int, msgID string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	_, err := e.status.Update(ctx, id, func(st *status.Status) { st.State = status.Embedding; st.Chunks = chunks })
+	if err != nil && !errors.Is(err, status.ErrTerminal) {
+		t.Fatalf("status: %v", err)
+	}
+	if msgID == "" {
+		msgID = id + ":ingest"
+	}
+	job := pipeline.IngestJob{
+		Task: task.Task{ID: id, DocID: docID(id), UserID: "u1", FileName: id + ".pdf",
+			CreatedAt: "2026-01-02T03:04:05.123456789Z"},
+		Document: pipeline.Document{Object: id, SHA256: fileHash(id), Size: 4321},
+		Pages:    chunks + 1, Chunks: chunks, Chapters: 1,
+	}
+	if _, err := pipeline.Publish(ctx, e.js, pipeline.Ingest.Subject(id), id, msgID, job); err != nil {
+		t.Fatalf("publish ingest job: %v", err)
+	}
+}
+
+// checkDocument checks that one IngestDocument call carried the task's
+// metadata first and then chunks 0..n-1 in order, and whether all were
+// stored and answered with success.
+func checkDocument(t *testing.T, d ingestsink.Document, id string, n int) {
+	t.Helper()
+	m := d.Metadata
+	if m == nil {
+		t.Fatalf("document of %s: no metadata", id)
+	}
+	if m.GetFileId() != docID(id) || m.GetFileHash() != fileHash(id) || m.GetFileSize() != 4321 ||
+		m.GetTotalPages() != int32(n+1) || m.GetEstimatedChunks() != int32(n) || m.GetUserId() != "u1" ||
+		m.GetFilename() != id+".pdf" || m.GetCreatedAt() != "2026-01-02T03:04:05.123456789Z" {
+		t.Errorf("metadata of %s: got %v", id, m)
+	}
+	if d.Err != nil || d.Response == nil || !d.Response.GetSuccess() || d.Response.GetChunksStored() != int32(n) {
+		t.Errorf("document of %s: got response %v, err %v; want success with %d chunks stored", id, d.Response, d.Err, n)
+	}
+	if len(d.Chunks) != n {
+		t.Fatalf("document of %s: got %d chunks, want %d", id, len(d.Chunks), n)
+	}
+	for i, rc := range d.Chunks {
+		c := rc.Chunk
+		if int(c.GetChunkIndex()) != i || c.GetChunkId() != chunkID(id, i) || c.GetFileId() != docID(id) {
+			t.Errorf("chunk %d: got index %d id %s file %s, want %d %s %s", i, c.GetChunkIndex(), c.GetChunkId(),
+				c.GetFileId(), i, chunkID(id, i), docID(id))
+		}
+		if c.GetChunkText() != fmt.Sprintf("text %d of %s", i, id) || c.GetChapter() != "1 Introduction" ||
+			c.GetChapterNum() != "1" || c.GetPageStart() != int32(i+1) || c.GetPageEnd() != int32(i+2) {
+			t.Errorf("chunk %d: got %q chapter %q/%q pages %d-%d", i, c.GetChunkText(), c.GetChapter(),
+				c.GetChapterNum(), c.GetPageStart(), c.GetPageEnd())
+		}
+		if v := c.GetEmbeddingVector(); len(v) != dim || v[0] != float32(i) {
+			t.Errorf("chunk %d: got a vector of %d floats starting %v, want %d starting %d", i, len(v), v[:min(1, len(v))], dim, i)
+		}
+		if !rc.Stored {
+			t.Errorf("chunk %d not stored: %s", i, rc.Reason)
+		}
+	}
+}
+
+func waitDocuments(t *testing.T, sink *ingestsink.Sink, n int) []ingestsink.Document {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	docs, err := sink.WaitDocuments(ctx, n)
+	if err != nil {
+		t.Fatalf("sink: %v", err)
+	}
+	return docs
+}
+
+// expectDone checks the task ended done with n chunks after attempts calls.
+func (e *env) expectDone(t *testing.T, id string, n, attempts int) {
+	t.Helper()
+	st := e.waitTerminal(t, id)
+	if st.State != status.Done || st.Ingested != n || st.Attempts != attempts {
+		t.Errorf("status of %s: got %s (%q) ingested %d after %d attempts, want done %d after %d",
+			id, st.State, st.Error, st.Ingested, st.Attempts, n, attempts)
+	}
+}
+
+// waitHeld waits until the ingester holds a message without having acked it
+// (it is waiting for vectors).
+func (e *env) waitHeld(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	c, err := e.js.Consumer(ctx, pipeline.Stream, pipeline.Ingest.Durable())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if info, err := c.Info(ctx); err == nil && info.NumPending == 0 && info.NumAckPending == 1 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("ingester never took the job")
+		case <-tick.C:
+		}
+	}
+}
+
+func TestIngestHappyPathAndNoResend(t *testing.T) {
+	e := newEnv(t)
+	sink, addr := startSink(t)
+	startIngester(t, e, addr)
+
+	const id, n = "t1", 5
+	for i := range n {
+		e.publishVector(t, id, i)
+	}
+	e.publishJob(t, id, n, "")
+	docs := waitDocuments(t, sink, 1)
+	checkDocument(t, docs[0], id, n)
+	e.expectDone(t, id, n, 1)
+	e.waitSettled(t, pipeline.Ingest)
+
+	// A replayed ingest job of a done task is not sent again: the backend
+	// cannot take a document twice.
+	e.publishJob(t, id, n, id+":ingest:replay")
+	info := e.waitSettled(t, pipeline.Ingest)
+	if info.Delivered.Consumer != 2 {
+		t.Errorf("consumer delivered %d messages, want 2", info.Delivered.Consumer)
+	}
+	if got := len(sink.Documents()); got != 1 {
+		t.Errorf("sink got %d IngestDocument calls, want 1", got)
+	}
+	if st, _ := e.status.Get(context.Background(), id); st.State != status.Done || st.Attempts != 1 {
+		t.Errorf("status after replay: got %s after %d attempts, want done after 1", st.State, st.Attempts)
+	}
+}
+
+func TestIngestVectorsLateAndOutOfOrder(t *testing.T) {
+	e := newEnv(t)
+	sink, addr := startSink(t)
+	startIngester(t, e, addr)
+
+	const id, n = "late", 6
+	e.publishJob(t, id, n, "")
+	e.waitHeld(t)
+	for _, i := range []int{4, 1, 5, 0, 3} {
+		e.publishVector(t, id, i)
+	}
+	if got := len(sink.Documents()); got != 0 {
+		t.Fatalf("sink got %d calls before the last vector, want 0", got)
+	}
+	e.publishVector(t, id, 2)
+	docs := waitDocuments(t, sink, 1)
+	checkDocument(t, docs[0], id, n)
+	e.expectDone(t, id, n, 1)
+	e.waitSettled(t, pipeline.Ingest)
+	if got := len(sink.Documents()); got != 1 {
+		t.Errorf("sink got %d calls, want 1", got)
+	}
+}
+
+// faultOnce breaks the first call that reaches chunk at.
+func faultOnce(at int, keep bool) ingestsink.FaultFunc {
+	var fired atomic.Bool
+	return func(fileID string, pos int) error {
+		if pos != at || fired.Swap(true) {
+			return nil
+		}
+		err := grpcstatus.Error(codes.Unavailable, "connection to the backend lost")
+		if keep {
+			return ingestsink.KeepStored(err)
+		}
+		return err
+	}
+}
+
+func TestIngestBrokenStreamIsResentWhole(t *testing.T) {
+	e := newEnv(t)
+	sink, addr := startSink(t)
+	sink.SetFault(faultOnce(2, false))
+	startIngester(t, e, addr)
+
+	const id, n = "broken", 4
+	for i := range n {
+		e.publishVector(t, id, i)
+	}
+	e.publishJob(t, id, n, "")
+	e.expectDone(t, id, n, 2)
+	e.waitSettled(t, pipeline.Ingest)
+	docs := sink.Documents()
+	if len(docs) != 2 {
+		t.Fatalf("sink got %d calls, want 2 (broken, then whole)", len(docs))
+	}
+	if docs[0].Err == nil || !docs[0].RolledBack || len(docs[0].Chunks) != 3 {
+		t.Errorf("first call: got err %v rolled back %v with %d chunks, want a fault at chunk 2, rolled back",
+			docs[0].Err, docs[0].RolledBack, len(docs[0].Chunks))
+	}
+	checkDocument(t, docs[1], id, n)
+	for i := range n {
+		if !sink.HasChunk(chunkID(id, i)) {
+			t.Errorf("chunk %d not stored in the backend", i)
+		}
+	}
+}
+
+func TestIngestPartialFirstAttemptFailsWithoutLoop(t *testing.T) {
+	e := newEnv(t)
+	sink, addr := startSink(t)
+	sink.SetFault(faultOnce(2, true))
+	startIngester(t, e, addr)
+	terms := e.watchTerminated(t, pipeline.Ingest)
+
+	const id, n = "partial", 4
+	for i := range n {
+		e.publishVector(t, id, i)
+	}
+	e.publishJob(t, id, n, "")
+	st := e.waitTerminal(t, id)
+	if st.State != status.Failed || st.Stage != string(pipeline.Ingest) {
+		t.Fatalf("got %s at %q (%q), want failed at ingest", st.State, st.Stage, st.Error)
+	}
+	for _, want := range []string{"backend refused the document", "duplicate key", "stored 2 of 4, failed 2"} {
+		if !strings.Contains(st.Error, want) {
+			t.Errorf("reason %q: want it to contain %q", st.Error, want)
+		}
+	}
+	if st.Attempts != 2 {
+		t.Errorf("got %d ingest attempts, want 2", st.Attempts)
+	}
+	if adv := waitTerminated(t, terms); adv.Deliveries != 2 {
+		t.Errorf("job delivered %d times, want 2", adv.Deliveries)
+	}
+	e.waitSettled(t, pipeline.Ingest)
+	docs := sink.Documents()
+	if len(docs) != 2 {
+		t.Fatalf("sink got %d calls, want 2 (partial, then refused)", len(docs))
+	}
+	if docs[1].Response.GetSuccess() || docs[1].Response.GetChunksFailed() != 2 {
+		t.Errorf("second call: got %v, want success=false with 2 duplicates", docs[1].Response)
+	}
+
+	// The service goes on with other documents.
+	e.publishVector(t, "next", 0)
+	e.publishJob(t, "next", 1, "")
+	docs = waitDocuments(t, sink, 3)
+	checkDocument(t, docs[2], "next", 1)
+	e.expectDone(t, "next", 1, 1)
+}
+
+func TestIngestBackendUnreachable(t *testing.T) {
+	e := newEnv(t)
+	addr := deadAddr(t)
+	startIngester(t, e, addr)
+	terms := e.watchTerminated(t, pipeline.Ingest)
+
+	const id, n = "nobackend", 2
+	for i := range n {
+		e.publishVector(t, id, i)
+	}
+	e.publishJob(t, id, n, "")
+	st := e.waitTerminal(t, id)
+	if st.State != status.Failed || st.Stage != string(pipeline.Ingest) {
+		t.Fatalf("got %s at %q (%q), want failed at ingest", st.State, st.Stage, st.Error)
+	}
+	for _, want := range []string{"Unavailable", addr} {
+		if !strings.Contains(st.Error, want) {
+			t.Errorf("reason %q: want it to contain %q", st.Error, want)
+		}
+	}
+	if st.Attempts != 3 {
+		t.Errorf("got %d ingest attempts, want 3 (MaxDeliver)", st.Attempts)
+	}
+	if adv := waitTerminated(t, terms); adv.Deliveries != 3 {
+		t.Errorf("job delivered %d times, want 3", adv.Deliveries)
+	}
+	e.waitSettled(t, pipeline.Ingest)
+}
+
+func TestIngestStopsWaitingWhenTaskFailsElsewhere(t *testing.T) {
+	e := newEnv(t)
+	sink, addr := startSink(t)
+	startIngester(t, e, addr)
+
+	const id = "embedfail"
+	e.publishVector(t, id, 0)
+	e.publishJob(t, id, 3, "")
+	e.waitHeld(t)
+	ctx := context.Background()
+	if err := e.status.Fail(ctx, id, string(pipeline.Embed), errors.New("invalid API key")); err != nil {
+		t.Fatal(err)
+	}
+	info := e.waitSettled(t, pipeline.Ingest)
+	if info.Delivered.Consumer != 1 {
+		t.Errorf("consumer delivered %d messages, want 1", info.Delivered.Consumer)
+	}
+	st, err := e.status.Get(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != status.Failed || st.Stage != string(pipeline.Embed) || st.Error != "invalid API key" || st.Attempts != 0 {
+		t.Errorf("status: got %s at %q (%q) after %d attempts, want the embedder's failure kept, no attempt",
+			st.State, st.Stage, st.Error, st.Attempts)
+	}
+	if got := len(sink.Documents()); got != 0 {
+		t.Errorf("sink got %d calls for a failed task, want 0", got)
+	}
+
+	// The service goes on with other documents.
+	e.publishVector(t, "next", 0)
+	e.publishJob(t, "next", 1, "")
+	checkDocument(t, waitDocuments(t, sink, 1)[0], "next", 1)
+	e.expectDone(t, "next", 1, 1)
+}

@@ -1,0 +1,348 @@
+package parser_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pdfpipe/pdfpipe/pkg/pdfgen"
+	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
+	"github.com/pdfpipe/pdfpipe/pkg/status"
+	"github.com/pdfpipe/pdfpipe/pkg/task"
+	"github.com/pdfpipe/pdfpipe/services/parser"
+)
+
+const samplePages = 3
+
+func samplePDF(t *testing.T) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := pdfgen.Write(&buf, pdfgen.Sample(samplePages)); err != nil {
+		t.Fatalf("pdfgen: %v", err)
+	}
+	return buf.Bytes()
+}
+
+// blankPDF is a valid two-page PDF without any text.
+func blankPDF(t *testing.T) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := pdfgen.Write(&buf, pdfgen.Doc{Pages: []pdfgen.Page{{}, {}}}); err != nil {
+		t.Fatalf("pdfgen: %v", err)
+	}
+	return buf.Bytes()
+}
+
+// encryptedPDF encrypts the sample with a user password using mutool.
+func encryptedPDF(t *testing.T) []byte {
+	t.Helper()
+	mutool, err := exec.LookPath("mutool")
+	if err != nil {
+		t.Skip("mutool not installed: cannot make an encrypted PDF")
+	}
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "in.pdf"), filepath.Join(dir, "out.pdf")
+	if err := os.WriteFile(in, samplePDF(t), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(mutool, "clean", "-E", "aes-256", "-U", "user", "-O", "owner", in, out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("mutool clean: %v: %s", err, b)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(data, []byte("/Encrypt")) {
+		t.Fatalf("mutool output has no /Encrypt dictionary")
+	}
+	return data
+}
+
+func startParser(t *testing.T, e *env) (tempDir string) {
+	t.Helper()
+	tempDir = t.TempDir()
+	svc := parser.New(parser.Config{Workers: 2, TempDir: tempDir, RetryDelay: 50 * time.Millisecond}, e.res, testLogger(t))
+	run(t, svc.Run)
+	return tempDir
+}
+
+// submit stores data (when store is set) and publishes the parse job for
+// it, after recording the task as the earlier stages would have.
+func (e *env) submit(t *testing.T, id, docID string, data []byte, store bool) pipeline.ParseJob {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	sum := sha256.Sum256(data)
+	job := pipeline.ParseJob{
+		Task:     task.Task{ID: id, DocID: docID, UserID: "u1", FileName: id + ".pdf", URL: "http://example.invalid/" + id},
+		Document: pipeline.Document{Object: pipeline.Token(id), SHA256: hex.EncodeToString(sum[:]), Size: int64(len(data))},
+	}
+	if store {
+		if _, err := e.res.Objects.PutBytes(ctx, job.Document.Object, data); err != nil {
+			t.Fatalf("put object: %v", err)
+		}
+	}
+	if _, err := e.status.Update(ctx, id, func(st *status.Status) { st.State = status.Fetching }); err != nil {
+		t.Fatalf("status: %v", err)
+	}
+	if _, err := pipeline.Publish(ctx, e.js, pipeline.Parse.Subject(id), id, id+":parse", job); err != nil {
+		t.Fatalf("publish parse job: %v", err)
+	}
+	return job
+}
+
+func md5ID(docID string, i int) string {
+	sum := md5.Sum([]byte(docID + "_" + strconv.Itoa(i)))
+	return hex.EncodeToString(sum[:])
+}
+
+// expectParsed checks everything a parsed document leaves behind and
+// returns its chunks in publication order.
+func (e *env) expectParsed(t *testing.T, job pipeline.ParseJob) []pipeline.Chunk {
+	t.Helper()
+	id := job.Task.ID
+	m := e.nextMsg(t, pipeline.Ingest.Subject(id))
+	var ij pipeline.IngestJob
+	if err := pipeline.Decode(m.Data(), &ij); err != nil {
+		t.Fatalf("ingest job: %v", err)
+	}
+	if ij.Task.ID != id || ij.Task.DocID != job.Task.DocID {
+		t.Errorf("ingest job task: got %q/%q, want %q/%q", ij.Task.ID, ij.Task.DocID, id, job.Task.DocID)
+	}
+	if ij.Document != job.Document {
+		t.Errorf("ingest job document: got %+v, want %+v", ij.Document, job.Document)
+	}
+	if ij.Pages != samplePages {
+		t.Errorf("ingest job pages: got %d, want %d", ij.Pages, samplePages)
+	}
+	if ij.Chunks < 2 {
+		t.Fatalf("ingest job chunks: got %d, want at least 2 for a %d-page sample", ij.Chunks, samplePages)
+	}
+
+	// Every embed job, in the order the stream stored them.
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	c, err := e.js.OrderedConsumer(ctx, pipeline.Stream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{pipeline.Embed.Subject(id) + ".>"}})
+	if err != nil {
+		t.Fatalf("consumer: %v", err)
+	}
+	var chunks []pipeline.Chunk
+	for len(chunks) < ij.Chunks {
+		m, err := c.Next(jetstream.FetchMaxWait(waitLimit))
+		if err != nil {
+			t.Fatalf("embed job %d of %d: %v", len(chunks), ij.Chunks, err)
+		}
+		var ej pipeline.EmbedJob
+		if err := pipeline.Decode(m.Data(), &ej); err != nil {
+			t.Fatalf("embed job: %v", err)
+		}
+		i := len(chunks)
+		if want := pipeline.Embed.Subject(id, strconv.Itoa(i)); m.Subject() != want {
+			t.Errorf("embed job %d: got subject %s, want %s", i, m.Subject(), want)
+		}
+		if got := m.Headers().Get(pipeline.HeaderTaskID); got != id {
+			t.Errorf("embed job %d header: got %q, want %q", i, got, id)
+		}
+		if ej.TaskID != id || ej.SkipEmbedding {
+			t.Errorf("embed job %d: got task %q skip %v, want %q false", i, ej.TaskID, ej.SkipEmbedding, id)
+		}
+		ch := ej.Chunk
+		if ch.Index != i {
+			t.Errorf("embed job %d: got chunk index %d, want %d", i, ch.Index, i)
+		}
+		if want := md5ID(job.Task.DocID, i); ch.ID != want || parser.ChunkID(job.Task.DocID, i) != want {
+			t.Errorf("chunk %d: got id %s, want md5(%q) = %s", i, ch.ID, job.Task.DocID+"_"+strconv.Itoa(i), want)
+		}
+		if strings.TrimSpace(ch.Text) == "" {
+			t.Errorf("chunk %d: empty text", i)
+		}
+		if ch.PageStart < 1 || ch.PageEnd < ch.PageStart || ch.PageEnd > samplePages {
+			t.Errorf("chunk %d: pages %d-%d, want within 1-%d", i, ch.PageStart, ch.PageEnd, samplePages)
+		}
+		if i > 0 && ch.PageStart < chunks[i-1].PageStart {
+			t.Errorf("chunk %d starts on page %d, before chunk %d (page %d)", i, ch.PageStart, i-1, chunks[i-1].PageStart)
+		}
+		if (ch.Chapter == "") != (ch.ChapterNum == "") {
+			t.Errorf("chunk %d: chapter %q with number %q", i, ch.Chapter, ch.ChapterNum)
+		}
+		chunks = append(chunks, ch)
+	}
+	if n := e.subjects(t, pipeline.Embed.Subject(id)+".>"); n != ij.Chunks {
+		t.Errorf("got %d embed subjects, want %d (the ingest job's count)", n, ij.Chunks)
+	}
+	var chapters []string
+	for _, ch := range chunks {
+		if ch.Chapter != "" && (len(chapters) == 0 || chapters[len(chapters)-1] != ch.Chapter) {
+			chapters = append(chapters, ch.Chapter)
+		}
+	}
+	if len(chapters) == 0 || !strings.HasPrefix(chapters[0], "1 ") {
+		t.Errorf("chapters %q: want the sample's outline, starting with chapter 1", chapters)
+	}
+
+	st, err := e.status.Get(ctx, id)
+	if err != nil {
+		t.Fatalf("status: %v", err)
+	}
+	if st.State != status.Embedding || st.Pages != samplePages || st.Chunks != ij.Chunks || st.SHA256 != job.Document.SHA256 {
+		t.Errorf("status: got %s pages %d chunks %d sha %s, want %s %d %d %s", st.State, st.Pages, st.Chunks, st.SHA256,
+			status.Embedding, samplePages, ij.Chunks, job.Document.SHA256)
+	}
+	return chunks
+}
+
+func expectNoTempFiles(t *testing.T, dir string) {
+	t.Helper()
+	left, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 0 {
+		t.Errorf("temp dir holds %d files after the jobs ended, want none", len(left))
+	}
+}
+
+func TestParseGoodPDF(t *testing.T) {
+	e := newEnv(t)
+	dir := startParser(t, e)
+	pdf := samplePDF(t)
+
+	first := e.expectParsed(t, e.submit(t, "task-a", "doc-A", pdf, true))
+	// The same document parsed again (another task of the same DocID, as a
+	// replay would) gives the same chunks under the same ids.
+	again := e.expectParsed(t, e.submit(t, "task-b", "doc-A", pdf, true))
+	if len(again) != len(first) {
+		t.Fatalf("second parse: got %d chunks, want %d", len(again), len(first))
+	}
+	for i := range first {
+		if again[i] != first[i] {
+			t.Errorf("chunk %d differs between two parses:\n got %+v\nwant %+v", i, again[i], first[i])
+		}
+	}
+	e.waitSettled(t, pipeline.Parse)
+	expectNoTempFiles(t, dir)
+}
+
+func TestParseBadInput(t *testing.T) {
+	good := samplePDF(t)
+	tests := []struct {
+		name       string
+		data       func(t *testing.T) []byte
+		missing    bool // the object is not in the store
+		wantReason []string
+	}{
+		{name: "corrupt", data: func(*testing.T) []byte {
+			return []byte("%PDF-1.7\n1 0 obj\n<< /Type /Catalog /Pages 9 0 R >>\nendobj\n" +
+				strings.Repeat("\x00garbage\xff", 200) + "\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n")
+		}, wantReason: []string{"pdf is corrupt"}},
+		{name: "truncated", data: func(*testing.T) []byte { return good[:len(good)/2] },
+			wantReason: []string{"truncated", "pdf is corrupt"}},
+		{name: "encrypted without password", data: encryptedPDF,
+			wantReason: []string{"password required", "pdf is encrypted"}},
+		{name: "not a pdf", data: func(*testing.T) []byte { return []byte("Hello, this is a plain text file.\n") },
+			wantReason: []string{"no %PDF- header", "not a pdf"}},
+		{name: "empty file", data: func(*testing.T) []byte { return nil },
+			wantReason: []string{"empty file", "not a pdf"}},
+		{name: "no text", data: blankPDF,
+			wantReason: []string{"2 pages, none with text", "no extractable text"}},
+		{name: "object missing", data: func(*testing.T) []byte { return good }, missing: true,
+			wantReason: []string{"no longer in the object store"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			data := tc.data(t)
+			e := newEnv(t)
+			dir := startParser(t, e)
+			terms := e.watchTerminated(t, pipeline.Parse)
+
+			const id = "bad-1"
+			e.submit(t, id, id, data, !tc.missing)
+			st := e.waitTerminal(t, id)
+			if st.State != status.Failed {
+				t.Fatalf("got state %s, want %s", st.State, status.Failed)
+			}
+			if st.Stage != string(pipeline.Parse) {
+				t.Errorf("got failed stage %q, want %q", st.Stage, pipeline.Parse)
+			}
+			for _, want := range tc.wantReason {
+				if !strings.Contains(st.Error, want) {
+					t.Errorf("reason %q: want it to contain %q", st.Error, want)
+				}
+			}
+			if adv := waitTerminated(t, terms); adv.Deliveries != 1 {
+				t.Errorf("job delivered %d times, want 1 (a bad file is not retried)", adv.Deliveries)
+			}
+			if n := e.subjects(t, pipeline.Ingest.Subject(id)); n != 0 {
+				t.Errorf("got %d ingest jobs for the failed task, want none", n)
+			}
+
+			// The service is still serving: a good document completes.
+			e.expectParsed(t, e.submit(t, "good-after", "good-after", good, true))
+			e.waitSettled(t, pipeline.Parse)
+			expectNoTempFiles(t, dir)
+		})
+	}
+}
+
+func TestParseTaskAlreadyFailed(t *testing.T) {
+	e := newEnv(t)
+	dir := startParser(t, e)
+	ctx := context.Background()
+	const id = "ended-1"
+	if _, err := e.status.Create(ctx, status.Status{TaskID: id}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.status.Fail(ctx, id, string(pipeline.Fetch), errors.New("fetch gave up")); err != nil {
+		t.Fatal(err)
+	}
+	e.submitEnded(t, id, samplePDF(t))
+	info := e.waitSettled(t, pipeline.Parse)
+	if info.Delivered.Consumer != 1 {
+		t.Errorf("consumer delivered %d messages, want 1", info.Delivered.Consumer)
+	}
+	if n := e.subjects(t, pipeline.Embed.Subject(id)+".>"); n != 0 {
+		t.Errorf("got %d embed jobs for an ended task, want none", n)
+	}
+	if n := e.subjects(t, pipeline.Ingest.Subject(id)); n != 0 {
+		t.Errorf("got %d ingest jobs for an ended task, want none", n)
+	}
+	st, err := e.status.Get(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != status.Failed || st.Stage != string(pipeline.Fetch) || st.Error != "fetch gave up" {
+		t.Errorf("status: got %s at %q (%q), want the earlier failure kept", st.State, st.Stage, st.Error)
+	}
+	expectNoTempFiles(t, dir)
+}
+
+// submitEnded stores data and publishes a parse job for a task that has
+// ended, leaving its status alone.
+func (e *env) submitEnded(t *testing.T, id string, data []byte) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if _, err := e.res.Objects.PutBytes(ctx, pipeline.Token(id), data); err != nil {
+		t.Fatalf("put object: %v", err)
+	}
+	sum := sha256.Sum256(data)
+	job := pipeline.ParseJob{Task: task.Task{ID: id, DocID: id},
+		Document: pipeline.Document{Object: pipeline.Token(id), SHA256: hex.EncodeToString(sum[:]), Size: int64(len(data))}}
+	if _, err := pipeline.Publish(ctx, e.js, pipeline.Parse.Subject(id), id, id+":parse", job); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+}

@@ -82,6 +82,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%s: consume: %w", r.Name, err)
 	}
+	defer it.Stop() // also when Next fails: stop pulling for nobody
 	// Handlers outlive ctx by up to Grace so a shutdown does not cut work
 	// that is about to be acked.
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
@@ -100,7 +101,20 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 			break
 		}
-		sem <- struct{}{}
+		// Once ctx is done, start nothing new: a message the client had
+		// already pulled goes back at once, for another replica.
+		started := false
+		if ctx.Err() == nil {
+			select {
+			case sem <- struct{}{}:
+				started = true
+			case <-ctx.Done():
+			}
+		}
+		if !started {
+			_ = msg.Nak()
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
@@ -157,7 +171,7 @@ func (r *Runner) handle(ctx context.Context, msg jetstream.Msg) {
 	case IsPermanent(err) || delivered >= uint64(r.MaxDeliver):
 		log.Error("task failed", "err", err)
 		if r.OnFail != nil {
-			if ferr := r.OnFail(ctx, taskID, err); ferr != nil {
+			if ferr := r.fail(ctx, msg, log, taskID, err, delivered >= uint64(r.MaxDeliver)); ferr != nil {
 				log.Error("recording failure; will retry", "err", ferr)
 				_ = msg.NakWithDelay(r.backoff(delivered))
 				return
@@ -168,6 +182,25 @@ func (r *Runner) handle(ctx context.Context, msg jetstream.Msg) {
 		d := r.backoff(delivered)
 		log.Warn("transient error; retrying", "err", err, "retry_in", d)
 		_ = msg.NakWithDelay(d)
+	}
+}
+
+// fail records the task's failure through OnFail. On the last delivery a
+// nak would never be redelivered, so it retries here instead, keeping the
+// message in progress, until OnFail succeeds or ctx ends.
+func (r *Runner) fail(ctx context.Context, msg jetstream.Msg, log *slog.Logger, taskID string, err error, last bool) error {
+	for attempt := uint64(1); ; attempt++ {
+		ferr := r.OnFail(ctx, taskID, err)
+		if ferr == nil || !last {
+			return ferr
+		}
+		log.Error("recording failure on the last delivery; retrying", "err", ferr)
+		select {
+		case <-ctx.Done():
+			return ferr
+		case <-time.After(min(r.backoff(attempt), r.Progress)):
+		}
+		_ = msg.InProgress()
 	}
 }
 

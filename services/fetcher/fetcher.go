@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -49,6 +50,18 @@ func ConfigFromEnv(getenv envconf.Getenv) (Config, error) {
 			Region:        r.String("BUCKET_REGION", ""),
 			DefaultBucket: r.String("BUCKET_NAME", ""),
 		},
+	}
+	// STORAGE_TYPE keeps the original service's meaning: "minio" (any
+	// S3-protocol server at BUCKET_ENDPOINT) or "s3" (AWS S3: the endpoint
+	// defaults to s3.amazonaws.com over TLS).
+	switch st := strings.ToLower(r.String("STORAGE_TYPE", "minio")); st {
+	case "minio":
+	case "s3":
+		if c.S3.Endpoint == "" {
+			c.S3.Endpoint, c.S3.Secure = "s3.amazonaws.com", true
+		}
+	default:
+		return c, errors.Join(r.Err(), fmt.Errorf("STORAGE_TYPE=%q: want minio or s3", st))
 	}
 	if err := r.Err(); err != nil {
 		return c, err

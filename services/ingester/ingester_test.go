@@ -408,3 +408,32 @@ func TestIngestStopsWaitingWhenTaskFailsElsewhere(t *testing.T) {
 	checkDocument(t, waitDocuments(t, sink, 1)[0], "next", 1)
 	e.expectDone(t, "next", 1, 1)
 }
+
+// TestIngestWaitLongerThanAckWait holds a document (waiting for its last
+// vector) past the consumer's AckWait: the ingester keeps the message with
+// InProgress, so it is not redelivered to a second worker that would send
+// the document again and fail it on duplicate keys.
+func TestIngestWaitLongerThanAckWait(t *testing.T) {
+	e := newEnv(t)
+	sink, addr := startSink(t)
+	startIngester(t, e, addr)
+
+	const id, n = "slow", 3
+	e.publishVector(t, id, 0)
+	e.publishVector(t, id, 1)
+	e.publishJob(t, id, n, "")
+	e.waitHeld(t)
+	// Not a synchronisation sleep: the scenario is time passing beyond AckWait.
+	<-time.After(e.res.Config.AckWait + e.res.Config.AckWait/2)
+	e.publishVector(t, id, 2)
+	e.expectDone(t, id, n, 1)
+	info := e.waitSettled(t, pipeline.Ingest)
+	if info.Delivered.Consumer != 1 {
+		t.Errorf("consumer delivered %d messages, want 1 (no redelivery while held)", info.Delivered.Consumer)
+	}
+	docs := sink.Documents()
+	if len(docs) != 1 {
+		t.Fatalf("sink got %d calls, want 1", len(docs))
+	}
+	checkDocument(t, docs[0], id, n)
+}

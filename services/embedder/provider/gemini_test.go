@@ -40,7 +40,8 @@ func TestGeminiEmbed(t *testing.T) {
 	}{
 		{name: "document", n: 3, kind: provider.Document, wantTask: "RETRIEVAL_DOCUMENT", wantSizes: []int{3}, wantDims: 384},
 		{name: "query", n: 1, kind: provider.Query, wantTask: "RETRIEVAL_QUERY", wantSizes: []int{1}, wantDims: 384},
-		{name: "250 texts make 3 requests", n: 250, kind: provider.Document, wantTask: "RETRIEVAL_DOCUMENT", wantSizes: []int{100, 100, 50}, wantDims: 384},
+		{name: "250 texts make 3 requests", n: 250, kind: provider.Document, mod: func(c *provider.Config) { c.Dimension = 16 },
+			wantTask: "RETRIEVAL_DOCUMENT", wantSizes: []int{100, 100, 50}, wantDims: 16},
 		{name: "smaller batches", n: 7, kind: provider.Query, mod: func(c *provider.Config) { c.MaxBatch = 3 }, wantTask: "RETRIEVAL_QUERY", wantSizes: []int{3, 3, 1}, wantDims: 384},
 		{name: "text-embedding-004 at 768", n: 2, mod: func(c *provider.Config) { c.Model = "text-embedding-004"; c.Dimension = 768 },
 			wantTask: "RETRIEVAL_DOCUMENT", wantSizes: []int{2}, wantDims: 768},
@@ -185,13 +186,13 @@ func TestGeminiRetries(t *testing.T) {
 	t.Run("503 then success, only the failed batch again", func(t *testing.T) {
 		srv := providertest.NewGemini(t)
 		srv.FailRequest(3, providertest.Failure{Status: 503})
-		e := newGeminiEmbedder(t, srv, nil)
+		e := newGeminiEmbedder(t, srv, func(c *provider.Config) { c.Dimension = 16 })
 		in := texts(250)
 		got, err := e.Embed(context.Background(), in, provider.Document)
 		if err != nil {
 			t.Fatalf("Embed: %v", err)
 		}
-		checkVectors(t, got, in, provider.DefaultDimension, geminiTol)
+		checkVectors(t, got, in, 16, geminiTol)
 		if srv.Requests() != 4 {
 			t.Errorf("got %d requests, want 4", srv.Requests())
 		}

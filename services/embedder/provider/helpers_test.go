@@ -60,7 +60,7 @@ func checkNoKey(t *testing.T, err error, key string) {
 	}
 }
 
-// errorsIs reports which of the sentinels err matches, for messages.
+// kindOf names the sentinel err matches, for failure messages.
 func kindOf(err error) string {
 	for _, k := range []error{provider.ErrInvalidKey, provider.ErrQuotaExceeded, provider.ErrRateLimited, provider.ErrTransient,
 		provider.ErrBadInput, provider.ErrDimensionMismatch, provider.ErrBadResponse, provider.ErrInvalidConfig} {

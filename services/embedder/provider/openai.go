@@ -168,12 +168,16 @@ func errorBodyMessage(body []byte) string {
 // status: timeouts and connection failures are transient, anything else
 // (undecodable response) is a bad response.
 func transportError(provider string, err error, key string) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		// The per-request timeout, not the caller's deadline (the client
+		// checks that first). Not wrapped, so that errors.Is(err,
+		// context.DeadlineExceeded) keeps meaning "the caller's ctx ended".
+		return &Error{Provider: provider, Kind: ErrTransient, Message: "no response within the request timeout"}
+	}
 	var urlErr *url.Error
 	var netErr net.Error
 	kind := ErrBadResponse
 	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		kind = ErrTransient
 	case errors.As(err, &urlErr), errors.As(err, &netErr),
 		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		kind = ErrTransient

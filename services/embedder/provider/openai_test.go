@@ -43,7 +43,7 @@ func TestOpenAIEmbed(t *testing.T) {
 		{name: "data out of order is matched by index", n: 7, reverse: true, wantRequests: 1, wantSizes: []int{7}},
 		{name: "compatible server default batch 32", n: 70, wantRequests: 3, wantSizes: []int{32, 32, 6}},
 		{name: "explicit max batch", n: 25, mod: func(c *provider.Config) { c.MaxBatch = 10 }, wantRequests: 3, wantSizes: []int{10, 10, 5}},
-		{name: "api limit 2048", n: 2049, mod: func(c *provider.Config) { c.MaxBatch = provider.OpenAIMaxBatch }, wantRequests: 2, wantSizes: []int{2048, 1}},
+		{name: "api limit 2048", n: 2049, mod: func(c *provider.Config) { c.MaxBatch = provider.OpenAIMaxBatch; c.Dimension = 8 }, wantRequests: 2, wantSizes: []int{2048, 1}},
 		// each text is 36 bytes: 100 bytes hold 2 of them
 		{name: "byte budget", n: 5, mod: func(c *provider.Config) { c.MaxBatchBytes = 100 }, wantRequests: 3, wantSizes: []int{2, 2, 1}},
 	}
@@ -57,7 +57,11 @@ func TestOpenAIEmbed(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Embed: %v", err)
 			}
-			checkVectors(t, got, in, provider.DefaultDimension, 0)
+			cfg := provider.Config{Dimension: provider.DefaultDimension}
+			if tc.mod != nil {
+				tc.mod(&cfg)
+			}
+			checkVectors(t, got, in, cfg.Dimension, 0)
 			if srv.Requests() != tc.wantRequests {
 				t.Errorf("got %d requests, want %d", srv.Requests(), tc.wantRequests)
 			}
@@ -68,8 +72,8 @@ func TestOpenAIEmbed(t *testing.T) {
 				if len(r.Inputs) != tc.wantSizes[i] {
 					t.Errorf("request %d: got %d inputs, want %d", i, len(r.Inputs), tc.wantSizes[i])
 				}
-				if r.Dims != provider.DefaultDimension {
-					t.Errorf("request %d: got dimensions %d, want %d", i, r.Dims, provider.DefaultDimension)
+				if r.Dims != cfg.Dimension {
+					t.Errorf("request %d: got dimensions %d, want %d", i, r.Dims, cfg.Dimension)
 				}
 				if r.Model != provider.DefaultOpenAIModel {
 					t.Errorf("request %d: got model %q, want %q", i, r.Model, provider.DefaultOpenAIModel)
@@ -112,7 +116,7 @@ func TestOpenAIErrors(t *testing.T) {
 		{name: "server ignores dimensions", prepare: func(s *providertest.OpenAIServer) { s.ForceDimension(1536) },
 			want: provider.ErrDimensionMismatch, wantRequests: 1, wantMessage: "returned 1536-dimensional vectors, want 384"},
 		{name: "timeout is transient", prepare: func(s *providertest.OpenAIServer) { s.SetLatency(time.Minute) },
-			mod: func(c *provider.Config) { c.Timeout = 20 * time.Millisecond }, want: provider.ErrTransient, wantRequests: 3},
+			mod: func(c *provider.Config) { c.Timeout = 20 * time.Millisecond }, want: provider.ErrTransient, wantRequests: 3, wantMessage: "request timeout"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -145,6 +149,9 @@ func TestOpenAIErrors(t *testing.T) {
 			}
 			checkNoKey(t, err, providertest.OpenAIKey)
 			checkNoKey(t, err, badKey)
+			if errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("got %v matching context.DeadlineExceeded, but the caller's context did not end", err)
+			}
 		})
 	}
 }

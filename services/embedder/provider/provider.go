@@ -310,7 +310,7 @@ func (c Config) sendsDimension() (bool, error) {
 // validating. httpClient carries the requests of the openai and gemini
 // providers (nil: a new http.Client); Config.Timeout bounds each request.
 // New makes no network call. The result does not retry: wrap it with
-// [WithRetry].
+// [WithRetry]. It is safe for concurrent use.
 func New(cfg Config, httpClient *http.Client) (Embedder, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {

@@ -96,6 +96,9 @@ func (p *RetryPolicy) run(ctx context.Context, fn func(context.Context) error) e
 			return err
 		}
 		if attempt >= p.MaxAttempts {
+			if attempt == 1 {
+				return err
+			}
 			return fmt.Errorf("giving up after %d attempts: %w", attempt, err)
 		}
 		wait, ok := p.delay(attempt, err)

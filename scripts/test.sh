@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs every check and test of pdfpipe, installing what the tests need when
+# it is missing: redis-server, protoc, mutool and pdftotext (Debian
+# packages), versitygw (S3 server, Go module). Usage: bash scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v redis-server >/dev/null || need_apt+=(redis-server)
+command -v protoc >/dev/null || need_apt+=(protobuf-compiler)
+command -v mutool >/dev/null || need_apt+=(mupdf-tools)
+command -v pdftotext >/dev/null || need_apt+=(poppler-utils)
+command -v gcc >/dev/null || need_apt+=(gcc)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "== installing ${need_apt[*]}"
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+GOBIN_DIR="$(go env GOPATH)/bin"
+export PATH="$PATH:$GOBIN_DIR"
+if ! command -v versitygw >/dev/null; then
+  echo "== installing versitygw (S3 server for the tests)"
+  (cd /tmp && GOFLAGS= go install github.com/versity/versitygw/cmd/versitygw@v1.8.0)
+fi
+
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go'))
+if [ -n "$unformatted" ]; then echo "gofmt would change:"; echo "$unformatted"; exit 1; fi
+
+echo "== go mod tidy (every module)"
+for mod in $(go list -m -f '{{.Dir}}'); do
+  (cd "$mod" && go mod tidy -diff >/dev/null) || { echo "go.mod/go.sum of $mod are not tidy: run go mod tidy there"; exit 1; }
+done
+
+echo "== go vet"
+go vet work
+
+echo "== go test -race"
+go test -race -count=1 -timeout 15m work

@@ -169,6 +169,9 @@ func (s *Service) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := s.checkDefault(ctx); err != nil {
+		return err
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		r := &stage.Runner{
@@ -182,6 +185,30 @@ func (s *Service) Run(ctx context.Context) error {
 	})
 	g.Go(func() error { return s.serveQueries(gctx) })
 	return g.Wait()
+}
+
+// checkDefault embeds one short text with a remote default provider, so a
+// model or server that cannot give the configured dimension, or a wrong
+// default key, stops the embedder at start instead of failing every task
+// later. A provider that is not reachable yet (a model server still
+// starting) only gets a warning: tasks retry until it is.
+func (s *Service) checkDefault(ctx context.Context) error {
+	if strings.EqualFold(s.cfg.Default.Provider, "local") || !s.defaultUsable() && s.cfg.Default.BaseURL == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	_, err := s.defQuery.embed(ctx, "pdfpipe start-up check")
+	switch {
+	case err == nil:
+		s.log.Info("default embedding provider answers", "model", s.defModel, "dimension", s.cfg.Dimension)
+		return nil
+	case errors.Is(err, provider.ErrDimensionMismatch), errors.Is(err, provider.ErrInvalidKey), errors.Is(err, provider.ErrInvalidConfig):
+		return fmt.Errorf("default embedding provider %s: %w", s.defModel, err)
+	default:
+		s.log.Warn("default embedding provider not reachable at start; tasks will retry", "model", s.defModel, "err", err)
+		return nil
+	}
 }
 
 // Handle embeds one chunk and stores its vector.
@@ -269,9 +296,12 @@ func modelName(pc provider.Config) string {
 	return strings.ToLower(pc.Provider) + "/" + provider.ModelOrDefault(pc)
 }
 
-// classify makes errors that retrying cannot fix permanent.
+// classify makes the provider's errors that retrying cannot fix (invalid
+// key, exhausted quota, bad input, wrong dimension) permanent; rate limits,
+// transient provider errors and our own cancellations are retried.
 func classify(taskID string, err error) error {
-	if errors.Is(err, provider.ErrInvalidKey) || errors.Is(err, provider.ErrBadInput) {
+	var pe *provider.Error
+	if errors.As(err, &pe) && !provider.Retryable(err) {
 		return stage.Permanent(fmt.Errorf("embed %s: %w", taskID, err))
 	}
 	return fmt.Errorf("embed %s: %w", taskID, err)

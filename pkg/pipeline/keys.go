@@ -35,7 +35,7 @@ func PutAPIKey(ctx context.Context, kv jetstream.KeyValue, taskID string, k APIK
 	}
 	key := Token(taskID)
 	for range 3 {
-		_, err = kv.Create(ctx, key, data, jetstream.KeyTTL(0))
+		_, err = kv.Create(ctx, key, data, jetstream.KeyTTL(ttl))
 		if !errors.Is(err, jetstream.ErrKeyExists) {
 			break
 		}

@@ -187,6 +187,15 @@ func (s *Service) waitVectors(ctx context.Context, taskID string, n int) (bool, 
 		return false, fmt.Errorf("watch vectors of %s: %w", taskID, err)
 	}
 	defer sub.Unsubscribe()
+	// The subscription must be in place on the server before the first
+	// count, or vectors stored in between would wake no one.
+	// FlushWithContext needs a deadline; the handler's ctx has none.
+	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err = s.nc.FlushWithContext(fctx)
+	cancel()
+	if err != nil {
+		return false, fmt.Errorf("watch vectors of %s: %w", taskID, err)
+	}
 	deadline := time.NewTimer(s.cfg.VectorWait)
 	defer deadline.Stop()
 	stream, err := s.res.JS.Stream(ctx, pipeline.VectorStream)

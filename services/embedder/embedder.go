@@ -137,7 +137,12 @@ func New(cfg Config, res *pipeline.Resources, nc *nats.Conn, log *slog.Logger) (
 		inflight: make(chan struct{}, cfg.Requests), batchers: map[string]*batcher{},
 		ended: &endedCache{ttl: time.Second, m: map[string]endedEntry{}}}
 	emb, err := s.provider(cfg.Default)
-	if err != nil {
+	switch {
+	case errors.Is(err, provider.ErrInvalidKey) && cfg.Default.APIKey == "":
+		// A remote default without a key serves no task (they wait for
+		// their own key, see defaultUsable); queries get this error.
+		emb = unavailable{err: err}
+	case err != nil:
 		return nil, fmt.Errorf("default embedding provider %s: %w", cfg.Default.Provider, err)
 	}
 	s.def = newBatcher(emb, provider.Document, s.maxBatch(cfg.Default), cfg.Linger, s.inflight)
@@ -177,8 +182,13 @@ func (s *Service) Run(ctx context.Context) error {
 		r := &stage.Runner{
 			Name: string(pipeline.Embed), Consumer: cons, Handler: s, Log: s.log,
 			Concurrency: s.cfg.Workers, MaxDeliver: s.res.Config.MaxDeliver,
+			Progress: s.res.Config.AckWait / 3,
 			OnFail: func(ctx context.Context, taskID string, err error) error {
-				return s.status.Fail(ctx, taskID, string(pipeline.Embed), err)
+				if err := s.status.Fail(ctx, taskID, string(pipeline.Embed), err); err != nil {
+					return err
+				}
+				s.ended.markEnded(taskID)
+				return nil
 			},
 		}
 		return r.Run(gctx)
@@ -193,7 +203,7 @@ func (s *Service) Run(ctx context.Context) error {
 // later. A provider that is not reachable yet (a model server still
 // starting) only gets a warning: tasks retry until it is.
 func (s *Service) checkDefault(ctx context.Context) error {
-	if strings.EqualFold(s.cfg.Default.Provider, "local") || !s.defaultUsable() && s.cfg.Default.BaseURL == "" {
+	if strings.EqualFold(s.cfg.Default.Provider, "local") || !s.defaultUsable() {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -268,7 +278,14 @@ func (s *Service) batcherFor(ctx context.Context, taskID string) (*batcher, stri
 		pc.Model = s.cfg.GeminiModel
 	}
 	if strings.EqualFold(pc.Provider, s.cfg.Default.Provider) {
-		pc.Model, pc.BaseURL, pc.MaxBatch = s.cfg.Default.Model, s.cfg.Default.BaseURL, s.cfg.Default.MaxBatch
+		// The default's settings fill what OPENAI_* leaves unset.
+		if pc.Model == "" {
+			pc.Model = s.cfg.Default.Model
+		}
+		if pc.BaseURL == "" {
+			pc.BaseURL = s.cfg.Default.BaseURL
+		}
+		pc.MaxBatch = s.cfg.Default.MaxBatch
 	}
 	digest := sha256.Sum256([]byte(pc.Provider + "\x00" + pc.Model + "\x00" + pc.BaseURL + "\x00" + pc.APIKey))
 	id := hex.EncodeToString(digest[:])
@@ -287,9 +304,23 @@ func (s *Service) batcherFor(ctx context.Context, taskID string) (*batcher, stri
 }
 
 // defaultUsable says whether the default provider can serve a task
-// without a key of its own.
+// without a key of its own: local, one with a key, or an OpenAI-compatible
+// server (EMBEDDING_BASE_URL), which may need no key.
 func (s *Service) defaultUsable() bool {
-	return strings.EqualFold(s.cfg.Default.Provider, "local") || s.cfg.Default.APIKey != ""
+	switch strings.ToLower(strings.TrimSpace(s.cfg.Default.Provider)) {
+	case provider.ProviderLocal:
+		return true
+	case provider.ProviderOpenAI:
+		return s.cfg.Default.APIKey != "" || s.cfg.Default.BaseURL != ""
+	}
+	return s.cfg.Default.APIKey != ""
+}
+
+// unavailable stands in for a default provider that has no key.
+type unavailable struct{ err error }
+
+func (u unavailable) Embed(context.Context, []string, provider.Kind) ([][]float32, error) {
+	return nil, u.err
 }
 
 func modelName(pc provider.Config) string {

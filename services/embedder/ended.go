@@ -44,3 +44,12 @@ func (c *endedCache) check(ctx context.Context, st *status.Store, taskID string)
 	c.m[taskID] = endedEntry{ended: ended, at: now}
 	return ended, nil
 }
+
+// markEnded records that a task has ended, as soon as this replica failed
+// it: the chunks it is about to take cost no API call even within the ttl
+// of an earlier "not ended" read.
+func (c *endedCache) markEnded(taskID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m[taskID] = endedEntry{ended: true, at: time.Now()}
+}

@@ -1,0 +1,663 @@
+package embedder_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
+	"github.com/pdfpipe/pdfpipe/pkg/testenv"
+	"github.com/pdfpipe/pdfpipe/services/embedder"
+	"github.com/pdfpipe/pdfpipe/services/embedder/provider"
+	"github.com/pdfpipe/pdfpipe/services/embedder/provider/providertest"
+)
+
+// startupText is what the start-up check of a remote default embeds.
+const startupText = "pdfpipe start-up check"
+
+// chunkRequests returns the fake's requests that carried chunk texts
+// (everything but the start-up check).
+func chunkRequests(log []providertest.Request) []providertest.Request {
+	var out []providertest.Request
+	for _, r := range log {
+		if len(r.Inputs) == 1 && r.Inputs[0] == startupText {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// sentOnce asserts that successful requests embedded each text exactly
+// once, and nothing else.
+func sentOnce(t *testing.T, log []providertest.Request, texts []string) {
+	t.Helper()
+	count := map[string]int{}
+	for _, r := range chunkRequests(log) {
+		if r.Status != http.StatusOK {
+			continue
+		}
+		for _, in := range r.Inputs {
+			count[in]++
+		}
+	}
+	for i, text := range texts {
+		if count[text] != 1 {
+			t.Errorf("chunk %d was embedded %d times, want 1", i, count[text])
+		}
+		delete(count, text)
+	}
+	for text, n := range count {
+		t.Errorf("the provider embedded %q %d times, which is no chunk of the task", text, n)
+	}
+}
+
+func TestLocalDefaultEmbedsEveryChunkByIndex(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.start(map[string]string{}) // EMBEDDING_PROVIDER defaults to local
+	const task = "6f1c2a9e-1b7d-4f0a-9a63-2c1d1e0b7a11"
+	h.createTask(task)
+	in := texts(task, 50)
+	h.publish(task, in, 0, false)
+
+	vecs := h.waitVectors(task, 50, 20*time.Second)
+	checkLocal(t, task, vecs, in)
+	h.waitDrained(10 * time.Second)
+	if st := h.state(task); st.State.Terminal() {
+		t.Errorf("task state %s after embedding, want it left to the ingester", st.State)
+	}
+}
+
+func TestRagModeFalseSendsZeroVectorsWithoutAPICalls(t *testing.T) {
+	t.Parallel()
+	fake := providertest.NewOpenAI(t)
+	h := newHarness(t)
+	h.start(map[string]string{
+		"EMBEDDING_PROVIDER": "openai",
+		"EMBEDDING_BASE_URL": fake.URL,
+		"EMBEDDING_API_KEY":  providertest.OpenAIKey,
+	})
+	// The start-up check is the one request a remote default costs.
+	testenv.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if n := fake.Requests(); n != 1 {
+			return fmt.Errorf("fake saw %d requests, want the start-up check", n)
+		}
+		return nil
+	})
+	const task = "rag-off"
+	h.createTask(task)
+	in := texts(task, 20)
+	h.publish(task, in, 0, true)
+
+	vecs := h.waitVectors(task, 20, 20*time.Second)
+	zero := make([]float32, dim)
+	for i, v := range vecs {
+		checkChunk(t, task, i, v, in[i])
+		if !equal(v.Vector, zero, 0) {
+			t.Errorf("chunk %d: vector is not all zeros", i)
+		}
+		if want := "none (RagMode false)"; v.Model != want {
+			t.Errorf("chunk %d: model %q, want %q", i, v.Model, want)
+		}
+	}
+	h.waitDrained(10 * time.Second)
+	if n := fake.Requests(); n != 1 {
+		t.Errorf("fake saw %d requests, want only the start-up check", n)
+	}
+	if reqs := chunkRequests(fake.Log()); len(reqs) != 0 {
+		t.Errorf("chunks of a RagMode false task were sent to the provider: %+v", reqs[0].Inputs)
+	}
+}
+
+func TestTaskKeyBeforeTaskUsesOpenAIWithThatKey(t *testing.T) {
+	t.Parallel()
+	const key = "sk-task-key-2b7e151628aed2a6abf71588"
+	fake := providertest.NewOpenAI(t)
+	fake.SetKey(key)
+	h := newHarness(t)
+	const task = "task-with-key"
+	// The backend calls ProvideAPIKey before it enqueues the task.
+	if err := pipeline.PutAPIKey(h.ctx, h.res.Keys, task, pipeline.APIKey{Provider: "OpenAI", Key: key}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	h.start(map[string]string{"OPENAI_BASE_URL": fake.URL}) // default stays local
+	h.createTask(task)
+	in := texts(task, 50)
+	h.publish(task, in, 0, false)
+
+	vecs := h.waitVectors(task, 50, 20*time.Second)
+	for i, v := range vecs {
+		checkChunk(t, task, i, v, in[i])
+		if !equal(v.Vector, providertest.Vector(in[i], dim), 0) {
+			t.Errorf("chunk %d: vector is not the provider's embedding of its text", i)
+		}
+		if want := "openai/" + provider.DefaultOpenAIModel; v.Model != want {
+			t.Errorf("chunk %d: model %q, want %q", i, v.Model, want)
+		}
+	}
+	log := fake.Log()
+	if len(log) == 0 || len(log) >= len(in) {
+		t.Errorf("50 chunks took %d requests, want batches (1..49)", len(log))
+	}
+	for i, r := range log {
+		if got := r.Header.Get("Authorization"); got != "Bearer "+key {
+			t.Errorf("request %d: not authorised with the task's key", i)
+		}
+		if r.Dims != dim {
+			t.Errorf("request %d: dimensions %d, want %d", i, r.Dims, dim)
+		}
+		if r.Model != provider.DefaultOpenAIModel {
+			t.Errorf("request %d: model %q, want %q", i, r.Model, provider.DefaultOpenAIModel)
+		}
+		if r.Status != http.StatusOK {
+			t.Errorf("request %d: status %d", i, r.Status)
+		}
+	}
+	sentOnce(t, log, in)
+	h.checkSecret(key)
+}
+
+func TestKeyArrivingAfterTheChunks(t *testing.T) {
+	t.Parallel()
+	const key = "sk-late-key-9f86d081884c7d659a2feaa0"
+	fake := providertest.NewOpenAI(t)
+	fake.SetKey(key)
+	h := newHarness(t)
+	// The default provider cannot serve tasks: openai at api.openai.com
+	// without a key. Tasks wait for their own key.
+	h.start(map[string]string{
+		"EMBEDDING_PROVIDER": "openai",
+		"OPENAI_BASE_URL":    fake.URL,
+		"API_KEY_WAIT":       "10s",
+	})
+	const task = "late-key"
+	h.createTask(task)
+	in := texts(task, 20)
+	h.publish(task, in, 0, false)
+
+	// Every chunk is taken and waits for the key.
+	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		c, err := h.js.Consumer(h.ctx, pipeline.Stream, pipeline.Embed.Durable())
+		if err != nil {
+			return err
+		}
+		info, err := c.Info(h.ctx)
+		if err != nil {
+			return err
+		}
+		if info.NumAckPending != len(in) {
+			return fmt.Errorf("%d chunks in progress, want %d", info.NumAckPending, len(in))
+		}
+		return nil
+	})
+	// The key comes later than AckWait: waiting chunks must be kept in
+	// progress, not redelivered and embedded twice. Meanwhile nothing is
+	// sent and the task stays alive.
+	consistently(t, ackWait+500*time.Millisecond, 50*time.Millisecond, func() error {
+		if n := fake.Requests(); n != 0 {
+			return fmt.Errorf("fake saw %d requests before the key arrived, want 0", n)
+		}
+		if st := h.state(task); st.State.Terminal() {
+			return fmt.Errorf("task %s before its key arrived: %s", st.State, st.Error)
+		}
+		return nil
+	})
+	put := time.Now()
+	if err := pipeline.PutAPIKey(h.ctx, h.res.Keys, task, pipeline.APIKey{Provider: "openai", Key: key}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	vecs := h.waitVectors(task, len(in), 10*time.Second)
+	// A KV watch wakes the waiting chunks at once; polling would not.
+	if took := time.Since(put); took > 1500*time.Millisecond {
+		t.Errorf("vectors arrived %s after the key, want well under a second or so", took)
+	}
+	for i, v := range vecs {
+		checkChunk(t, task, i, v, in[i])
+		if !equal(v.Vector, providertest.Vector(in[i], dim), 0) {
+			t.Errorf("chunk %d: vector is not the provider's embedding of its text", i)
+		}
+	}
+	h.waitDrained(10 * time.Second)
+	sentOnce(t, fake.Log(), in)
+	for i, r := range fake.Log() {
+		if r.Header.Get("Authorization") != "Bearer "+key {
+			t.Errorf("request %d: not authorised with the task's key", i)
+		}
+	}
+	h.checkSecret(key)
+}
+
+func TestKeyNeverArrivingFailsTheTask(t *testing.T) {
+	t.Parallel()
+	fake := providertest.NewOpenAI(t)
+	h := newHarness(t)
+	h.start(map[string]string{
+		"EMBEDDING_PROVIDER": "openai",
+		"OPENAI_BASE_URL":    fake.URL,
+		"API_KEY_WAIT":       "1s",
+	})
+	const task = "no-key"
+	h.createTask(task)
+	h.publish(task, texts(task, 10), 0, false)
+
+	st := h.waitFailed(task, 15*time.Second)
+	if st.Stage != string(pipeline.Embed) {
+		t.Errorf("failed at stage %q, want %q", st.Stage, pipeline.Embed)
+	}
+	if !strings.Contains(st.Error, "no API key") || !strings.Contains(st.Error, "1s") {
+		t.Errorf("reason %q does not say that no API key arrived within 1s", st.Error)
+	}
+	h.waitDrained(10 * time.Second)
+	if n, _ := h.vectorCount(task); n != 0 {
+		t.Errorf("%d vectors stored for a task without a key", n)
+	}
+	if n := fake.Requests(); n != 0 {
+		t.Errorf("fake saw %d requests, want 0", n)
+	}
+}
+
+func TestWrongKeyFailsTheTaskWithFewRequests(t *testing.T) {
+	t.Parallel()
+	const wrong = "sk-wrong-key-5e884898da28047151d0e56f"
+	fake := providertest.NewOpenAI(t)
+	fake.SetKey("sk-the-right-key-000000000000000000")
+	h := newHarness(t)
+	const task = "wrong-key"
+	if err := pipeline.PutAPIKey(h.ctx, h.res.Keys, task, pipeline.APIKey{Provider: "openai", Key: wrong}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	const workers, requests = 16, 4
+	h.start(map[string]string{
+		"OPENAI_BASE_URL": fake.URL,
+		"EMBED_WORKERS":   fmt.Sprint(workers),
+		"EMBED_REQUESTS":  fmt.Sprint(requests),
+	})
+	h.createTask(task)
+	in := texts(task, 200)
+	h.publish(task, in, 0, false)
+
+	st := h.waitFailed(task, 15*time.Second)
+	if st.Stage != string(pipeline.Embed) || !strings.Contains(st.Error, "invalid API key") {
+		t.Errorf("failed at %q with %q, want stage embed and \"invalid API key\"", st.Stage, st.Error)
+	}
+	h.waitDrained(15 * time.Second)
+	log := fake.Log()
+	// 401 is permanent and never retried. Only the chunks taken before the
+	// first failure reach the provider (at most EMBED_WORKERS, sharing
+	// requests); every later chunk of the task is acked without a call.
+	if len(log) == 0 || len(log) > workers {
+		t.Errorf("fake saw %d requests for a wrong key, want 1..%d", len(log), workers)
+	}
+	seen := map[string]int{}
+	for i, r := range log {
+		if r.Status != http.StatusUnauthorized {
+			t.Errorf("request %d: status %d, want 401", i, r.Status)
+		}
+		// A refused request is not parsed by the fake: read its body.
+		var body struct {
+			Input []string `json:"input"`
+		}
+		if err := json.Unmarshal(r.Body, &body); err != nil {
+			t.Fatalf("request %d body: %v", i, err)
+		}
+		for _, text := range body.Input {
+			if seen[text]++; seen[text] > 1 {
+				t.Errorf("text %q was sent again after a 401", text)
+			}
+		}
+	}
+	if len(seen) > workers {
+		t.Errorf("%d of %d chunks were sent with the wrong key, want at most the %d taken at once", len(seen), len(in), workers)
+	}
+	t.Logf("wrong key: %d requests carrying %d of %d chunks", len(log), len(seen), len(in))
+	// Chunks arriving after the failure cost no request.
+	before := fake.Requests()
+	h.publish(task, texts(task+"-later", 30), len(in), false)
+	h.waitDrained(10 * time.Second)
+	if n := fake.Requests(); n != before {
+		t.Errorf("chunks of the failed task made %d more requests, want 0", n-before)
+	}
+	if n, _ := h.vectorCount(task); n != 0 {
+		t.Errorf("%d vectors stored for a task with a wrong key", n)
+	}
+	if st := h.state(task); st.Error == "" || strings.Contains(st.Error, wrong) {
+		t.Errorf("failure reason %q is empty or contains the key", st.Error)
+	}
+	h.checkSecret(wrong)
+}
+
+func TestRateLimitIsRetriedAfterRetryAfter(t *testing.T) {
+	t.Parallel()
+	const key = "sk-rate-limited-c3ab8ff13720e8ad9047"
+	fake := providertest.NewOpenAI(t)
+	fake.SetKey(key)
+	fake.FailNext(1, providertest.Failure{Status: http.StatusTooManyRequests, RetryAfter: 200 * time.Millisecond})
+	h := newHarness(t)
+	const task = "rate-limited"
+	if err := pipeline.PutAPIKey(h.ctx, h.res.Keys, task, pipeline.APIKey{Provider: "openai", Key: key}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	h.start(map[string]string{"OPENAI_BASE_URL": fake.URL})
+	h.createTask(task)
+	in := texts(task, 20)
+	h.publish(task, in, 0, false)
+
+	vecs := h.waitVectors(task, len(in), 20*time.Second)
+	for i, v := range vecs {
+		checkChunk(t, task, i, v, in[i])
+		if !equal(v.Vector, providertest.Vector(in[i], dim), 0) {
+			t.Errorf("chunk %d: vector is not the provider's embedding of its text", i)
+		}
+	}
+	log := fake.Log()
+	if len(log) < 2 || log[0].Status != http.StatusTooManyRequests {
+		t.Fatalf("fake log %v, want a 429 first and then the retry", statuses(log))
+	}
+	// The same texts come back after at least the wait asked for.
+	var retry *providertest.Request
+	for i := range log[1:] {
+		if r := &log[1+i]; r.Status == http.StatusOK && bytes.Equal(r.Body, log[0].Body) {
+			retry = r
+			break
+		}
+	}
+	if retry == nil {
+		t.Fatalf("the rate-limited batch was never sent again: %v", statuses(log))
+	}
+	if gap := retry.Time.Sub(log[0].Time); gap < 200*time.Millisecond {
+		t.Errorf("retried %s after the 429, want at least the 200ms Retry-After", gap)
+	}
+	sentOnce(t, log, in)
+	if st := h.state(task); st.State.Terminal() {
+		t.Errorf("task %s: %s", st.State, st.Error)
+	}
+	h.checkSecret(key)
+}
+
+func statuses(log []providertest.Request) []int {
+	out := make([]int, len(log))
+	for i, r := range log {
+		out[i] = r.Status
+	}
+	return out
+}
+
+func TestGeminiTaskKey(t *testing.T) {
+	t.Parallel()
+	const key = "AIza-task-key-7d865e959b2466918c9863"
+	fake := providertest.NewGemini(t)
+	fake.SetKey(key)
+	h := newHarness(t)
+	// Gemini is the default provider, without a key of its own: it serves
+	// only the tasks that bring one.
+	h.start(map[string]string{
+		"EMBEDDING_PROVIDER": "gemini",
+		"EMBEDDING_BASE_URL": fake.URL,
+		"API_KEY_WAIT":       "10s",
+	})
+	const task = "gemini-task"
+	if err := pipeline.PutAPIKey(h.ctx, h.res.Keys, task, pipeline.APIKey{Provider: "Gemini", Key: key}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	h.createTask(task)
+	in := texts(task, 30)
+	h.publish(task, in, 0, false)
+
+	vecs := h.waitVectors(task, len(in), 20*time.Second)
+	for i, v := range vecs {
+		checkChunk(t, task, i, v, in[i])
+		// The client re-normalises Gemini's truncated vectors in float32.
+		if !equal(v.Vector, providertest.Vector(in[i], dim), 1e-6) {
+			t.Errorf("chunk %d: vector is not the provider's embedding of its text", i)
+		}
+		if want := "gemini/" + provider.DefaultGeminiModel; v.Model != want {
+			t.Errorf("chunk %d: model %q, want %q", i, v.Model, want)
+		}
+	}
+	log := fake.Log()
+	if len(log) == 0 || len(log) >= len(in) {
+		t.Errorf("%d chunks took %d requests, want batches", len(in), len(log))
+	}
+	for i, r := range log {
+		if got := r.Header.Get("X-Goog-Api-Key"); got != key {
+			t.Errorf("request %d: not authorised with the task's key", i)
+		}
+		if r.Dims != dim {
+			t.Errorf("request %d: outputDimensionality %d, want %d", i, r.Dims, dim)
+		}
+		if len(r.TaskTypes) != len(r.Inputs) {
+			t.Errorf("request %d: %d task types for %d inputs", i, len(r.TaskTypes), len(r.Inputs))
+		}
+		for _, tt := range r.TaskTypes {
+			if tt != "RETRIEVAL_DOCUMENT" {
+				t.Errorf("request %d: task type %q, want RETRIEVAL_DOCUMENT", i, tt)
+			}
+		}
+	}
+	sentOnce(t, log, in)
+	// A keyless default answers queries with a clear error.
+	r, err := query(t, h.nc, pipeline.EmbedQuery{Text: "invoice total"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.InvalidKey || r.Error == "" || len(r.Vector) != 0 {
+		t.Errorf("query to a keyless gemini default: %+v, want an invalid-key error", r)
+	}
+	h.checkSecret(key)
+}
+
+func TestQueries(t *testing.T) {
+	t.Parallel()
+	fake := providertest.NewOpenAI(t)
+	h := newHarness(t)
+	// Two replicas in one queue group; their defaults differ only so that a
+	// reply shows which one answered.
+	h.start(map[string]string{})
+	h.start(map[string]string{
+		"EMBEDDING_PROVIDER": "openai",
+		"EMBEDDING_BASE_URL": fake.URL,
+		"EMBEDDING_API_KEY":  providertest.OpenAIKey,
+	})
+	local := provider.NewLocal(dim)
+	localModel := "local/" + provider.LocalModel
+	openaiModel := "openai/" + provider.DefaultOpenAIModel
+	answered := map[string]int{}
+	ask := func(text string) error {
+		r, err := query(t, h.nc, pipeline.EmbedQuery{Text: text})
+		if err != nil {
+			return err
+		}
+		if r.Error != "" {
+			t.Fatalf("query %q: %s", text, r.Error)
+		}
+		if len(r.Vector) != dim {
+			t.Fatalf("query %q: %d floats, want %d", text, len(r.Vector), dim)
+		}
+		var want []float32
+		switch r.Model {
+		case localModel:
+			want = local.Vector(text)
+		case openaiModel:
+			want = providertest.Vector(text, dim)
+		default:
+			t.Fatalf("query %q answered by model %q", text, r.Model)
+		}
+		if !equal(r.Vector, want, 0) {
+			t.Errorf("query %q: vector is not %s's embedding of the text", text, r.Model)
+		}
+		answered[r.Model]++
+		return nil
+	}
+	// Until both replicas have subscribed, one of them answers everything.
+	n := 0
+	testenv.CheckFor(t, 10*time.Second, time.Millisecond, func() error {
+		n++
+		if err := ask(fmt.Sprintf("warm-up query %d", n)); err != nil {
+			return err
+		}
+		if answered[localModel] == 0 || answered[openaiModel] == 0 {
+			return fmt.Errorf("answers so far: %v", answered)
+		}
+		return nil
+	})
+	before := map[string]int{localModel: answered[localModel], openaiModel: answered[openaiModel]}
+	for i := range 40 {
+		if err := ask(fmt.Sprintf("what is the invoice total of order %d?", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, m := range []string{localModel, openaiModel} {
+		if answered[m] == before[m] {
+			t.Errorf("of 40 queries none went to %s: %v", m, answered)
+		}
+	}
+	// Each query was embedded by one replica only: the openai replica
+	// sent exactly the queries it answered.
+	inputs := 0
+	for _, r := range chunkRequests(fake.Log()) {
+		inputs += len(r.Inputs)
+	}
+	if inputs != answered[openaiModel] {
+		t.Errorf("openai replica embedded %d query texts but answered %d", inputs, answered[openaiModel])
+	}
+
+	for _, bad := range []string{`{"text":""}`, `{"text":"  \n"}`, `not json`} {
+		m, err := h.nc.Request(pipeline.QuerySubject, []byte(bad), 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := string(m.Data)
+		if !strings.Contains(r, `"bad_input":true`) || strings.Contains(r, `"vector"`) {
+			t.Errorf("query %q: reply %s, want bad_input and no vector", bad, r)
+		}
+	}
+}
+
+func TestAPIKeyFile(t *testing.T) {
+	t.Parallel()
+	const key = "sk-from-file-4e07408562bedb8b60ce05c1"
+	path := filepath.Join(t.TempDir(), "embedding-api-key")
+	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fake := providertest.NewOpenAI(t)
+	fake.SetKey(key)
+	h := newHarness(t)
+	h.start(map[string]string{
+		"EMBEDDING_PROVIDER":     "openai",
+		"EMBEDDING_BASE_URL":     fake.URL,
+		"EMBEDDING_API_KEY_FILE": path,
+	})
+	const task = "key-file"
+	h.createTask(task)
+	in := texts(task, 10)
+	h.publish(task, in, 0, false)
+	vecs := h.waitVectors(task, len(in), 20*time.Second)
+	for i, v := range vecs {
+		checkChunk(t, task, i, v, in[i])
+		if !equal(v.Vector, providertest.Vector(in[i], dim), 0) {
+			t.Errorf("chunk %d: vector is not the provider's embedding of its text", i)
+		}
+	}
+	log := fake.Log()
+	if len(chunkRequests(log)) == 0 {
+		t.Fatal("no chunk reached the provider")
+	}
+	for i, r := range log {
+		if r.Header.Get("Authorization") != "Bearer "+key || r.Status != http.StatusOK {
+			t.Errorf("request %d: status %d, not authorised with the file's key", i, r.Status)
+		}
+	}
+	h.checkSecret(key)
+
+	t.Run("missing file", func(t *testing.T) {
+		missing := filepath.Join(t.TempDir(), "nope")
+		_, err := embedder.ConfigFromEnv(func(k string) string {
+			return map[string]string{"EMBEDDING_API_KEY_FILE": missing}[k]
+		})
+		if err == nil || !strings.Contains(err.Error(), "EMBEDDING_API_KEY_FILE") {
+			t.Errorf("got %v, want an error naming EMBEDDING_API_KEY_FILE", err)
+		}
+	})
+}
+
+func TestKeylessCompatibleServerServesTasks(t *testing.T) {
+	t.Parallel()
+	fake := providertest.NewOpenAI(t)
+	fake.SetKey("") // Text Embeddings Inference and Ollama take no key
+	h := newHarness(t)
+	h.start(map[string]string{
+		"EMBEDDING_PROVIDER": "openai",
+		"EMBEDDING_BASE_URL": fake.URL,
+		"API_KEY_WAIT":       "30s",
+	})
+	const task = "tei-default"
+	h.createTask(task)
+	in := texts(task, 10)
+	h.publish(task, in, 0, false)
+	// Far less than API_KEY_WAIT: the tasks do not wait for a key.
+	vecs := h.waitVectors(task, len(in), 10*time.Second)
+	for i, v := range vecs {
+		checkChunk(t, task, i, v, in[i])
+		if !equal(v.Vector, providertest.Vector(in[i], dim), 0) {
+			t.Errorf("chunk %d: vector is not the server's embedding of its text", i)
+		}
+	}
+	sentOnce(t, fake.Log(), in)
+}
+
+func TestStartupCheckOfTheDefaultProvider(t *testing.T) {
+	t.Parallel()
+	const wrong = "sk-wrong-default-1f2d3c4b5a69788796a5"
+	tests := []struct {
+		name    string
+		setup   func(*providertest.OpenAIServer)
+		key     string
+		wantErr error
+		want    string
+	}{
+		{"server gives another dimension", func(f *providertest.OpenAIServer) { f.ForceDimension(768) },
+			providertest.OpenAIKey, provider.ErrDimensionMismatch, "768"},
+		{"wrong default key", func(*providertest.OpenAIServer) {}, wrong, provider.ErrInvalidKey, "invalid API key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			fake := providertest.NewOpenAI(t)
+			tt.setup(fake)
+			h := newHarness(t)
+			svc := h.newService(map[string]string{
+				"EMBEDDING_PROVIDER": "openai",
+				"EMBEDDING_BASE_URL": fake.URL,
+				"EMBEDDING_API_KEY":  tt.key,
+			})
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			err := svc.Run(ctx)
+			if ctx.Err() != nil {
+				t.Fatalf("Run ran until its context ended (%v), want a start-up error", err)
+			}
+			if !errors.Is(err, tt.wantErr) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Run: %v, want %v mentioning %q", err, tt.wantErr, tt.want)
+			}
+			if strings.Contains(err.Error(), tt.key) {
+				t.Errorf("Run's error contains the key")
+			}
+			if n := fake.Requests(); n != 1 {
+				t.Errorf("start-up check sent %d requests, want 1 (permanent errors are not retried)", n)
+			}
+			if strings.Contains(h.logs.String(), tt.key) {
+				t.Errorf("logs contain the key")
+			}
+		})
+	}
+}

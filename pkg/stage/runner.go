@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -111,9 +113,14 @@ func (r *Runner) Run(ctx context.Context) error {
 			case <-ctx.Done():
 			}
 		}
-		if !started {
+		if !started && !lastDelivery(msg, r.MaxDeliver) {
 			_ = msg.Nak()
 			continue
+		}
+		if !started {
+			// A nak of the last allowed delivery would never come back:
+			// handle it now, within the shutdown grace.
+			sem <- struct{}{}
 		}
 		wg.Add(1)
 		go func() {
@@ -134,7 +141,7 @@ func (r *Runner) Run(ctx context.Context) error {
 }
 
 func (r *Runner) handle(ctx context.Context, msg jetstream.Msg) {
-	taskID := msg.Headers().Get(pipeline.HeaderTaskID)
+	taskID := TaskID(msg)
 	meta, _ := msg.Metadata()
 	var delivered uint64 = 1
 	var seq uint64
@@ -185,6 +192,25 @@ func (r *Runner) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 }
 
+// TaskID returns the task a stage message belongs to: from its subject
+// (pdf.<stage>.<token>…), which is exact, else from the task id header
+// (NATS trims header values, so an id with outer spaces survives only in
+// the subject).
+func TaskID(msg jetstream.Msg) string {
+	parts := strings.SplitN(msg.Subject(), ".", 4)
+	if len(parts) >= 3 && parts[0] == "pdf" {
+		if id, err := pipeline.TaskIDFromToken(parts[2]); err == nil {
+			return id
+		}
+	}
+	return msg.Headers().Get(pipeline.HeaderTaskID)
+}
+
+func lastDelivery(msg jetstream.Msg, maxDeliver int) bool {
+	meta, err := msg.Metadata()
+	return err == nil && maxDeliver > 0 && meta.NumDelivered >= uint64(maxDeliver)
+}
+
 // fail records the task's failure through OnFail. On the last delivery a
 // nak would never be redelivered, so it retries here instead, keeping the
 // message in progress, until OnFail succeeds or ctx ends.
@@ -225,9 +251,13 @@ func (r *Runner) backoff(delivered uint64) time.Duration {
 	return d - d/5 + time.Duration(rand.Int64N(int64(d/5)*2+1))
 }
 
+// truncate cuts s to at most n bytes without splitting a UTF-8 character.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n]
 }

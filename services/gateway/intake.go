@@ -68,7 +68,7 @@ func (s *Service) accept(ctx context.Context, e redisqueue.Entry) error {
 		if st.State != status.Queued {
 			// Started before (a recovered entry, or the same task sent twice).
 			log.Info("task already known; not starting it again", "state", st.State)
-			return s.queue.Ack(ctx, e)
+			return s.ack(ctx, e)
 		}
 		// Queued but maybe never published: publish again (deduplicated).
 	}
@@ -77,7 +77,20 @@ func (s *Service) accept(ctx context.Context, e redisqueue.Entry) error {
 		return fmt.Errorf("start task %s: %w", t.ID, err)
 	}
 	log.Info("task accepted", "file", t.FileName)
-	return s.queue.Ack(ctx, e)
+	return s.ack(ctx, e)
+}
+
+// ack removes a handled entry from the processing list. An entry that is
+// no longer there (another gateway recovered it while this one stalled)
+// is not this gateway's any more: retrying its ack would block the intake
+// forever, and the task is started at most once either way.
+func (s *Service) ack(ctx context.Context, e redisqueue.Entry) error {
+	err := s.queue.Ack(ctx, e)
+	if errors.Is(err, redisqueue.ErrNotHeld) {
+		s.log.Warn("entry left this gateway's processing list before its ack; another gateway owns it", "err", err)
+		return nil
+	}
+	return err
 }
 
 func sleep(ctx context.Context, d time.Duration) {

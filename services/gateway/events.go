@@ -12,7 +12,6 @@ import (
 
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
 	"github.com/pdfpipe/pdfpipe/pkg/status"
-	"github.com/pdfpipe/pdfpipe/services/gateway/redisqueue"
 )
 
 // DocumentEvent is the backend's progress message on Redis pub/sub
@@ -40,10 +39,10 @@ type Progress struct {
 // over the status bucket's stream: each status change is handled once.
 const eventsConsumer = "gateway-events"
 
-// publishEvents turns status changes into DocumentEvents, dead-letters
-// failed tasks in Redis as the original service did, and removes the API
-// key of every task that ended.
-func (s *Service) publishEvents(ctx context.Context) error {
+// eventsConsumerFor creates (or finds) the durable consumer. It only
+// delivers changes made after it first exists, so Run creates it before
+// the intake starts any task.
+func (s *Service) eventsConsumerFor(ctx context.Context) (jetstream.Consumer, error) {
 	cons, err := s.res.JS.CreateOrUpdateConsumer(ctx, "KV_"+pipeline.StatusBucket, jetstream.ConsumerConfig{
 		Durable:       eventsConsumer,
 		Description:   "gateway: task status → Redis document events",
@@ -53,8 +52,15 @@ func (s *Service) publishEvents(ctx context.Context) error {
 		MaxDeliver:    20,
 	})
 	if err != nil {
-		return fmt.Errorf("events consumer: %w", err)
+		return nil, fmt.Errorf("events consumer: %w", err)
 	}
+	return cons, nil
+}
+
+// publishEvents turns status changes into DocumentEvents, dead-letters
+// failed tasks in Redis as the original service did, and removes the API
+// key of every task that ended.
+func (s *Service) publishEvents(ctx context.Context, cons jetstream.Consumer) error {
 	it, err := cons.Messages()
 	if err != nil {
 		return fmt.Errorf("events consumer: %w", err)
@@ -102,19 +108,27 @@ func (s *Service) onStatus(ctx context.Context, st status.Status) error {
 		// chunks; the key is no longer needed.
 		return pipeline.DeleteAPIKey(ctx, s.res.Keys, st.TaskID)
 	case status.Failed:
+		// Event first: if a later step fails and the change is handled
+		// again, the user sees a repeated event rather than the
+		// dead-letter list getting a duplicate entry.
 		ev.Type = "failed"
 		ev.Message = fmt.Sprintf("%s failed: %s", st.Stage, st.Error)
-		if err := pipeline.DeleteAPIKey(ctx, s.res.Keys, st.TaskID); err != nil {
+		if err := s.publish(ctx, ev); err != nil {
 			return err
 		}
 		if err := s.deadLetter(ctx, st); err != nil {
 			return err
 		}
+		return pipeline.DeleteAPIKey(ctx, s.res.Keys, st.TaskID)
 	default:
 		ev.Type = "processing"
 		ev.Message = describe(st)
 		ev.Progress.Percentage = percentage(st.State)
 	}
+	return s.publish(ctx, ev)
+}
+
+func (s *Service) publish(ctx context.Context, ev DocumentEvent) error {
 	data, err := json.Marshal(ev)
 	if err != nil {
 		return err
@@ -129,7 +143,7 @@ func (s *Service) deadLetter(ctx context.Context, st status.Status) error {
 	if raw == "" {
 		raw = fmt.Sprintf(`{"task_id":%q}`, st.TaskID)
 	}
-	return s.queue.DeadLetter(ctx, redisqueue.Entry{Raw: raw}, fmt.Sprintf("%s: %s", st.Stage, st.Error))
+	return s.queue.RecordFailure(ctx, raw, fmt.Sprintf("%s: %s", st.Stage, st.Error))
 }
 
 func describe(st status.Status) string {

@@ -130,10 +130,14 @@ func New(cfg Config, res *pipeline.Resources, nc *nats.Conn, log *slog.Logger) (
 // event publisher, each in the same errgroup.
 func (s *Service) Run(ctx context.Context) error {
 	defer s.rdb.Close()
+	events, err := s.eventsConsumerFor(ctx)
+	if err != nil {
+		return err
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.intake(gctx) })
 	g.Go(func() error { return s.queue.Run(gctx) })
-	g.Go(func() error { return s.publishEvents(gctx) })
+	g.Go(func() error { return s.publishEvents(gctx, events) })
 	if !s.cfg.DisableGRPC {
 		g.Go(func() error { return s.serveGRPC(gctx) })
 	}

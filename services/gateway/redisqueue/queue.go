@@ -289,6 +289,23 @@ func (q *Queue) DeadLetter(ctx context.Context, e Entry, reason string) error {
 	return nil
 }
 
+// RecordFailure appends a task that failed later in the pipeline to the
+// dead-letter list, as DeadLetter formats it, without touching any
+// processing list: the entry left the queue long ago.
+func (q *Queue) RecordFailure(ctx context.Context, raw, reason string) error {
+	if q.err != nil {
+		return q.err
+	}
+	payload, err := deadLetterPayload(raw, reason, time.Now())
+	if err != nil {
+		return fmt.Errorf("dead-letter to %s: %w", q.opts.DLQ, err)
+	}
+	if err := q.rdb.RPush(ctx, q.opts.DLQ, payload).Err(); err != nil {
+		return fmt.Errorf("dead-letter to %s: %w", q.opts.DLQ, err)
+	}
+	return nil
+}
+
 func deadLetterPayload(raw, reason string, now time.Time) (string, error) {
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(raw), &obj); err != nil || obj == nil {

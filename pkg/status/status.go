@@ -48,6 +48,11 @@ type Status struct {
 	Chapters   int             `json:"chapters,omitempty"`
 	Ingested   int             `json:"chunks_ingested,omitempty"`
 	Attempts   int             `json:"ingest_attempts,omitempty"`
+	// SentWhole is the ingest attempt whose stream carried every chunk
+	// and was being closed when the ingester last knew of it: if the
+	// process died waiting for the backend's answer, the backend may hold
+	// the whole document already.
+	SentWhole int `json:"ingest_sent_whole,omitempty"`
 	SHA256     string          `json:"sha256,omitempty"`
 	Size       int64           `json:"size,omitempty"`
 	CreatedAt  time.Time       `json:"created_at"`

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -145,7 +146,16 @@ func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
 	if err != nil {
 		return err
 	}
-	resp, err := s.send(ctx, job)
+	earlierWhole := st.SentWhole // an attempt before this one that sent everything
+	resp, err := s.send(ctx, job, st.Attempts)
+	if err == nil && alreadyWhole(resp, job.Chunks) && earlierWhole > 0 {
+		// Attempt earlierWhole sent every chunk and its answer was lost
+		// (the process died, or the connection broke after the backend
+		// committed); the backend now refuses every chunk of the copy as
+		// already stored: it holds the whole document once.
+		log.Warn("backend already holds every chunk from an earlier attempt", "attempt", earlierWhole)
+		return s.done(ctx, id, job.Chunks, fmt.Sprintf("stored by attempt %d, whose answer was lost", earlierWhole))
+	}
 	if err != nil {
 		if refused(err) {
 			// The backend answered with an error of its own (a duplicate
@@ -161,14 +171,32 @@ func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
 		return stage.Permanent(fmt.Errorf("ingest %s: backend refused the document: %s (stored %d of %d, failed %d)",
 			id, resp.GetMessage(), resp.GetChunksStored(), job.Chunks, resp.GetChunksFailed()))
 	}
-	if _, err := s.status.Update(ctx, id, func(st *status.Status) {
+	log.Info("ingested", "chunks", resp.GetChunksStored(), "backend_ms", resp.GetProcessingTimeMs())
+	return s.done(ctx, id, int(resp.GetChunksStored()), "")
+}
+
+func (s *Service) done(ctx context.Context, id string, stored int, note string) error {
+	_, err := s.status.Update(ctx, id, func(st *status.Status) {
 		st.State = status.Done
-		st.Ingested = int(resp.GetChunksStored())
-	}); err != nil && !errors.Is(err, status.ErrTerminal) {
+		st.Ingested = stored
+		st.Error = note
+	})
+	if err != nil && !errors.Is(err, status.ErrTerminal) {
 		return err
 	}
-	log.Info("ingested", "chunks", resp.GetChunksStored(), "backend_ms", resp.GetProcessingTimeMs())
 	return nil
+}
+
+// alreadyWhole reports whether the backend refused a document only
+// because it already holds every one of its n chunks: nothing stored,
+// every chunk failed, and the reason is a unique-key violation
+// (PostgreSQL's SQLSTATE 23505, as the backend passes it through). A
+// backend that refuses at the metadata (a duplicate file_hash as an
+// error status) tells too little, and the task fails as before.
+func alreadyWhole(resp *pb.IngestResponse, n int) bool {
+	msg := resp.GetMessage()
+	return !resp.GetSuccess() && resp.GetChunksStored() == 0 && int(resp.GetChunksFailed()) == n && n > 0 &&
+		(strings.Contains(msg, "23505") || strings.Contains(msg, "duplicate key"))
 }
 
 // waitVectors returns true once the vector stream holds all n vectors of
@@ -234,7 +262,7 @@ func countVectors(ctx context.Context, stream jetstream.Stream, taskID string) (
 }
 
 // send streams the document: metadata, then each chunk in index order.
-func (s *Service) send(ctx context.Context, job pipeline.IngestJob) (*pb.IngestResponse, error) {
+func (s *Service) send(ctx context.Context, job pipeline.IngestJob, attempt int) (*pb.IngestResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	stream, err := s.res.JS.Stream(ctx, pipeline.VectorStream)
@@ -274,6 +302,11 @@ func (s *Service) send(ctx context.Context, job pipeline.IngestJob) (*pb.IngestR
 		}}}); err != nil {
 			return nil, s.sendErr(call, fmt.Sprintf("chunk %d", i), err)
 		}
+	}
+	// Every chunk is on its way: note it before asking for the answer, so
+	// a restart after a lost answer knows this attempt was whole.
+	if _, err := s.status.Update(ctx, t.ID, func(st *status.Status) { st.SentWhole = attempt }); err != nil {
+		return nil, fmt.Errorf("record attempt %d: %w", attempt, err)
 	}
 	resp, err := call.CloseAndRecv()
 	if err != nil {

@@ -437,3 +437,50 @@ func TestIngestWaitLongerThanAckWait(t *testing.T) {
 	}
 	checkDocument(t, docs[0], id, n)
 }
+
+// TestIngestLostAnswerIsDone covers the window between the backend's
+// commit and its answer reaching the ingester: the backend stored the
+// whole document, the answer was lost, the resend is refused because every
+// chunk is already there. The task is done, and the document stored once.
+func TestIngestLostAnswerIsDone(t *testing.T) {
+	e := newEnv(t)
+	sink, addr := startSink(t)
+	sink.SetFault(faultOnce(ingestsink.FaultAtEnd, true))
+	startIngester(t, e, addr)
+
+	const id, n = "lost-answer", 3
+	for i := range n {
+		e.publishVector(t, id, i)
+	}
+	e.publishJob(t, id, n, "")
+	st := e.waitTerminal(t, id)
+	if st.State != status.Done || st.Attempts != 2 || !strings.Contains(st.Error, "stored by attempt 1") {
+		t.Fatalf("got %s after %d attempts (%q), want done after 2, stored by attempt 1", st.State, st.Attempts, st.Error)
+	}
+	docs := sink.Documents()
+	if len(docs) != 2 || !sink.HasChunk(docs[0].Chunks[n-1].Chunk.GetChunkId()) {
+		t.Fatalf("sink got %d calls; want the committed one and the refused copy", len(docs))
+	}
+	if docs[1].Response.GetSuccess() || docs[1].Response.GetChunksFailed() != n {
+		t.Errorf("copy: got %v, want every chunk refused as a duplicate", docs[1].Response)
+	}
+}
+
+// TestIngestBrokenBeforeTheEndStillFails: a stream cut before the backend
+// got every chunk leaves part of the document; the resend's refusal is
+// partial, so the task fails with the backend's message (no false done).
+func TestIngestBrokenBeforeTheEndStillFails(t *testing.T) {
+	e := newEnv(t)
+	sink, addr := startSink(t)
+	sink.SetFault(faultOnce(1, true))
+	startIngester(t, e, addr)
+
+	const id, n = "cut", 3
+	for i := range n {
+		e.publishVector(t, id, i)
+	}
+	e.publishJob(t, id, n, "")
+	if st := e.waitTerminal(t, id); st.State != status.Failed || !strings.Contains(st.Error, "duplicate key") {
+		t.Fatalf("got %s (%q), want failed with the backend's duplicate-key message", st.State, st.Error)
+	}
+}

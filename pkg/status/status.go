@@ -35,29 +35,29 @@ func (s State) Terminal() bool { return s == Done || s == Failed }
 
 // Status is the record of one task.
 type Status struct {
-	TaskID     string          `json:"task_id"`
-	DocID      string          `json:"doc_id,omitempty"`
-	UserID     string          `json:"user_id,omitempty"`
-	FileName   string          `json:"file_name,omitempty"`
-	State      State           `json:"state"`
-	Stage      string          `json:"stage,omitempty"` // stage that failed, with Error
-	Error      string          `json:"error,omitempty"`
-	Pages      int             `json:"pages,omitempty"`
-	EmptyPages int             `json:"empty_pages,omitempty"`
-	Chunks     int             `json:"chunks,omitempty"`
-	Chapters   int             `json:"chapters,omitempty"`
-	Ingested   int             `json:"chunks_ingested,omitempty"`
-	Attempts   int             `json:"ingest_attempts,omitempty"`
+	TaskID     string `json:"task_id"`
+	DocID      string `json:"doc_id,omitempty"`
+	UserID     string `json:"user_id,omitempty"`
+	FileName   string `json:"file_name,omitempty"`
+	State      State  `json:"state"`
+	Stage      string `json:"stage,omitempty"` // stage that failed, with Error
+	Error      string `json:"error,omitempty"`
+	Pages      int    `json:"pages,omitempty"`
+	EmptyPages int    `json:"empty_pages,omitempty"`
+	Chunks     int    `json:"chunks,omitempty"`
+	Chapters   int    `json:"chapters,omitempty"`
+	Ingested   int    `json:"chunks_ingested,omitempty"`
+	Attempts   int    `json:"ingest_attempts,omitempty"`
 	// SentWhole is the ingest attempt whose stream carried every chunk
 	// and was being closed when the ingester last knew of it: if the
 	// process died waiting for the backend's answer, the backend may hold
 	// the whole document already.
-	SentWhole int `json:"ingest_sent_whole,omitempty"`
-	SHA256     string          `json:"sha256,omitempty"`
-	Size       int64           `json:"size,omitempty"`
-	CreatedAt  time.Time       `json:"created_at"`
-	UpdatedAt  time.Time       `json:"updated_at"`
-	Task       json.RawMessage `json:"task,omitempty"` // the task as received
+	SentWhole int             `json:"ingest_sent_whole,omitempty"`
+	SHA256    string          `json:"sha256,omitempty"`
+	Size      int64           `json:"size,omitempty"`
+	CreatedAt time.Time       `json:"created_at"`
+	UpdatedAt time.Time       `json:"updated_at"`
+	Task      json.RawMessage `json:"task,omitempty"` // the task as received
 }
 
 // ErrTerminal is returned by Update when the task has already ended.

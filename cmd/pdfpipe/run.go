@@ -139,7 +139,7 @@ func runFiles(ctx context.Context, args []string, getenv func(string) string, st
 		if _, err := store.Create(ctx, status.Status{TaskID: t.ID, DocID: t.DocID, UserID: t.UserID, FileName: t.FileName, Task: t.Raw}); err != nil {
 			return err
 		}
-		if _, err := pipeline.Publish(ctx, js, pipeline.Fetch.Subject(t.ID), t.ID, t.ID+":fetch", pipeline.FetchJob{Task: t}); err != nil {
+		if _, err := pipeline.Publish(ctx, js, pipeline.Fetch.Subject(t.ID), t.ID, pipeline.MsgID(t.ID, 0, "fetch"), pipeline.FetchJob{Task: t}); err != nil {
 			return err
 		}
 	}

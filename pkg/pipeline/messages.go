@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -17,7 +19,8 @@ const HeaderTaskID = "Pdfpipe-Task-Id"
 
 // FetchJob asks the fetcher to copy the task's PDF into the object store.
 type FetchJob struct {
-	Task task.Task `json:"task"`
+	Task   task.Task `json:"task"`
+	Replay int       `json:"replay,omitempty"`
 }
 
 // Document describes a fetched PDF: where its bytes are and what they are.
@@ -31,6 +34,7 @@ type Document struct {
 type ParseJob struct {
 	Task     task.Task `json:"task"`
 	Document Document  `json:"document"`
+	Replay   int       `json:"replay,omitempty"`
 }
 
 // Chunk is a piece of a document's text with where it came from.
@@ -49,6 +53,7 @@ type EmbedJob struct {
 	TaskID        string `json:"task_id"`
 	SkipEmbedding bool   `json:"skip_embedding,omitempty"`
 	Chunk         Chunk  `json:"chunk"`
+	Replay        int    `json:"replay,omitempty"`
 }
 
 // Vector is an embedded chunk, stored at VectorSubject(task, index).
@@ -68,6 +73,18 @@ type IngestJob struct {
 	EmptyPages int       `json:"empty_pages,omitempty"`
 	Chunks     int       `json:"chunks"`
 	Chapters   int       `json:"chapters"`
+	Replay     int       `json:"replay,omitempty"`
+}
+
+// MsgID is the Nats-Msg-Id of a stage message: the task, the message's
+// kind and index, and the replay number when a stage is replayed, so a
+// replay is not dropped as a duplicate of the first run.
+func MsgID(taskID string, replay int, parts ...string) string {
+	id := taskID + ":" + strings.Join(parts, ":")
+	if replay > 0 {
+		id += "#" + strconv.Itoa(replay)
+	}
+	return id
 }
 
 // Publish sends v as JSON to subj with the task id header and a

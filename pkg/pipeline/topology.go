@@ -21,6 +21,13 @@ const (
 	KeysBucket    = "pdfpipe_keys"
 	StatusBucket  = "pdfpipe_status"
 	ObjectsBucket = "pdfpipe_pdfs"
+	// EmbedCacheBucket holds embedding vectors by a digest of provider,
+	// model, dimension and text (no key material), so a replay or a
+	// re-upload of the same text costs no API call.
+	EmbedCacheBucket = "pdfpipe_embcache"
+	// EmbedRateBucket holds the shared rate-limit state per API key
+	// digest (never the key), so embedder replicas stay under one limit.
+	EmbedRateBucket = "pdfpipe_embrate"
 
 	// QuerySubject is the core NATS request subject on which embedders
 	// answer GetEmbedding queries (queue group QueryQueue).
@@ -112,7 +119,11 @@ type Resources struct {
 	Keys    jetstream.KeyValue
 	Status  jetstream.KeyValue
 	Objects jetstream.ObjectStore
-	Config  Config
+	// EmbedCache and EmbedRate are the embedder's vector cache and shared
+	// rate-limit state.
+	EmbedCache jetstream.KeyValue
+	EmbedRate  jetstream.KeyValue
+	Config     Config
 }
 
 // Setup creates or updates every stream, bucket and consumer of the
@@ -204,7 +215,30 @@ func setup(ctx context.Context, js jetstream.JetStream, cfg Config) (*Resources,
 			return nil, fmt.Errorf("consumer %s: %w", st.Durable(), err)
 		}
 	}
-	return &Resources{JS: js, Keys: keys, Status: status, Objects: objects, Config: cfg}, nil
+	embCache, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      EmbedCacheBucket,
+		Description: "embedding vectors by digest of provider, model, dimension and text",
+		History:     1,
+		TTL:         cfg.Retention,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kv %s: %w", EmbedCacheBucket, err)
+	}
+	embRate, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      EmbedRateBucket,
+		Description: "embedder rate-limit buckets by API key digest",
+		History:     1,
+		TTL:         time.Hour,
+		Storage:     jetstream.MemoryStorage,
+		Replicas:    cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kv %s: %w", EmbedRateBucket, err)
+	}
+	return &Resources{JS: js, Keys: keys, Status: status, Objects: objects,
+		EmbedCache: embCache, EmbedRate: embRate, Config: cfg}, nil
 }
 
 func consumerConfig(st Stage, cfg Config) jetstream.ConsumerConfig {

@@ -153,6 +153,30 @@ func (s *Store) Update(ctx context.Context, taskID string, fn func(*Status)) (St
 	}
 }
 
+// Reopen puts a task back into state for a replay, even if it had ended:
+// the failure reason and ingest bookkeeping are cleared, counts are kept.
+func (s *Store) Reopen(ctx context.Context, taskID string, state State) (Status, error) {
+	for {
+		st, rev, err := s.get(ctx, taskID)
+		if err != nil {
+			return Status{}, err
+		}
+		st.State, st.Stage, st.Error, st.SentWhole = state, "", "", 0
+		st.UpdatedAt = s.now().UTC()
+		data, err := json.Marshal(st)
+		if err != nil {
+			return Status{}, err
+		}
+		_, err = s.kv.Update(ctx, pipeline.Token(taskID), data, rev)
+		if err == nil {
+			return st, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			return Status{}, fmt.Errorf("reopen status %s: %w", taskID, err)
+		}
+	}
+}
+
 // Advance moves a task to state unless it has ended.
 func (s *Store) Advance(ctx context.Context, taskID string, state State) error {
 	_, err := s.Update(ctx, taskID, func(st *Status) { st.State = state })

@@ -143,8 +143,8 @@ func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
 		return err
 	}
 	s.log.Info("fetched", "task_id", id, "bytes", doc.Size, "sha256", doc.SHA256)
-	_, err = pipeline.Publish(ctx, s.res.JS, pipeline.Parse.Subject(id), id, id+":parse",
-		pipeline.ParseJob{Task: job.Task, Document: doc})
+	_, err = pipeline.Publish(ctx, s.res.JS, pipeline.Parse.Subject(id), id, pipeline.MsgID(id, job.Replay, "parse"),
+		pipeline.ParseJob{Task: job.Task, Document: doc, Replay: job.Replay})
 	return err
 }
 

@@ -72,7 +72,7 @@ func (s *Service) accept(ctx context.Context, e redisqueue.Entry) error {
 		}
 		// Queued but maybe never published: publish again (deduplicated).
 	}
-	if _, err := pipeline.Publish(ctx, s.res.JS, pipeline.Fetch.Subject(t.ID), t.ID, t.ID+":fetch",
+	if _, err := pipeline.Publish(ctx, s.res.JS, pipeline.Fetch.Subject(t.ID), t.ID, pipeline.MsgID(t.ID, 0, "fetch"),
 		pipeline.FetchJob{Task: t}); err != nil {
 		return fmt.Errorf("start task %s: %w", t.ID, err)
 	}

@@ -132,8 +132,8 @@ func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
 	skip := t.SkipEmbedding()
 	info, err := pdftext.Extract(ctx, s.engine, path, s.cfg.Chunks, func(c pdftext.Chunk) error {
 		idx := strconv.Itoa(c.Index)
-		_, err := pipeline.Publish(ctx, s.res.JS, pipeline.Embed.Subject(t.ID, idx), t.ID, t.ID+":embed:"+idx,
-			pipeline.EmbedJob{TaskID: t.ID, SkipEmbedding: skip, Chunk: pipeline.Chunk{
+		_, err := pipeline.Publish(ctx, s.res.JS, pipeline.Embed.Subject(t.ID, idx), t.ID, pipeline.MsgID(t.ID, job.Replay, "embed", idx),
+			pipeline.EmbedJob{TaskID: t.ID, SkipEmbedding: skip, Replay: job.Replay, Chunk: pipeline.Chunk{
 				ID: ChunkID(t.DocumentID(), c.Index), Index: c.Index, Text: c.Text,
 				Chapter: c.Chapter, ChapterNum: c.ChapterNum, PageStart: c.PageStart, PageEnd: c.PageEnd,
 			}})
@@ -149,9 +149,9 @@ func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
 	}); err != nil && !errors.Is(err, status.ErrTerminal) {
 		return err
 	}
-	_, err = pipeline.Publish(ctx, s.res.JS, pipeline.Ingest.Subject(t.ID), t.ID, t.ID+":ingest", pipeline.IngestJob{
+	_, err = pipeline.Publish(ctx, s.res.JS, pipeline.Ingest.Subject(t.ID), t.ID, pipeline.MsgID(t.ID, job.Replay, "ingest"), pipeline.IngestJob{
 		Task: t, Document: job.Document, Pages: info.Pages, EmptyPages: info.EmptyPages,
-		Chunks: info.Chunks, Chapters: info.Chapters,
+		Chunks: info.Chunks, Chapters: info.Chapters, Replay: job.Replay,
 	})
 	return err
 }

@@ -102,6 +102,9 @@ func up(ctx context.Context, args []string, getenv func(string) string, stderr i
 		return err
 	}
 	g.Go(func() error { return gw.Run(gctx) })
+	if addr := getenv("HEALTH_ADDR"); addr != "" {
+		g.Go(func() error { return servicemain.ServeHealth(gctx, addr, nc) })
+	}
 	log.Info("pdfpipe up", "gateway", gcfg)
 	err = g.Wait()
 	if derr := nc.Drain(); derr != nil && !errors.Is(derr, nats.ErrConnectionClosed) {

@@ -100,7 +100,7 @@ func Run(ctx context.Context, name string, getenv envconf.Getenv, stderr io.Writ
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return start(gctx, Deps{NC: nc, Res: res, Log: log}) })
 	if common.HealthAddr != "" {
-		g.Go(func() error { return serveHealth(gctx, common.HealthAddr, nc) })
+		g.Go(func() error { return ServeHealth(gctx, common.HealthAddr, nc) })
 	}
 	err = g.Wait()
 	log.Info("stopping")
@@ -110,8 +110,9 @@ func Run(ctx context.Context, name string, getenv envconf.Getenv, stderr io.Writ
 	return err
 }
 
-// serveHealth answers /healthz (process alive) and /readyz (NATS connected).
-func serveHealth(ctx context.Context, addr string, nc *nats.Conn) error {
+// ServeHealth answers /healthz (process alive) and /readyz (NATS
+// connected) on addr until ctx ends.
+func ServeHealth(ctx context.Context, addr string, nc *nats.Conn) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {

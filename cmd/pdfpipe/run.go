@@ -100,7 +100,7 @@ func runFiles(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	defer outFile.Close()
 	outBuf := bufio.NewWriterSize(outFile, 1<<20)
-	sink := ingestsink.New(ingestsink.Options{Output: outBuf, Dimension: dimension(getenv)})
+	sink := ingestsink.New(ingestsink.Options{Output: outBuf, Dimension: dimension(getenv), ForgetChunks: true})
 	sinkLis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err

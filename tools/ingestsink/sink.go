@@ -86,6 +86,10 @@ type Options struct {
 	// (cancelled, disconnected) before it half-closes forget everything it
 	// stored. By default, as in the backend, what was stored stays stored.
 	RollbackBrokenStreams bool
+	// ForgetChunks keeps only the metadata and response of each ended
+	// call in Documents, not its chunks, so a long-running sink's memory
+	// does not grow with everything it received (the JSONL has it all).
+	ForgetChunks bool
 	// SingleChunkUnimplemented makes IngestSingleChunk answer
 	// codes.Unimplemented, as the current backend does.
 	SingleChunkUnimplemented bool
@@ -132,6 +136,7 @@ type Sink struct {
 	log            *slog.Logger
 	rollbackBroken bool
 	noSingle       bool
+	forget         bool
 
 	outMu sync.Mutex
 	out   io.Writer
@@ -164,6 +169,7 @@ func New(opts Options) *Sink {
 		log:            logger,
 		rollbackBroken: opts.RollbackBrokenStreams,
 		noSingle:       opts.SingleChunkUnimplemented,
+		forget:         opts.ForgetChunks,
 		out:            out,
 		hashes:         make(map[string]string),
 		fileHash:       make(map[string]string),
@@ -374,6 +380,9 @@ func (s *Sink) finish(a *attempt) {
 			"chunks_failed", d.Response.GetChunksFailed())...)
 	}
 
+	if s.forget {
+		d.Chunks = nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.docs = append(s.docs, d)

@@ -702,3 +702,27 @@ func TestIngestSingleChunk(t *testing.T) {
 	_, err = h2.client.IngestSingleChunk(t.Context(), chunk)
 	wantCode(t, err, codes.Unimplemented)
 }
+
+func TestForgetChunksKeepsOnlyTheOutcome(t *testing.T) {
+	h := start(t, ingestsink.Options{ForgetChunks: true})
+	s := h.sink
+	stream, err := h.client.IngestDocument(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash := sha("forget")
+	if err := stream.Send(&cognicore.IngestRequest{RequestType: &cognicore.IngestRequest_Metadata{Metadata: &cognicore.DocumentMetadata{FileId: "f", FileHash: hash}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&cognicore.IngestRequest{RequestType: &cognicore.IngestRequest_Chunk{Chunk: &cognicore.TextChunk{ChunkId: "c0", FileId: "f", EmbeddingVector: make([]float32, 384)}}}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := stream.CloseAndRecv()
+	if err != nil || !resp.GetSuccess() {
+		t.Fatalf("got %v, %v; want success", resp, err)
+	}
+	docs := s.Documents()
+	if len(docs) != 1 || docs[0].Chunks != nil || docs[0].Response.GetChunksStored() != 1 || !s.HasChunk("c0") {
+		t.Fatalf("got %d documents, chunks %v, response %v; want the outcome without chunk bodies", len(docs), docs[0].Chunks, docs[0].Response)
+	}
+}

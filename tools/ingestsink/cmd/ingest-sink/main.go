@@ -143,7 +143,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// Default server options, like the backend (4 MiB messages, default
 	// keepalive enforcement).
 	srv := grpc.NewServer()
-	sink := ingestsink.New(ingestsink.Options{Dimension: cfg.Dimension, Output: bw, Logger: log})
+	sink := ingestsink.New(ingestsink.Options{ForgetChunks: true, Dimension: cfg.Dimension, Output: bw, Logger: log})
 	sink.Register(srv)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/pdfpipe/pdfpipe/pkg/pdfgen"
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
+	"github.com/pdfpipe/pdfpipe/pkg/stagetest"
 	"github.com/pdfpipe/pdfpipe/pkg/status"
 	"github.com/pdfpipe/pdfpipe/pkg/task"
 	"github.com/pdfpipe/pdfpipe/services/fetcher"
@@ -115,23 +116,23 @@ func refusedURL(t *testing.T) string {
 func startFetcher(t *testing.T, e *env) {
 	t.Helper()
 	svc, err := fetcher.New(fetcher.Config{Workers: 2, MaxBytes: maxBytes, HTTPTimeout: 5 * time.Second,
-		RetryDelay: 50 * time.Millisecond}, e.res, testLogger(t))
+		RetryDelay: 50 * time.Millisecond}, e.Res, stagetest.Logger(t))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	run(t, svc.Run)
+	stagetest.Run(t, svc.Run)
 }
 
 // submit records the task as the gateway does and publishes its fetch job.
 func (e *env) submit(t *testing.T, id, url string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	ctx, cancel := context.WithTimeout(context.Background(), stagetest.WaitLimit)
 	defer cancel()
 	tk := task.Task{ID: id, DocID: id, UserID: "u1", FileName: id + ".pdf", URL: url}
-	if ok, err := e.status.Create(ctx, status.Status{TaskID: id, DocID: id, UserID: "u1"}); err != nil || !ok {
+	if ok, err := e.Status.Create(ctx, status.Status{TaskID: id, DocID: id, UserID: "u1"}); err != nil || !ok {
 		t.Fatalf("create status %s: got %v, %v; want true, nil", id, ok, err)
 	}
-	if _, err := pipeline.Publish(ctx, e.js, pipeline.Fetch.Subject(id), id, id+":fetch", pipeline.FetchJob{Task: tk}); err != nil {
+	if _, err := pipeline.Publish(ctx, e.JS, pipeline.Fetch.Subject(id), id, id+":fetch", pipeline.FetchJob{Task: tk}); err != nil {
 		t.Fatalf("publish fetch job: %v", err)
 	}
 }
@@ -140,7 +141,7 @@ func (e *env) submit(t *testing.T, id, url string) {
 // byte, and that its parse job describes it.
 func (e *env) expectFetched(t *testing.T, id string, want []byte) {
 	t.Helper()
-	m := e.nextMsg(t, pipeline.Parse.Subject(id))
+	m := e.NextMsg(t, pipeline.Parse.Subject(id))
 	var job pipeline.ParseJob
 	if err := pipeline.Decode(m.Data(), &job); err != nil {
 		t.Fatalf("parse job: %v", err)
@@ -159,16 +160,16 @@ func (e *env) expectFetched(t *testing.T, id string, want []byte) {
 	if job.Document.Size != int64(len(want)) {
 		t.Errorf("parse job size: got %d, want %d", job.Document.Size, len(want))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	ctx, cancel := context.WithTimeout(context.Background(), stagetest.WaitLimit)
 	defer cancel()
-	got, err := e.res.Objects.GetBytes(ctx, job.Document.Object)
+	got, err := e.Res.Objects.GetBytes(ctx, job.Document.Object)
 	if err != nil {
 		t.Fatalf("object %q: %v", job.Document.Object, err)
 	}
 	if !bytes.Equal(got, want) {
 		t.Errorf("stored object: got %d bytes, want the %d bytes served", len(got), len(want))
 	}
-	st, err := e.status.Get(ctx, id)
+	st, err := e.Status.Get(ctx, id)
 	if err != nil {
 		t.Fatalf("status: %v", err)
 	}
@@ -184,7 +185,7 @@ func TestFetchGoodPDF(t *testing.T) {
 
 	e.submit(t, "good-1", o.URL+"/good.pdf"+presigned)
 	e.expectFetched(t, "good-1", o.pdf)
-	e.waitSettled(t, pipeline.Fetch)
+	e.WaitSettled(t, pipeline.Fetch)
 	if got := o.hitsOf("/good.pdf"); got != 1 {
 		t.Errorf("got %d requests for the pdf, want 1", got)
 	}
@@ -219,7 +220,7 @@ func TestFetchBadInput(t *testing.T) {
 			e := newEnv(t)
 			o := newOrigin(t)
 			startFetcher(t, e)
-			terms := e.watchTerminated(t, pipeline.Fetch)
+			terms := e.WatchTerminated(t, pipeline.Fetch)
 
 			url := refusedURL(t)
 			if tc.path != "" {
@@ -227,7 +228,7 @@ func TestFetchBadInput(t *testing.T) {
 			}
 			const id = "bad-1"
 			e.submit(t, id, url)
-			st := e.waitTerminal(t, id)
+			st := e.WaitTerminal(t, id)
 			if st.State != status.Failed {
 				t.Fatalf("got state %s, want %s", st.State, status.Failed)
 			}
@@ -242,7 +243,7 @@ func TestFetchBadInput(t *testing.T) {
 			if strings.Contains(st.Error, "SECRET") {
 				t.Errorf("reason %q leaks the presigned query or credentials", st.Error)
 			}
-			adv := waitTerminated(t, terms)
+			adv := stagetest.WaitTerminated(t, terms)
 			if adv.Deliveries != tc.wantDeliveries {
 				t.Errorf("job delivered %d times, want %d", adv.Deliveries, tc.wantDeliveries)
 			}
@@ -251,13 +252,13 @@ func TestFetchBadInput(t *testing.T) {
 					t.Errorf("origin got %d requests, want %d", got, tc.wantDeliveries)
 				}
 			}
-			e.noMsg(t, pipeline.Parse.Subject(id))
+			e.NoMsg(t, pipeline.Parse.Subject(id))
 
 			// The service is still serving: a good task completes.
 			e.submit(t, "good-after", o.URL+"/good.pdf")
 			e.expectFetched(t, "good-after", o.pdf)
-			e.waitSettled(t, pipeline.Fetch)
-			if st, err := e.status.Get(context.Background(), id); err != nil || st.State != status.Failed {
+			e.WaitSettled(t, pipeline.Fetch)
+			if st, err := e.Status.Get(context.Background(), id); err != nil || st.State != status.Failed {
 				t.Errorf("bad task afterwards: got %s, %v; want it still failed", st.State, err)
 			}
 		})
@@ -278,12 +279,12 @@ func TestFetchConcurrentMixed(t *testing.T) {
 		e.submit(t, "m-good-"+strconv.Itoa(i), o.URL+"/good.pdf")
 	}
 	for id := range bad {
-		if st := e.waitTerminal(t, id); st.State != status.Failed || st.Stage != string(pipeline.Fetch) {
+		if st := e.WaitTerminal(t, id); st.State != status.Failed || st.Stage != string(pipeline.Fetch) {
 			t.Errorf("task %s: got %s at %q, want failed at fetch", id, st.State, st.Stage)
 		}
 	}
 	for i := range 3 {
 		e.expectFetched(t, "m-good-"+strconv.Itoa(i), o.pdf)
 	}
-	e.waitSettled(t, pipeline.Fetch)
+	e.WaitSettled(t, pipeline.Fetch)
 }

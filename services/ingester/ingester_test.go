@@ -19,6 +19,7 @@ import (
 	grpcstatus "google.golang.org/grpc/status"
 
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
+	"github.com/pdfpipe/pdfpipe/pkg/stagetest"
 	"github.com/pdfpipe/pdfpipe/pkg/status"
 	"github.com/pdfpipe/pdfpipe/pkg/task"
 	"github.com/pdfpipe/pdfpipe/services/ingester"
@@ -57,11 +58,11 @@ func deadAddr(t *testing.T) string {
 func startIngester(t *testing.T, e *env, addr string) {
 	t.Helper()
 	svc, err := ingester.New(ingester.Config{Addr: addr, Workers: 2, Timeout: 5 * time.Second,
-		VectorWait: 6 * time.Second, RetryDelay: 50 * time.Millisecond}, e.res, e.nc, testLogger(t))
+		VectorWait: 6 * time.Second, RetryDelay: 50 * time.Millisecond}, e.Res, e.NC, stagetest.Logger(t))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	run(t, svc.Run)
+	stagetest.Run(t, svc.Run)
 }
 
 func docID(id string) string { return "doc-" + id }
@@ -79,7 +80,7 @@ func fileHash(id string) string {
 // publishVector stores the embedded chunk i of task id, as an embedder does.
 func (e *env) publishVector(t *testing.T, id string, i int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	ctx, cancel := context.WithTimeout(context.Background(), stagetest.WaitLimit)
 	defer cancel()
 	vec := make([]float32, dim)
 	vec[0] = float32(i)
@@ -88,7 +89,7 @@ func (e *env) publishVector(t *testing.T, id string, i int) {
 		ID: chunkID(id, i), Index: i, Text: fmt.Sprintf("text %d of %s", i, id),
 		Chapter: "1 Introduction", ChapterNum: "1", PageStart: i + 1, PageEnd: i + 2,
 	}}
-	if _, err := pipeline.Publish(ctx, e.js, pipeline.VectorSubject(id, i), id, "", v); err != nil {
+	if _, err := pipeline.Publish(ctx, e.JS, pipeline.VectorSubject(id, i), id, "", v); err != nil {
 		t.Fatalf("publish vector %d: %v", i, err)
 	}
 }
@@ -97,9 +98,9 @@ func (e *env) publishVector(t *testing.T, id string, i int) {
 // ingest job; msgID "" uses the parser's message id.
 func (e *env) publishJob(t *testing.T, id string, chunks int, msgID string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	ctx, cancel := context.WithTimeout(context.Background(), stagetest.WaitLimit)
 	defer cancel()
-	_, err := e.status.Update(ctx, id, func(st *status.Status) { st.State = status.Embedding; st.Chunks = chunks })
+	_, err := e.Status.Update(ctx, id, func(st *status.Status) { st.State = status.Embedding; st.Chunks = chunks })
 	if err != nil && !errors.Is(err, status.ErrTerminal) {
 		t.Fatalf("status: %v", err)
 	}
@@ -112,7 +113,7 @@ func (e *env) publishJob(t *testing.T, id string, chunks int, msgID string) {
 		Document: pipeline.Document{Object: id, SHA256: fileHash(id), Size: 4321},
 		Pages:    chunks + 1, Chunks: chunks, Chapters: 1,
 	}
-	if _, err := pipeline.Publish(ctx, e.js, pipeline.Ingest.Subject(id), id, msgID, job); err != nil {
+	if _, err := pipeline.Publish(ctx, e.JS, pipeline.Ingest.Subject(id), id, msgID, job); err != nil {
 		t.Fatalf("publish ingest job: %v", err)
 	}
 }
@@ -159,7 +160,7 @@ func checkDocument(t *testing.T, d ingestsink.Document, id string, n int) {
 
 func waitDocuments(t *testing.T, sink *ingestsink.Sink, n int) []ingestsink.Document {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	ctx, cancel := context.WithTimeout(context.Background(), stagetest.WaitLimit)
 	defer cancel()
 	docs, err := sink.WaitDocuments(ctx, n)
 	if err != nil {
@@ -171,7 +172,7 @@ func waitDocuments(t *testing.T, sink *ingestsink.Sink, n int) []ingestsink.Docu
 // expectDone checks the task ended done with n chunks after attempts calls.
 func (e *env) expectDone(t *testing.T, id string, n, attempts int) {
 	t.Helper()
-	st := e.waitTerminal(t, id)
+	st := e.WaitTerminal(t, id)
 	if st.State != status.Done || st.Ingested != n || st.Attempts != attempts {
 		t.Errorf("status of %s: got %s (%q) ingested %d after %d attempts, want done %d after %d",
 			id, st.State, st.Error, st.Ingested, st.Attempts, n, attempts)
@@ -182,9 +183,9 @@ func (e *env) expectDone(t *testing.T, id string, n, attempts int) {
 // (it is waiting for vectors).
 func (e *env) waitHeld(t *testing.T) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	ctx, cancel := context.WithTimeout(context.Background(), stagetest.WaitLimit)
 	defer cancel()
-	c, err := e.js.Consumer(ctx, pipeline.Stream, pipeline.Ingest.Durable())
+	c, err := e.JS.Consumer(ctx, pipeline.Stream, pipeline.Ingest.Durable())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,19 +216,19 @@ func TestIngestHappyPathAndNoResend(t *testing.T) {
 	docs := waitDocuments(t, sink, 1)
 	checkDocument(t, docs[0], id, n)
 	e.expectDone(t, id, n, 1)
-	e.waitSettled(t, pipeline.Ingest)
+	e.WaitSettled(t, pipeline.Ingest)
 
 	// A replayed ingest job of a done task is not sent again: the backend
 	// cannot take a document twice.
 	e.publishJob(t, id, n, id+":ingest:replay")
-	info := e.waitSettled(t, pipeline.Ingest)
+	info := e.WaitSettled(t, pipeline.Ingest)
 	if info.Delivered.Consumer != 2 {
 		t.Errorf("consumer delivered %d messages, want 2", info.Delivered.Consumer)
 	}
 	if got := len(sink.Documents()); got != 1 {
 		t.Errorf("sink got %d IngestDocument calls, want 1", got)
 	}
-	if st, _ := e.status.Get(context.Background(), id); st.State != status.Done || st.Attempts != 1 {
+	if st, _ := e.Status.Get(context.Background(), id); st.State != status.Done || st.Attempts != 1 {
 		t.Errorf("status after replay: got %s after %d attempts, want done after 1", st.State, st.Attempts)
 	}
 }
@@ -250,7 +251,7 @@ func TestIngestVectorsLateAndOutOfOrder(t *testing.T) {
 	docs := waitDocuments(t, sink, 1)
 	checkDocument(t, docs[0], id, n)
 	e.expectDone(t, id, n, 1)
-	e.waitSettled(t, pipeline.Ingest)
+	e.WaitSettled(t, pipeline.Ingest)
 	if got := len(sink.Documents()); got != 1 {
 		t.Errorf("sink got %d calls, want 1", got)
 	}
@@ -283,7 +284,7 @@ func TestIngestBrokenStreamIsResentWhole(t *testing.T) {
 	}
 	e.publishJob(t, id, n, "")
 	e.expectDone(t, id, n, 2)
-	e.waitSettled(t, pipeline.Ingest)
+	e.WaitSettled(t, pipeline.Ingest)
 	docs := sink.Documents()
 	if len(docs) != 2 {
 		t.Fatalf("sink got %d calls, want 2 (broken, then whole)", len(docs))
@@ -305,14 +306,14 @@ func TestIngestPartialFirstAttemptFailsWithoutLoop(t *testing.T) {
 	sink, addr := startSink(t)
 	sink.SetFault(faultOnce(2, true))
 	startIngester(t, e, addr)
-	terms := e.watchTerminated(t, pipeline.Ingest)
+	terms := e.WatchTerminated(t, pipeline.Ingest)
 
 	const id, n = "partial", 4
 	for i := range n {
 		e.publishVector(t, id, i)
 	}
 	e.publishJob(t, id, n, "")
-	st := e.waitTerminal(t, id)
+	st := e.WaitTerminal(t, id)
 	if st.State != status.Failed || st.Stage != string(pipeline.Ingest) {
 		t.Fatalf("got %s at %q (%q), want failed at ingest", st.State, st.Stage, st.Error)
 	}
@@ -324,10 +325,10 @@ func TestIngestPartialFirstAttemptFailsWithoutLoop(t *testing.T) {
 	if st.Attempts != 2 {
 		t.Errorf("got %d ingest attempts, want 2", st.Attempts)
 	}
-	if adv := waitTerminated(t, terms); adv.Deliveries != 2 {
+	if adv := stagetest.WaitTerminated(t, terms); adv.Deliveries != 2 {
 		t.Errorf("job delivered %d times, want 2", adv.Deliveries)
 	}
-	e.waitSettled(t, pipeline.Ingest)
+	e.WaitSettled(t, pipeline.Ingest)
 	docs := sink.Documents()
 	if len(docs) != 2 {
 		t.Fatalf("sink got %d calls, want 2 (partial, then refused)", len(docs))
@@ -348,14 +349,14 @@ func TestIngestBackendUnreachable(t *testing.T) {
 	e := newEnv(t)
 	addr := deadAddr(t)
 	startIngester(t, e, addr)
-	terms := e.watchTerminated(t, pipeline.Ingest)
+	terms := e.WatchTerminated(t, pipeline.Ingest)
 
 	const id, n = "nobackend", 2
 	for i := range n {
 		e.publishVector(t, id, i)
 	}
 	e.publishJob(t, id, n, "")
-	st := e.waitTerminal(t, id)
+	st := e.WaitTerminal(t, id)
 	if st.State != status.Failed || st.Stage != string(pipeline.Ingest) {
 		t.Fatalf("got %s at %q (%q), want failed at ingest", st.State, st.Stage, st.Error)
 	}
@@ -367,10 +368,10 @@ func TestIngestBackendUnreachable(t *testing.T) {
 	if st.Attempts != 3 {
 		t.Errorf("got %d ingest attempts, want 3 (MaxDeliver)", st.Attempts)
 	}
-	if adv := waitTerminated(t, terms); adv.Deliveries != 3 {
+	if adv := stagetest.WaitTerminated(t, terms); adv.Deliveries != 3 {
 		t.Errorf("job delivered %d times, want 3", adv.Deliveries)
 	}
-	e.waitSettled(t, pipeline.Ingest)
+	e.WaitSettled(t, pipeline.Ingest)
 }
 
 func TestIngestStopsWaitingWhenTaskFailsElsewhere(t *testing.T) {
@@ -383,14 +384,14 @@ func TestIngestStopsWaitingWhenTaskFailsElsewhere(t *testing.T) {
 	e.publishJob(t, id, 3, "")
 	e.waitHeld(t)
 	ctx := context.Background()
-	if err := e.status.Fail(ctx, id, string(pipeline.Embed), errors.New("invalid API key")); err != nil {
+	if err := e.Status.Fail(ctx, id, string(pipeline.Embed), errors.New("invalid API key")); err != nil {
 		t.Fatal(err)
 	}
-	info := e.waitSettled(t, pipeline.Ingest)
+	info := e.WaitSettled(t, pipeline.Ingest)
 	if info.Delivered.Consumer != 1 {
 		t.Errorf("consumer delivered %d messages, want 1", info.Delivered.Consumer)
 	}
-	st, err := e.status.Get(ctx, id)
+	st, err := e.Status.Get(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -424,10 +425,10 @@ func TestIngestWaitLongerThanAckWait(t *testing.T) {
 	e.publishJob(t, id, n, "")
 	e.waitHeld(t)
 	// Not a synchronisation sleep: the scenario is time passing beyond AckWait.
-	<-time.After(e.res.Config.AckWait + e.res.Config.AckWait/2)
+	<-time.After(e.Res.Config.AckWait + e.Res.Config.AckWait/2)
 	e.publishVector(t, id, 2)
 	e.expectDone(t, id, n, 1)
-	info := e.waitSettled(t, pipeline.Ingest)
+	info := e.WaitSettled(t, pipeline.Ingest)
 	if info.Delivered.Consumer != 1 {
 		t.Errorf("consumer delivered %d messages, want 1 (no redelivery while held)", info.Delivered.Consumer)
 	}
@@ -453,7 +454,7 @@ func TestIngestLostAnswerIsDone(t *testing.T) {
 		e.publishVector(t, id, i)
 	}
 	e.publishJob(t, id, n, "")
-	st := e.waitTerminal(t, id)
+	st := e.WaitTerminal(t, id)
 	if st.State != status.Done || st.Attempts != 2 || !strings.Contains(st.Error, "stored by attempt 1") {
 		t.Fatalf("got %s after %d attempts (%q), want done after 2, stored by attempt 1", st.State, st.Attempts, st.Error)
 	}
@@ -480,7 +481,7 @@ func TestIngestBrokenBeforeTheEndStillFails(t *testing.T) {
 		e.publishVector(t, id, i)
 	}
 	e.publishJob(t, id, n, "")
-	if st := e.waitTerminal(t, id); st.State != status.Failed || !strings.Contains(st.Error, "duplicate key") {
+	if st := e.WaitTerminal(t, id); st.State != status.Failed || !strings.Contains(st.Error, "duplicate key") {
 		t.Fatalf("got %s (%q), want failed with the backend's duplicate-key message", st.State, st.Error)
 	}
 }

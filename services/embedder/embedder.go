@@ -44,15 +44,33 @@ type Config struct {
 	// KeyWait is how long a task without a key waits for one when no
 	// default provider can serve it: API_KEY_WAIT, default 30s.
 	KeyWait time.Duration
-	// Workers is how many chunks are in flight (EMBED_WORKERS, default 64);
-	// Requests how many API requests (EMBED_REQUESTS, default 4); Linger
-	// how long a batch waits to fill (EMBED_LINGER, default 10ms).
+	// Workers is how many chunks are in flight (EMBED_WORKERS, default
+	// 256); Requests how many API requests (EMBED_REQUESTS, default 8);
+	// Linger how long a batch waits to fill (EMBED_LINGER, default 10ms).
+	// A batch holds up to the provider's limit (EMBED_BATCH overrides it):
+	// 2048 for OpenAI, 32 for OpenAI-compatible servers, 100 for Gemini.
 	Workers, Requests int
 	Linger            time.Duration
 	// Timeout per API request (EMBED_TIMEOUT, default 60s).
 	Timeout time.Duration
-	// Retry of transient provider errors.
+	// Retry of rate-limited and transient provider errors.
 	Retry provider.RetryPolicy
+	// LongInput says what to do with a text above the provider's input
+	// limit (EMBED_LONG_INPUT): LongTruncate (default), LongSplit or
+	// LongFail. MaxInputTokens overrides that limit (EMBED_MAX_INPUT_TOKENS,
+	// 0: the provider's: 8192 OpenAI, 2048 Gemini, none local).
+	LongInput      string
+	MaxInputTokens int
+	// RPM and TPM are the requests and estimated tokens per minute that
+	// all embedder replicas together may send with one API key (EMBED_RPM,
+	// EMBED_TPM; 0: unlimited), enforced through a shared KV token bucket.
+	RPM, TPM int
+	// Cache keeps vectors of remote providers in the embedding cache
+	// bucket (EMBED_CACHE, default true).
+	Cache bool
+	// StatsEvery is how often the counters are logged when they changed
+	// (EMBED_STATS_EVERY, default 1m; they are also logged at exit).
+	StatsEvery time.Duration
 }
 
 // ConfigFromEnv reads the embedder's settings.
@@ -67,16 +85,24 @@ func ConfigFromEnv(getenv envconf.Getenv) (Config, error) {
 			BaseURL:   r.String("EMBEDDING_BASE_URL", ""),
 			Dimension: dim,
 			MaxBatch:  r.Int("EMBED_BATCH", 0),
+			// Estimated tokens per request; 0: the provider's budget.
+			MaxBatchTokens: r.Int("EMBED_BATCH_TOKENS", 0),
 		},
-		Dimension:     dim,
-		OpenAIModel:   r.String("OPENAI_EMBEDDING_MODEL", ""),
-		GeminiModel:   r.String("GEMINI_EMBEDDING_MODEL", ""),
-		OpenAIBaseURL: r.String("OPENAI_BASE_URL", ""),
-		KeyWait:       r.Duration("API_KEY_WAIT", 30*time.Second),
-		Workers:       r.Int("EMBED_WORKERS", 64),
-		Requests:      r.Int("EMBED_REQUESTS", 4),
-		Linger:        r.Duration("EMBED_LINGER", 10*time.Millisecond),
-		Timeout:       r.Duration("EMBED_TIMEOUT", 60*time.Second),
+		Dimension:      dim,
+		OpenAIModel:    r.String("OPENAI_EMBEDDING_MODEL", ""),
+		GeminiModel:    r.String("GEMINI_EMBEDDING_MODEL", ""),
+		OpenAIBaseURL:  r.String("OPENAI_BASE_URL", ""),
+		KeyWait:        r.Duration("API_KEY_WAIT", 30*time.Second),
+		Workers:        r.Int("EMBED_WORKERS", 256),
+		Requests:       r.Int("EMBED_REQUESTS", 8),
+		Linger:         r.Duration("EMBED_LINGER", 10*time.Millisecond),
+		Timeout:        r.Duration("EMBED_TIMEOUT", 60*time.Second),
+		LongInput:      strings.ToLower(r.String("EMBED_LONG_INPUT", LongTruncate)),
+		MaxInputTokens: r.Int("EMBED_MAX_INPUT_TOKENS", 0),
+		RPM:            r.Int("EMBED_RPM", 0),
+		TPM:            r.Int("EMBED_TPM", 0),
+		Cache:          r.Bool("EMBED_CACHE", true),
+		StatsEvery:     r.Duration("EMBED_STATS_EVERY", time.Minute),
 	}
 	if f := r.String("EMBEDDING_API_KEY_FILE", ""); f != "" && c.Default.APIKey == "" {
 		key, err := readSecretFile(f)
@@ -102,6 +128,14 @@ func (c Config) Validate() error {
 	if c.Workers < 1 || c.Requests < 1 {
 		errs = append(errs, errors.New("EMBED_WORKERS and EMBED_REQUESTS must be at least 1"))
 	}
+	switch c.LongInput {
+	case "", LongTruncate, LongSplit, LongFail:
+	default:
+		errs = append(errs, fmt.Errorf("EMBED_LONG_INPUT %q: want truncate, split or fail", c.LongInput))
+	}
+	if c.MaxInputTokens < 0 || c.RPM < 0 || c.TPM < 0 {
+		errs = append(errs, errors.New("EMBED_MAX_INPUT_TOKENS, EMBED_RPM and EMBED_TPM must not be negative"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -111,7 +145,9 @@ func (c Config) LogValue() slog.Value {
 		slog.String("provider", c.Default.Provider), slog.String("model", c.Default.Model),
 		slog.String("base_url", c.Default.BaseURL), slog.String("api_key", envconf.Mask(c.Default.APIKey)),
 		slog.Int("dimension", c.Dimension), slog.Duration("key_wait", c.KeyWait),
-		slog.Int("workers", c.Workers), slog.Int("requests", c.Requests))
+		slog.Int("workers", c.Workers), slog.Int("requests", c.Requests), slog.Duration("linger", c.Linger),
+		slog.Int("batch", c.Default.MaxBatch), slog.String("long_input", c.LongInput),
+		slog.Int("rpm", c.RPM), slog.Int("tpm", c.TPM), slog.Bool("cache", c.Cache))
 }
 
 // Service is a running embedder.
@@ -123,6 +159,8 @@ type Service struct {
 	log      *slog.Logger
 	inflight chan struct{}
 	ended    *endedCache
+	stats    counters
+	limiter  *limiter // nil: no EMBED_RPM or EMBED_TPM
 
 	def, defQuery *batcher
 	defModel      string
@@ -136,6 +174,12 @@ func New(cfg Config, res *pipeline.Resources, nc *nats.Conn, log *slog.Logger) (
 	s := &Service{cfg: cfg, res: res, nc: nc, status: status.New(res.Status), log: log,
 		inflight: make(chan struct{}, cfg.Requests), batchers: map[string]*batcher{},
 		ended: &endedCache{ttl: time.Second, m: map[string]endedEntry{}}}
+	if cfg.RPM > 0 || cfg.TPM > 0 {
+		if res.EmbedRate == nil {
+			return nil, errors.New("EMBED_RPM/EMBED_TPM need the rate-limit bucket (pipeline.Setup)")
+		}
+		s.limiter = &limiter{kv: res.EmbedRate, rpm: float64(cfg.RPM), tpm: float64(cfg.TPM), now: time.Now}
+	}
 	emb, err := s.provider(cfg.Default)
 	switch {
 	case errors.Is(err, provider.ErrInvalidKey) && cfg.Default.APIKey == "":
@@ -145,27 +189,79 @@ func New(cfg Config, res *pipeline.Resources, nc *nats.Conn, log *slog.Logger) (
 	case err != nil:
 		return nil, fmt.Errorf("default embedding provider %s: %w", cfg.Default.Provider, err)
 	}
-	s.def = newBatcher(emb, provider.Document, s.maxBatch(cfg.Default), cfg.Linger, s.inflight)
-	s.defQuery = newBatcher(emb, provider.Query, s.maxBatch(cfg.Default), cfg.Linger, s.inflight)
+	s.def = s.newBatcher(cfg.Default, emb, provider.Document, cfg.Linger)
+	// Queries do not linger: GetEmbedding latency matters more than
+	// batching, and concurrent queries still share requests.
+	s.defQuery = s.newBatcher(cfg.Default, emb, provider.Query, 0)
 	s.defModel = modelName(cfg.Default)
 	return s, nil
 }
 
+// provider returns the embedder for pc, without retries (the batcher
+// retries, shrinking batches on 429).
 func (s *Service) provider(pc provider.Config) (provider.Embedder, error) {
 	pc.Dimension = s.cfg.Dimension
 	pc.Timeout = s.cfg.Timeout
-	emb, err := provider.New(pc, nil)
-	if err != nil {
-		return nil, err
-	}
-	return provider.WithRetry(emb, s.cfg.Retry), nil
+	return provider.New(pc, nil)
 }
 
-func (s *Service) maxBatch(pc provider.Config) int {
-	if pc.MaxBatch > 0 {
-		return pc.MaxBatch
+// newBatcher returns a batcher for pc whose requests map one to one onto
+// API requests: its limits are the provider's effective ones for the whole
+// config (an OpenAI-compatible base URL has a smaller batch than
+// api.openai.com), so the client never splits a batch into sequential
+// requests and EMBED_REQUESTS of them are in flight.
+func (s *Service) newBatcher(pc provider.Config, emb provider.Embedder, kind provider.Kind, linger time.Duration) *batcher {
+	pc.Dimension = s.cfg.Dimension
+	pc.Timeout = s.cfg.Timeout
+	d := pc.WithDefaults()
+	b := &batcher{
+		emb: emb, name: d.Provider, kind: kind, dim: s.cfg.Dimension,
+		maxBatch: d.MaxBatch, maxBytes: d.MaxBatchBytes, maxToks: d.MaxBatchTokens, maxInput: d.MaxInputTokens,
+		linger: linger, sem: s.inflight, retry: s.cfg.Retry.WithDefaults(), stats: &s.stats, log: s.log,
 	}
-	return provider.DefaultMaxBatch(pc.Provider)
+	if b.maxBatch <= 0 {
+		b.maxBatch = provider.DefaultMaxBatch(d.Provider)
+	}
+	b.limit = b.maxBatch
+	if s.cfg.MaxInputTokens > 0 {
+		b.maxInput = s.cfg.MaxInputTokens
+	}
+	if d.Provider != provider.ProviderLocal {
+		if s.cfg.Cache && s.res.EmbedCache != nil {
+			b.cache = &vecCache{kv: s.res.EmbedCache, ns: cacheNamespace(d, s.cfg.Dimension, kind)}
+		}
+		if s.limiter != nil {
+			b.rate, b.rateKey = s.limiter, limitKey(d.Provider, d.BaseURL, d.APIKey)
+		}
+	}
+	return b
+}
+
+// Stats returns the embedder's counters.
+func (s *Service) Stats() Stats { return s.stats.snapshot() }
+
+// logStats logs the counters every StatsEvery when they changed, and once
+// more when ctx ends.
+func (s *Service) logStats(ctx context.Context) error {
+	every := s.cfg.StatsEvery
+	if every <= 0 {
+		every = time.Minute
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var last Stats
+	for {
+		select {
+		case <-ctx.Done():
+			s.log.Info("embedder stats", "stats", s.Stats())
+			return nil
+		case <-t.C:
+			if st := s.Stats(); st != last {
+				s.log.Info("embedder stats", "stats", st)
+				last = st
+			}
+		}
+	}
 }
 
 // Run embeds chunks and answers queries until ctx ends.
@@ -194,6 +290,7 @@ func (s *Service) Run(ctx context.Context) error {
 		return r.Run(gctx)
 	})
 	g.Go(func() error { return s.serveQueries(gctx) })
+	g.Go(func() error { return s.logStats(gctx) })
 	return g.Wait()
 }
 
@@ -208,7 +305,8 @@ func (s *Service) checkDefault(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	_, err := s.defQuery.embed(ctx, "pdfpipe start-up check")
+	// Straight to the provider: the cache must not answer for it.
+	_, err := provider.WithRetry(s.defQuery.emb, s.cfg.Retry).Embed(ctx, []string{"pdfpipe start-up check"}, provider.Query)
 	switch {
 	case err == nil:
 		s.log.Info("default embedding provider answers", "model", s.defModel, "dimension", s.cfg.Dimension)
@@ -241,7 +339,7 @@ func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
 		if err != nil {
 			return err
 		}
-		if vec, err = b.embed(ctx, job.Chunk.Text); err != nil {
+		if vec, err = s.embedText(ctx, b, job.TaskID, job.Chunk.Index, job.Chunk.Text); err != nil {
 			return classify(job.TaskID, err)
 		}
 		model = m
@@ -286,6 +384,8 @@ func (s *Service) batcherFor(ctx context.Context, taskID string) (*batcher, stri
 			pc.BaseURL = s.cfg.Default.BaseURL
 		}
 		pc.MaxBatch = s.cfg.Default.MaxBatch
+		pc.NoDimensionsParam = s.cfg.Default.NoDimensionsParam
+		pc.MaxBatchTokens = s.cfg.Default.MaxBatchTokens
 	}
 	digest := sha256.Sum256([]byte(pc.Provider + "\x00" + pc.Model + "\x00" + pc.BaseURL + "\x00" + pc.APIKey))
 	id := hex.EncodeToString(digest[:])
@@ -298,7 +398,7 @@ func (s *Service) batcherFor(ctx context.Context, taskID string) (*batcher, stri
 	if err != nil {
 		return nil, "", stage.Permanent(fmt.Errorf("embed %s: provider %q: %w", taskID, k.Provider, err))
 	}
-	b := newBatcher(emb, provider.Document, s.maxBatch(pc), s.cfg.Linger, s.inflight)
+	b := s.newBatcher(pc, emb, provider.Document, s.cfg.Linger)
 	s.batchers[id] = b
 	return b, modelName(pc), nil
 }
@@ -379,7 +479,16 @@ func (s *Service) answer(ctx context.Context, m *nats.Msg) {
 			reply(pipeline.EmbedReply{Error: err.Error(), BadInput: true})
 			return
 		}
-		vecs, err := emb.Embed(ctx, []string{q.Text}, provider.Query)
+		emb = provider.WithRetry(emb, s.cfg.Retry)
+		d := pc.WithDefaults()
+		text := q.Text
+		if d.MaxInputTokens > 0 && provider.EstimateTokens(text) > d.MaxInputTokens {
+			s.stats.truncated.Add(1)
+			s.log.Warn("query above the provider's token limit; truncated", "provider", d.Provider,
+				"tokens_estimated", provider.EstimateTokens(text), "token_limit", d.MaxInputTokens)
+			text = provider.TruncateTokens(text, d.MaxInputTokens)
+		}
+		vecs, err := emb.Embed(ctx, []string{text}, provider.Query)
 		if err != nil {
 			reply(errorReply(err))
 			return
@@ -387,7 +496,7 @@ func (s *Service) answer(ctx context.Context, m *nats.Msg) {
 		reply(pipeline.EmbedReply{Vector: vecs[0], Model: modelName(pc)})
 		return
 	}
-	vec, err := b.embed(ctx, q.Text)
+	vec, err := s.embedText(ctx, b, "query", 0, q.Text)
 	if err != nil {
 		s.log.Warn("query failed", "err", err)
 		reply(errorReply(err))

@@ -359,7 +359,8 @@ func (h *harness) checkSecret(secret string) {
 			h.t.Errorf("log line %d contains the API key: %s", n+1, line)
 		}
 	}
-	for _, name := range []string{pipeline.Stream, pipeline.VectorStream, "KV_" + pipeline.StatusBucket} {
+	for _, name := range []string{pipeline.Stream, pipeline.VectorStream, "KV_" + pipeline.StatusBucket,
+		"KV_" + pipeline.EmbedCacheBucket, "KV_" + pipeline.EmbedRateBucket} {
 		st, err := h.js.Stream(h.ctx, name)
 		if err != nil {
 			h.t.Fatalf("stream %s: %v", name, err)
@@ -368,7 +369,7 @@ func (h *harness) checkSecret(secret string) {
 		if err != nil {
 			h.t.Fatal(err)
 		}
-		if info.State.Msgs == 0 && name != pipeline.VectorStream {
+		if info.State.Msgs == 0 && (name == pipeline.Stream || name == "KV_"+pipeline.StatusBucket) {
 			h.t.Errorf("stream %s is empty: the secret check would be vacuous", name)
 		}
 		for seq := info.State.FirstSeq; seq <= info.State.LastSeq && seq > 0; seq++ {
@@ -379,7 +380,7 @@ func (h *harness) checkSecret(secret string) {
 			if err != nil {
 				h.t.Fatalf("stream %s seq %d: %v", name, seq, err)
 			}
-			if bytes.Contains(m.Data, []byte(secret)) {
+			if bytes.Contains(m.Data, []byte(secret)) || strings.Contains(m.Subject, secret) {
 				h.t.Errorf("stream %s seq %d (%s) contains the API key", name, seq, m.Subject)
 			}
 			for k, vs := range m.Header {
@@ -430,3 +431,5 @@ func consistently(t *testing.T, d, every time.Duration, f func() error) {
 		}
 	}
 }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -111,6 +111,15 @@ type Config struct {
 	// MaxBatchBytes caps the UTF-8 bytes of texts per request (openai only);
 	// default OpenAIMaxBatchBytes. A single longer text is sent alone.
 	MaxBatchBytes int
+	// MaxBatchTokens caps the estimated tokens ([EstimateTokens]) of the
+	// texts of one request: default OpenAIMaxBatchTokens for openai, none
+	// for gemini (bounded by MaxBatch × MaxInputTokens) and local.
+	MaxBatchTokens int
+	// MaxInputTokens is the longest input, in estimated tokens, the model
+	// takes: default OpenAIMaxInputTokens for openai, GeminiMaxInputTokens
+	// for gemini, none for local. The client does not enforce it: callers
+	// truncate or split longer texts (the embedder's EMBED_LONG_INPUT).
+	MaxInputTokens int
 	// DocumentPrefix and QueryPrefix are prepended to texts of that Kind
 	// (openai and local), for models trained with them, e.g. E5's
 	// "passage: " / "query: ". Empty by default.
@@ -183,6 +192,17 @@ func (c Config) WithDefaults() Config {
 	if c.MaxBatchBytes == 0 && c.Provider == ProviderOpenAI {
 		c.MaxBatchBytes = OpenAIMaxBatchBytes
 	}
+	if c.MaxBatchTokens == 0 && c.Provider == ProviderOpenAI {
+		c.MaxBatchTokens = OpenAIMaxBatchTokens
+	}
+	if c.MaxInputTokens == 0 {
+		switch c.Provider {
+		case ProviderOpenAI:
+			c.MaxInputTokens = OpenAIMaxInputTokens
+		case ProviderGemini:
+			c.MaxInputTokens = GeminiMaxInputTokens
+		}
+	}
 	return c
 }
 
@@ -217,8 +237,8 @@ func (c Config) Validate() error {
 	if c.Timeout < 0 {
 		return fmt.Errorf("%w: negative timeout %s", ErrInvalidConfig, c.Timeout)
 	}
-	if c.MaxBatchBytes < 0 {
-		return fmt.Errorf("%w: negative max batch bytes %d", ErrInvalidConfig, c.MaxBatchBytes)
+	if c.MaxBatchBytes < 0 || c.MaxBatchTokens < 0 || c.MaxInputTokens < 0 {
+		return fmt.Errorf("%w: negative max batch bytes, batch tokens or input tokens", ErrInvalidConfig)
 	}
 	switch c.Provider {
 	case ProviderLocal:
@@ -327,6 +347,7 @@ func New(cfg Config, httpClient *http.Client) (Embedder, error) {
 		sendDim:        sendDim,
 		maxBatch:       cfg.MaxBatch,
 		maxBatchBytes:  cfg.MaxBatchBytes,
+		maxBatchTokens: cfg.MaxBatchTokens,
 		timeout:        cfg.Timeout,
 		documentPrefix: cfg.DocumentPrefix,
 		queryPrefix:    cfg.QueryPrefix,
@@ -363,6 +384,7 @@ type client struct {
 	sendDim        bool
 	maxBatch       int
 	maxBatchBytes  int
+	maxBatchTokens int
 	timeout        time.Duration
 	documentPrefix string
 	queryPrefix    string
@@ -414,15 +436,24 @@ func (c *client) Embed(ctx context.Context, texts []string, kind Kind) ([][]floa
 	return out, nil
 }
 
-// batchEnd returns the end of the batch starting at start.
+// batchEnd returns the end of the batch starting at start: at most
+// maxBatch texts, maxBatchBytes bytes and maxBatchTokens estimated tokens
+// (a single text above a budget is sent alone).
 func (c *client) batchEnd(texts []string, start int) int {
-	n, size := 0, 0
+	n, size, tokens := 0, 0, 0
 	for i := start; i < len(texts); i++ {
-		if n > 0 && (n == c.maxBatch || (c.maxBatchBytes > 0 && size+len(texts[i]) > c.maxBatchBytes)) {
+		t := 0
+		if c.maxBatchTokens > 0 {
+			t = EstimateTokens(texts[i])
+		}
+		if n > 0 && (n == c.maxBatch ||
+			(c.maxBatchBytes > 0 && size+len(texts[i]) > c.maxBatchBytes) ||
+			(c.maxBatchTokens > 0 && tokens+t > c.maxBatchTokens)) {
 			return i
 		}
 		n++
 		size += len(texts[i])
+		tokens += t
 	}
 	return len(texts)
 }

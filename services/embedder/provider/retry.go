@@ -115,6 +115,19 @@ func (p *RetryPolicy) run(ctx context.Context, fn func(context.Context) error) e
 	}
 }
 
+// Delay returns the wait before attempt+1 after err (attempt counts from
+// 1): at least the server's Retry-After plus up to 10% jitter, else an
+// exponential backoff from BaseDelay to MaxDelay jittered between half and
+// all of it. It returns false when the server asked for more than
+// MaxRetryAfter. Zero fields of p take their defaults.
+func (p RetryPolicy) Delay(attempt int, err error) (time.Duration, bool) {
+	p = p.withDefaults()
+	return p.delay(attempt, err)
+}
+
+// WithDefaults returns p with every zero field at its default.
+func (p RetryPolicy) WithDefaults() RetryPolicy { return p.withDefaults() }
+
 // delay returns the wait before attempt+1, or false when the server asked
 // for more than MaxRetryAfter.
 func (p *RetryPolicy) delay(attempt int, err error) (time.Duration, bool) {

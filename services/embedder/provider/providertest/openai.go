@@ -44,6 +44,14 @@ const OpenAIKey = "sk-test-0123456789abcdefFAKE"
 // test ends.
 func NewOpenAI(t testing.TB) *OpenAIServer {
 	t.Helper()
+	s := StartOpenAI()
+	t.Cleanup(s.Close)
+	return s
+}
+
+// StartOpenAI is NewOpenAI outside a test (benchmark commands): the
+// caller closes the server.
+func StartOpenAI() *OpenAIServer {
 	s := &OpenAIServer{common: newCommon(OpenAIKey, map[string]modelInfo{
 		"text-embedding-3-small": {native: 1536, flexible: true},
 		"text-embedding-3-large": {native: 3072, flexible: true},
@@ -51,9 +59,11 @@ func NewOpenAI(t testing.TB) *OpenAIServer {
 	})}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
 	s.URL = s.Server.URL + "/v1"
-	t.Cleanup(s.Server.Close)
 	return s
 }
+
+// Close shuts the server down.
+func (s *OpenAIServer) Close() { s.Server.Close() }
 
 type openAIError struct {
 	Message string  `json:"message"`

@@ -85,6 +85,9 @@ func ConfigFromEnv(getenv envconf.Getenv) (Config, error) {
 			BaseURL:   r.String("EMBEDDING_BASE_URL", ""),
 			Dimension: dim,
 			MaxBatch:  r.Int("EMBED_BATCH", 0),
+			// Servers that reject OpenAI's `dimensions` parameter (their
+			// model is natively EMBEDDING_DIMENSION) take it switched off.
+			NoDimensionsParam: !r.Bool("EMBEDDING_SEND_DIMENSIONS", true),
 			// Estimated tokens per request; 0: the provider's budget.
 			MaxBatchTokens: r.Int("EMBED_BATCH_TOKENS", 0),
 		},

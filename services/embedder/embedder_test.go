@@ -669,3 +669,29 @@ func TestStartupCheckOfTheDefaultProvider(t *testing.T) {
 		})
 	}
 }
+
+// TestDimensionsParamCanBeSwitchedOff: a server whose model is natively 384
+// and that rejects OpenAI's `dimensions` gets requests without it.
+func TestDimensionsParamCanBeSwitchedOff(t *testing.T) {
+	t.Parallel()
+	fake := providertest.NewOpenAI(t)
+	fake.SetKey("")
+	fake.AddModel("paraphrase-multilingual-MiniLM-L12-v2", dim, false)
+	h := newHarness(t)
+	h.start(map[string]string{
+		"EMBEDDING_PROVIDER":        "openai",
+		"EMBEDDING_BASE_URL":        fake.URL,
+		"EMBEDDING_MODEL_NAME":      "paraphrase-multilingual-MiniLM-L12-v2",
+		"EMBEDDING_SEND_DIMENSIONS": "false",
+	})
+	const task = "no-dimensions"
+	h.createTask(task)
+	in := texts(task, 5)
+	h.publish(task, in, 0, false)
+	h.waitVectors(task, len(in), 10*time.Second)
+	for _, r := range fake.Log() {
+		if r.Dims != 0 {
+			t.Errorf("request sent dimensions=%d, want none", r.Dims)
+		}
+	}
+}

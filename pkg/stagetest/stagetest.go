@@ -34,7 +34,7 @@ type Env struct {
 }
 
 // New starts the server and sets the pipeline up; both end with the test.
-func New(t *testing.T) *Env {
+func New(t testing.TB) *Env {
 	t.Helper()
 	srv, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir()})
 	if err != nil {
@@ -61,7 +61,7 @@ func New(t *testing.T) *Env {
 
 // Run starts a stage's Run and stops it (waiting for it) when the test ends,
 // before the connection and the server go away.
-func Run(t *testing.T, runFn func(context.Context) error) {
+func Run(t testing.TB, runFn func(context.Context) error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -80,11 +80,11 @@ func Run(t *testing.T, runFn func(context.Context) error) {
 }
 
 // Logger logs into the test log at debug level.
-func Logger(t *testing.T) *slog.Logger {
+func Logger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Helper()
@@ -94,7 +94,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 // WaitTerminal watches the task's status record until it is done or
 // failed and returns it.
-func (e *Env) WaitTerminal(t *testing.T, taskID string) status.Status {
+func (e *Env) WaitTerminal(t testing.TB, taskID string) status.Status {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), WaitLimit)
 	defer cancel()
@@ -125,7 +125,7 @@ func (e *Env) WaitTerminal(t *testing.T, taskID string) status.Status {
 }
 
 // NextMsg returns the first message stored on subj, waiting for it.
-func (e *Env) NextMsg(t *testing.T, subj string) jetstream.Msg {
+func (e *Env) NextMsg(t testing.TB, subj string) jetstream.Msg {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), WaitLimit)
 	defer cancel()
@@ -141,7 +141,7 @@ func (e *Env) NextMsg(t *testing.T, subj string) jetstream.Msg {
 }
 
 // NoMsg fails the test if anything was stored on subj.
-func (e *Env) NoMsg(t *testing.T, subj string) {
+func (e *Env) NoMsg(t testing.TB, subj string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), WaitLimit)
 	defer cancel()
@@ -167,7 +167,7 @@ type Terminated struct {
 }
 
 // WatchTerminated collects the Terminated-message advisories of a stage's consumer.
-func (e *Env) WatchTerminated(t *testing.T, st pipeline.Stage) <-chan Terminated {
+func (e *Env) WatchTerminated(t testing.TB, st pipeline.Stage) <-chan Terminated {
 	t.Helper()
 	ch := make(chan Terminated, 16)
 	subj := "$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED." + pipeline.Stream + "." + st.Durable()
@@ -189,7 +189,7 @@ func (e *Env) WatchTerminated(t *testing.T, st pipeline.Stage) <-chan Terminated
 	return ch
 }
 
-func WaitTerminated(t *testing.T, ch <-chan Terminated) Terminated {
+func WaitTerminated(t testing.TB, ch <-chan Terminated) Terminated {
 	t.Helper()
 	select {
 	case a := <-ch:
@@ -203,7 +203,7 @@ func WaitTerminated(t *testing.T, ch <-chan Terminated) Terminated {
 // WaitSettled waits until the stage's consumer has nothing pending or
 // unacknowledged: every message it got is acked or Terminated, and
 // none will be redelivered.
-func (e *Env) WaitSettled(t *testing.T, st pipeline.Stage) *jetstream.ConsumerInfo {
+func (e *Env) WaitSettled(t testing.TB, st pipeline.Stage) *jetstream.ConsumerInfo {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), WaitLimit)
 	defer cancel()
@@ -229,7 +229,7 @@ func (e *Env) WaitSettled(t *testing.T, st pipeline.Stage) *jetstream.ConsumerIn
 }
 
 // Subjects counts the distinct subjects matching filter in the stage stream.
-func (e *Env) Subjects(t *testing.T, filter string) int {
+func (e *Env) Subjects(t testing.TB, filter string) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), WaitLimit)
 	defer cancel()

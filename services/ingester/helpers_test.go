@@ -9,4 +9,4 @@ import (
 // env is the shared stage test harness; methods are promoted from it.
 type env struct{ *stagetest.Env }
 
-func newEnv(t *testing.T) *env { return &env{stagetest.New(t)} }
+func newEnv(t testing.TB) *env { return &env{stagetest.New(t)} }

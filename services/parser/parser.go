@@ -29,10 +29,17 @@ import (
 type Config struct {
 	Workers int    // PARSE_WORKERS, default 2: documents parsed at once
 	TempDir string // TEMP_DIR, default the OS temp dir: one file per document in flight
-	Chunks  pdftext.Options
+	// Chunks: CHUNK_SIZE, CHUNK_OVERLAP, MAX_PAGES, PARSE_PAGE_WORKERS (page
+	// ranges of one document read at once, default one per CPU up to 4),
+	// PARSE_PAGE_TIMEOUT (default 20s: a slower page is skipped and
+	// counted) and PARSE_DOC_TIMEOUT (default 30m: the task fails).
+	Chunks pdftext.Options
 	// RetryDelay is the first redelivery backoff after a transient
 	// failure (it doubles per delivery); 0 means the runner's default, 1s.
 	RetryDelay time.Duration
+	// Engine is the PDF engine, PDF_ENGINE: "mupdf" (the default, also
+	// when empty) or "pdfium" (PDFium in WebAssembly: no AGPL code).
+	Engine string
 }
 
 // ConfigFromEnv reads the parser's settings.
@@ -45,7 +52,11 @@ func ConfigFromEnv(getenv envconf.Getenv) (Config, error) {
 			TargetRunes:  r.Int("CHUNK_SIZE", pdftext.DefaultTargetRunes),
 			OverlapRunes: r.Int("CHUNK_OVERLAP", pdftext.DefaultOverlapRunes),
 			MaxPages:     r.Int("MAX_PAGES", pdftext.DefaultMaxPages),
+			Workers:      r.Int("PARSE_PAGE_WORKERS", 0),
+			PageTimeout:  r.Duration("PARSE_PAGE_TIMEOUT", pdftext.DefaultPageTimeout),
+			DocTimeout:   r.Duration("PARSE_DOC_TIMEOUT", pdftext.DefaultDocTimeout),
 		},
+		Engine: r.String("PDF_ENGINE", "mupdf"),
 	}
 	if err := r.Err(); err != nil {
 		return c, err
@@ -61,8 +72,17 @@ func (c Config) Validate() error {
 	if c.Chunks.TargetRunes < 100 {
 		return errors.New("CHUNK_SIZE must be at least 100 runes")
 	}
+	if c.Chunks.Workers < 0 {
+		return errors.New("PARSE_PAGE_WORKERS must not be negative (0: one per CPU, at most 4)")
+	}
+	if c.Chunks.PageTimeout < 0 || c.Chunks.DocTimeout < 0 {
+		return errors.New("PARSE_PAGE_TIMEOUT and PARSE_DOC_TIMEOUT must not be negative")
+	}
 	if st, err := os.Stat(c.TempDir); err != nil || !st.IsDir() {
 		return fmt.Errorf("TEMP_DIR %q is not a directory", c.TempDir)
+	}
+	if c.Engine != "" && c.Engine != "mupdf" && c.Engine != "pdfium" {
+		return fmt.Errorf("PDF_ENGINE %q: want mupdf or pdfium", c.Engine)
 	}
 	return nil
 }
@@ -70,7 +90,9 @@ func (c Config) Validate() error {
 // LogValue lists the settings for the start-up log line.
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(slog.Int("workers", c.Workers), slog.String("temp_dir", c.TempDir),
-		slog.Int("chunk_size", c.Chunks.TargetRunes), slog.Int("chunk_overlap", c.Chunks.OverlapRunes))
+		slog.Int("chunk_size", c.Chunks.TargetRunes), slog.Int("chunk_overlap", c.Chunks.OverlapRunes),
+		slog.Int("page_workers", c.Chunks.Workers), slog.Duration("page_timeout", c.Chunks.PageTimeout),
+		slog.Duration("doc_timeout", c.Chunks.DocTimeout), slog.String("engine", c.Engine))
 }
 
 // Service is a running parser.
@@ -82,13 +104,35 @@ type Service struct {
 	log    *slog.Logger
 }
 
-// New returns a parser using MuPDF.
+// New returns a parser using the engine cfg.Engine names.
 func New(cfg Config, res *pipeline.Resources, log *slog.Logger) *Service {
-	return &Service{cfg: cfg, res: res, status: status.New(res.Status), engine: pdftext.NewFitzEngine(), log: log}
+	return &Service{cfg: cfg, res: res, status: status.New(res.Status), engine: newEngine(cfg), log: log}
+}
+
+// newEngine returns MuPDF unless cfg names PDFium.
+func newEngine(cfg Config) pdftext.Engine {
+	if cfg.Engine != "pdfium" {
+		return pdftext.NewFitzEngine()
+	}
+	// Every open document holds a PDFium instance, and Extract opens a
+	// document once per page range it reads at the same time (up to 4).
+	return pdftext.NewPDFiumEngine(pdftext.PDFiumConfig{MaxInstances: cfg.Workers * max(4, cfg.Chunks.Workers)})
 }
 
 // Run parses until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
+	if c, ok := s.engine.(io.Closer); ok { // PDFium: its WebAssembly runtime
+		defer func() {
+			if err := c.Close(); err != nil {
+				s.log.Warn("close pdf engine", "err", err)
+			}
+		}()
+	}
+	if e, ok := s.engine.(interface{ Init() error }); ok { // fail now, not on the first document
+		if err := e.Init(); err != nil {
+			return err
+		}
+	}
 	cons, err := s.res.Consumer(ctx, pipeline.Parse)
 	if err != nil {
 		return err
@@ -142,7 +186,8 @@ func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
 	if err != nil {
 		return classify(t.ID, err)
 	}
-	s.log.Info("parsed", "task_id", t.ID, "pages", info.Pages, "chunks", info.Chunks, "empty_pages", info.EmptyPages)
+	s.log.Info("parsed", "task_id", t.ID, "pages", info.Pages, "chunks", info.Chunks, "chapters", info.Chapters,
+		"empty_pages", info.EmptyPages, "skipped_pages", info.SkippedPages)
 	if _, err := s.status.Update(ctx, t.ID, func(st *status.Status) {
 		st.State = status.Embedding
 		st.Pages, st.EmptyPages, st.Chunks, st.Chapters = info.Pages, info.EmptyPages, info.Chunks, info.Chapters
@@ -185,8 +230,8 @@ func (s *Service) download(ctx context.Context, object string) (string, error) {
 
 // classify makes the PDF's own problems permanent: retrying cannot fix them.
 func classify(taskID string, err error) error {
-	for _, perm := range []error{pdftext.ErrEncrypted, pdftext.ErrNotPDF, pdftext.ErrCorrupt, pdftext.ErrTooManyPages, pdftext.ErrNoText} {
-		if errors.Is(err, perm) {
+	for _, perm := range []error{pdftext.ErrEncrypted, pdftext.ErrNotPDF, pdftext.ErrCorrupt, pdftext.ErrTooManyPages, pdftext.ErrNoText, pdftext.ErrTimeout} {
+		if errors.Is(err, perm) && !errors.Is(err, context.Canceled) { // shutting down: redelivered
 			return stage.Permanent(fmt.Errorf("parse %s: %w", taskID, err))
 		}
 	}

@@ -15,10 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"log/slog"
+
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pdfpipe/pdfpipe/pkg/pdfgen"
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
+	"github.com/pdfpipe/pdfpipe/pkg/stagetest"
 	"github.com/pdfpipe/pdfpipe/pkg/status"
 	"github.com/pdfpipe/pdfpipe/pkg/task"
 	"github.com/pdfpipe/pdfpipe/services/parser"
@@ -74,16 +77,16 @@ func encryptedPDF(t *testing.T) []byte {
 func startParser(t *testing.T, e *env) (tempDir string) {
 	t.Helper()
 	tempDir = t.TempDir()
-	svc := parser.New(parser.Config{Workers: 2, TempDir: tempDir, RetryDelay: 50 * time.Millisecond}, e.res, testLogger(t))
-	run(t, svc.Run)
+	svc := parser.New(parser.Config{Workers: 2, TempDir: tempDir, RetryDelay: 50 * time.Millisecond}, e.Res, stagetest.Logger(t))
+	stagetest.Run(t, svc.Run)
 	return tempDir
 }
 
 // submit stores data (when store is set) and publishes the parse job for
 // it, after recording the task as the earlier stages would have.
-func (e *env) submit(t *testing.T, id, docID string, data []byte, store bool) pipeline.ParseJob {
+func (e *env) submit(t testing.TB, id, docID string, data []byte, store bool) pipeline.ParseJob {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	ctx, cancel := context.WithTimeout(context.Background(), stagetest.WaitLimit)
 	defer cancel()
 	sum := sha256.Sum256(data)
 	job := pipeline.ParseJob{
@@ -91,14 +94,14 @@ func (e *env) submit(t *testing.T, id, docID string, data []byte, store bool) pi
 		Document: pipeline.Document{Object: pipeline.Token(id), SHA256: hex.EncodeToString(sum[:]), Size: int64(len(data))},
 	}
 	if store {
-		if _, err := e.res.Objects.PutBytes(ctx, job.Document.Object, data); err != nil {
+		if _, err := e.Res.Objects.PutBytes(ctx, job.Document.Object, data); err != nil {
 			t.Fatalf("put object: %v", err)
 		}
 	}
-	if _, err := e.status.Update(ctx, id, func(st *status.Status) { st.State = status.Fetching }); err != nil {
+	if _, err := e.Status.Update(ctx, id, func(st *status.Status) { st.State = status.Fetching }); err != nil {
 		t.Fatalf("status: %v", err)
 	}
-	if _, err := pipeline.Publish(ctx, e.js, pipeline.Parse.Subject(id), id, id+":parse", job); err != nil {
+	if _, err := pipeline.Publish(ctx, e.JS, pipeline.Parse.Subject(id), id, id+":parse", job); err != nil {
 		t.Fatalf("publish parse job: %v", err)
 	}
 	return job
@@ -114,7 +117,7 @@ func md5ID(docID string, i int) string {
 func (e *env) expectParsed(t *testing.T, job pipeline.ParseJob) []pipeline.Chunk {
 	t.Helper()
 	id := job.Task.ID
-	m := e.nextMsg(t, pipeline.Ingest.Subject(id))
+	m := e.NextMsg(t, pipeline.Ingest.Subject(id))
 	var ij pipeline.IngestJob
 	if err := pipeline.Decode(m.Data(), &ij); err != nil {
 		t.Fatalf("ingest job: %v", err)
@@ -133,16 +136,16 @@ func (e *env) expectParsed(t *testing.T, job pipeline.ParseJob) []pipeline.Chunk
 	}
 
 	// Every embed job, in the order the stream stored them.
-	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	ctx, cancel := context.WithTimeout(context.Background(), stagetest.WaitLimit)
 	defer cancel()
-	c, err := e.js.OrderedConsumer(ctx, pipeline.Stream, jetstream.OrderedConsumerConfig{
+	c, err := e.JS.OrderedConsumer(ctx, pipeline.Stream, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{pipeline.Embed.Subject(id) + ".>"}})
 	if err != nil {
 		t.Fatalf("consumer: %v", err)
 	}
 	var chunks []pipeline.Chunk
 	for len(chunks) < ij.Chunks {
-		m, err := c.Next(jetstream.FetchMaxWait(waitLimit))
+		m, err := c.Next(jetstream.FetchMaxWait(stagetest.WaitLimit))
 		if err != nil {
 			t.Fatalf("embed job %d of %d: %v", len(chunks), ij.Chunks, err)
 		}
@@ -181,7 +184,7 @@ func (e *env) expectParsed(t *testing.T, job pipeline.ParseJob) []pipeline.Chunk
 		}
 		chunks = append(chunks, ch)
 	}
-	if n := e.subjects(t, pipeline.Embed.Subject(id)+".>"); n != ij.Chunks {
+	if n := e.Subjects(t, pipeline.Embed.Subject(id)+".>"); n != ij.Chunks {
 		t.Errorf("got %d embed subjects, want %d (the ingest job's count)", n, ij.Chunks)
 	}
 	var chapters []string
@@ -194,7 +197,7 @@ func (e *env) expectParsed(t *testing.T, job pipeline.ParseJob) []pipeline.Chunk
 		t.Errorf("chapters %q: want the sample's outline, starting with chapter 1", chapters)
 	}
 
-	st, err := e.status.Get(ctx, id)
+	st, err := e.Status.Get(ctx, id)
 	if err != nil {
 		t.Fatalf("status: %v", err)
 	}
@@ -233,7 +236,7 @@ func TestParseGoodPDF(t *testing.T) {
 			t.Errorf("chunk %d differs between two parses:\n got %+v\nwant %+v", i, again[i], first[i])
 		}
 	}
-	e.waitSettled(t, pipeline.Parse)
+	e.WaitSettled(t, pipeline.Parse)
 	expectNoTempFiles(t, dir)
 }
 
@@ -258,7 +261,7 @@ func TestParseBadInput(t *testing.T) {
 		{name: "empty file", data: func(*testing.T) []byte { return nil },
 			wantReason: []string{"empty file", "not a pdf"}},
 		{name: "no text", data: blankPDF,
-			wantReason: []string{"2 pages, none with text", "no extractable text"}},
+			wantReason: []string{"none of the 2 pages has a text layer", "no extractable text"}},
 		{name: "object missing", data: func(*testing.T) []byte { return good }, missing: true,
 			wantReason: []string{"no longer in the object store"}},
 	}
@@ -267,11 +270,11 @@ func TestParseBadInput(t *testing.T) {
 			data := tc.data(t)
 			e := newEnv(t)
 			dir := startParser(t, e)
-			terms := e.watchTerminated(t, pipeline.Parse)
+			terms := e.WatchTerminated(t, pipeline.Parse)
 
 			const id = "bad-1"
 			e.submit(t, id, id, data, !tc.missing)
-			st := e.waitTerminal(t, id)
+			st := e.WaitTerminal(t, id)
 			if st.State != status.Failed {
 				t.Fatalf("got state %s, want %s", st.State, status.Failed)
 			}
@@ -283,16 +286,16 @@ func TestParseBadInput(t *testing.T) {
 					t.Errorf("reason %q: want it to contain %q", st.Error, want)
 				}
 			}
-			if adv := waitTerminated(t, terms); adv.Deliveries != 1 {
+			if adv := stagetest.WaitTerminated(t, terms); adv.Deliveries != 1 {
 				t.Errorf("job delivered %d times, want 1 (a bad file is not retried)", adv.Deliveries)
 			}
-			if n := e.subjects(t, pipeline.Ingest.Subject(id)); n != 0 {
+			if n := e.Subjects(t, pipeline.Ingest.Subject(id)); n != 0 {
 				t.Errorf("got %d ingest jobs for the failed task, want none", n)
 			}
 
 			// The service is still serving: a good document completes.
 			e.expectParsed(t, e.submit(t, "good-after", "good-after", good, true))
-			e.waitSettled(t, pipeline.Parse)
+			e.WaitSettled(t, pipeline.Parse)
 			expectNoTempFiles(t, dir)
 		})
 	}
@@ -303,24 +306,24 @@ func TestParseTaskAlreadyFailed(t *testing.T) {
 	dir := startParser(t, e)
 	ctx := context.Background()
 	const id = "ended-1"
-	if _, err := e.status.Create(ctx, status.Status{TaskID: id}); err != nil {
+	if _, err := e.Status.Create(ctx, status.Status{TaskID: id}); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.status.Fail(ctx, id, string(pipeline.Fetch), errors.New("fetch gave up")); err != nil {
+	if err := e.Status.Fail(ctx, id, string(pipeline.Fetch), errors.New("fetch gave up")); err != nil {
 		t.Fatal(err)
 	}
 	e.submitEnded(t, id, samplePDF(t))
-	info := e.waitSettled(t, pipeline.Parse)
+	info := e.WaitSettled(t, pipeline.Parse)
 	if info.Delivered.Consumer != 1 {
 		t.Errorf("consumer delivered %d messages, want 1", info.Delivered.Consumer)
 	}
-	if n := e.subjects(t, pipeline.Embed.Subject(id)+".>"); n != 0 {
+	if n := e.Subjects(t, pipeline.Embed.Subject(id)+".>"); n != 0 {
 		t.Errorf("got %d embed jobs for an ended task, want none", n)
 	}
-	if n := e.subjects(t, pipeline.Ingest.Subject(id)); n != 0 {
+	if n := e.Subjects(t, pipeline.Ingest.Subject(id)); n != 0 {
 		t.Errorf("got %d ingest jobs for an ended task, want none", n)
 	}
-	st, err := e.status.Get(ctx, id)
+	st, err := e.Status.Get(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,15 +337,96 @@ func TestParseTaskAlreadyFailed(t *testing.T) {
 // ended, leaving its status alone.
 func (e *env) submitEnded(t *testing.T, id string, data []byte) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	ctx, cancel := context.WithTimeout(context.Background(), stagetest.WaitLimit)
 	defer cancel()
-	if _, err := e.res.Objects.PutBytes(ctx, pipeline.Token(id), data); err != nil {
+	if _, err := e.Res.Objects.PutBytes(ctx, pipeline.Token(id), data); err != nil {
 		t.Fatalf("put object: %v", err)
 	}
 	sum := sha256.Sum256(data)
 	job := pipeline.ParseJob{Task: task.Task{ID: id, DocID: id},
 		Document: pipeline.Document{Object: pipeline.Token(id), SHA256: hex.EncodeToString(sum[:]), Size: int64(len(data))}}
-	if _, err := pipeline.Publish(ctx, e.js, pipeline.Parse.Subject(id), id, id+":parse", job); err != nil {
+	if _, err := pipeline.Publish(ctx, e.JS, pipeline.Parse.Subject(id), id, id+":parse", job); err != nil {
 		t.Fatalf("publish: %v", err)
 	}
+}
+
+// TestParseReportsEmptyPages checks that pages without a text layer are
+// counted in the ingest job and the task status, and produce no chunk.
+func TestParseReportsEmptyPages(t *testing.T) {
+	e := newEnv(t)
+	startParser(t, e)
+	text := func(s string) pdfgen.Page { return pdfgen.Page{Blocks: []pdfgen.Block{{Text: s}}} }
+	var buf bytes.Buffer
+	if err := pdfgen.Write(&buf, pdfgen.Doc{Pages: []pdfgen.Page{{}, text("Page two has text."), {}, {}, text("Page five too.")}}); err != nil {
+		t.Fatal(err)
+	}
+	job := e.submit(t, "task-empty", "doc-E", buf.Bytes(), true)
+	var ij pipeline.IngestJob
+	if err := pipeline.Decode(e.NextMsg(t, pipeline.Ingest.Subject(job.Task.ID)).Data(), &ij); err != nil {
+		t.Fatalf("ingest job: %v", err)
+	}
+	if ij.Pages != 5 || ij.EmptyPages != 3 || ij.Chunks != 1 {
+		t.Errorf("ingest job: got pages %d, empty %d, chunks %d; want 5, 3, 1", ij.Pages, ij.EmptyPages, ij.Chunks)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), stagetest.WaitLimit)
+	defer cancel()
+	st, err := e.Status.Get(ctx, job.Task.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Pages != 5 || st.EmptyPages != 3 {
+		t.Errorf("status: got pages %d, empty %d; want 5, 3", st.Pages, st.EmptyPages)
+	}
+	var c pipeline.EmbedJob
+	if err := pipeline.Decode(e.NextMsg(t, pipeline.Embed.Subject(job.Task.ID, "0")).Data(), &c); err != nil {
+		t.Fatal(err)
+	}
+	if want := "Page two has text.\n\nPage five too."; c.Chunk.Text != want || c.Chunk.PageStart != 2 || c.Chunk.PageEnd != 5 {
+		t.Errorf("chunk: got %q pages %d-%d, want %q pages 2-5", c.Chunk.Text, c.Chunk.PageStart, c.Chunk.PageEnd, want)
+	}
+}
+
+// BenchmarkParseService runs the parser stage on the PDF named by
+// PARSER_BENCH_PDF (skipped when unset) against an in-process JetStream
+// server: download, parse, chunk and publish every chunk with its PubAck,
+// until the ingest job is stored. bench/parser.sh reports it.
+func BenchmarkParseService(b *testing.B) {
+	path := os.Getenv("PARSER_BENCH_PDF")
+	if path == "" {
+		b.Skip("PARSER_BENCH_PDF not set")
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pages := 0
+	for i := 0; b.Loop(); i++ {
+		b.StopTimer()
+		e := newEnv(b)
+		svc := parser.New(parser.Config{Workers: 1, TempDir: b.TempDir()}, e.Res, slog.New(slog.DiscardHandler))
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- svc.Run(ctx) }()
+		b.StartTimer()
+		id := "bench-" + strconv.Itoa(i)
+		e.submit(b, id, id, data, true)
+		c, err := e.JS.OrderedConsumer(ctx, pipeline.Stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{pipeline.Ingest.Subject(id)}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		m, err := c.Next(jetstream.FetchMaxWait(5 * time.Minute))
+		if err != nil {
+			b.Fatalf("no ingest job: %v", err)
+		}
+		var ij pipeline.IngestJob
+		if err := pipeline.Decode(m.Data(), &ij); err != nil {
+			b.Fatal(err)
+		}
+		pages += ij.Pages
+		b.StopTimer()
+		cancel()
+		<-done
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(pages)/b.Elapsed().Seconds(), "pages/s")
 }

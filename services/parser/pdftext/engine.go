@@ -1,5 +1,7 @@
 package pdftext
 
+import "context"
+
 // Engine opens PDFs. FitzEngine implements it with MuPDF (go-fitz); another
 // engine (for example PDFium) can be added without touching Extract.
 //
@@ -31,4 +33,35 @@ type OutlineEntry struct {
 	Title string  // title as stored in the PDF
 	Page  int     // 0-based target page, -1 when unknown or external
 	Y     float64 // vertical target position on the page, in points from the top
+}
+
+// StructuredDocument is implemented by Documents that can say where text
+// sits on a page and how it is set. Extract discovers it with a type
+// assertion and then uses it instead of PageText: positions place chapter
+// starts inside a page, sizes and weights find headings, and lines at the
+// top and bottom of pages find running headers and footers.
+type StructuredDocument interface {
+	// PageBlocks returns the text blocks of page i (0-based) in reading
+	// order. It stops early, returning an error wrapping ctx.Err(), when
+	// ctx ends while the page is being read.
+	PageBlocks(ctx context.Context, i int) ([]Block, error)
+}
+
+// Rect is a box on the page in points, origin at the top-left corner, y
+// growing downward.
+type Rect struct{ X0, Y0, X1, Y1 float64 }
+
+// Block is a group of lines the engine sees as one block of text (usually
+// a paragraph or a heading).
+type Block struct {
+	BBox  Rect
+	Lines []Line
+}
+
+// Line is one line of text.
+type Line struct {
+	BBox Rect
+	Text string  // as extracted: not normalised
+	Size float64 // font size of most of its characters, in points
+	Bold bool    // most of its non-space characters are in a bold font
 }

@@ -18,4 +18,7 @@ var (
 	// ErrNoText means no page of the document has any extractable text
 	// (for example a scan without a text layer).
 	ErrNoText = errors.New("pdf has no extractable text")
+	// ErrTimeout means the document took longer than Options.DocTimeout,
+	// or every page with content took longer than Options.PageTimeout.
+	ErrTimeout = errors.New("pdf takes too long to parse")
 )

@@ -1,16 +1,23 @@
 // Package pdftext extracts the text of a PDF page by page and cuts it into
-// chunks of about Options.TargetRunes runes, labelled with the chapter (from
-// the PDF outline) and the pages they came from.
+// chunks of about Options.TargetRunes runes, labelled with the chapter and
+// the pages they came from.
 //
 // The PDF engine sits behind the small Engine/Document interfaces;
-// FitzEngine implements them with MuPDF via go-fitz. Extract streams: each
-// chunk is handed to the caller as soon as it is complete, and memory stays
-// bounded by one page plus one chunk whatever the document's size.
+// FitzEngine implements them with MuPDF. Engines whose documents also
+// implement StructuredDocument (MuPDF does) give positions and
+// typography: chapters then start at their heading inside a page, headings
+// are found by size and weight when the outline is missing or cannot be
+// trusted, and running headers and footers are removed. Extract streams:
+// each chunk is handed to the caller as soon as it is complete, and memory
+// stays bounded by a few batches of pages plus one chunk whatever the
+// document's size.
 package pdftext
 
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"time"
 )
 
 // Defaults for Options fields left zero.
@@ -18,6 +25,8 @@ const (
 	DefaultTargetRunes  = 1000
 	DefaultOverlapRunes = 100
 	DefaultMaxPages     = 100000
+	DefaultPageTimeout  = 20 * time.Second
+	DefaultDocTimeout   = 30 * time.Minute
 )
 
 // Options control Extract and Probe. The zero value uses the defaults.
@@ -35,7 +44,20 @@ type Options struct {
 	// 0 means 100000.
 	MaxPages int
 	// Password opens encrypted documents, where the engine supports it.
+	// Documents encrypted with an empty user password open without one.
 	Password string
+	// Workers is how many page ranges of one document are read at once,
+	// each with its own open copy of the document (structured engines, 48
+	// pages or more). 0 means GOMAXPROCS, at most 4; 1 reads sequentially.
+	Workers int
+	// PageTimeout bounds the time the engine may spend on one page (0: 20s).
+	// A page that takes longer is skipped and counted in Info.SkippedPages;
+	// when every page with content is skipped the document fails with
+	// ErrTimeout. Only engines with StructuredDocument can be stopped.
+	PageTimeout time.Duration
+	// DocTimeout bounds the whole extraction (0: 30 min); past it Extract
+	// fails with ErrTimeout.
+	DocTimeout time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -52,6 +74,15 @@ func (o Options) withDefaults() Options {
 	if o.MaxPages <= 0 {
 		o.MaxPages = DefaultMaxPages
 	}
+	if o.Workers <= 0 {
+		o.Workers = min(runtime.GOMAXPROCS(0), 4)
+	}
+	if o.PageTimeout <= 0 {
+		o.PageTimeout = DefaultPageTimeout
+	}
+	if o.DocTimeout <= 0 {
+		o.DocTimeout = DefaultDocTimeout
+	}
 	return o
 }
 
@@ -59,13 +90,13 @@ func (o Options) withDefaults() Options {
 type Chunk struct {
 	Index int    // 0-based position within the document, without gaps
 	Text  string // normalised text; paragraphs separated by "\n\n"
-	// Chapter is the title path of the enclosing outline entry, for example
-	// "2 Methods › 2.1 Data"; "" when the document has no outline or the
-	// text comes before the first entry.
+	// Chapter is the title path of the enclosing section, for example
+	// "2 Methods › 2.1 Data", from the outline or else from headings found
+	// by their typography; "" before the first one.
 	Chapter string
-	// ChapterNum is the entry's number, for example "2.1": taken from its
-	// title when the title starts with one, else from its position in the
-	// outline (1-based at every level). "" when Chapter is "".
+	// ChapterNum is the section's number, for example "2.1": taken from its
+	// title when the title starts with one, else from its position (1-based
+	// at every level). "" when Chapter is "".
 	ChapterNum string
 	// PageStart and PageEnd are the 1-based pages of the chunk's first and
 	// last character.
@@ -74,28 +105,44 @@ type Chunk struct {
 
 // Info summarises a document.
 type Info struct {
-	Pages      int // pages in the document
-	Chunks     int // chunks emitted
-	Chapters   int // distinct non-empty chapters among the emitted chunks
-	EmptyPages int // pages without any text
+	Pages        int // pages in the document
+	Chunks       int // chunks emitted
+	Chapters     int // distinct non-empty chapters among the emitted chunks
+	EmptyPages   int // pages without any text (no text layer)
+	SkippedPages int // pages skipped because they took longer than Options.PageTimeout
 }
+
+// Sampling before the text is read.
+const (
+	outlineSample = 6  // outline entries checked against their pages' text
+	bodySample    = 12 // pages whose typography gives the body text size
+)
 
 // Extract opens path with eng, reads it page by page and calls emit for
 // each chunk as soon as it is complete, in Index order, so the first chunk
-// leaves before the last page is read. It checks ctx before every page.
+// leaves before the last page is read. Large documents are read by
+// Options.Workers page ranges at once; chunks still come out in order.
 //
-// A chapter is the outline entry with the greatest target page not after
-// the current page (the last such entry in outline order when several
-// target the same page); a new chapter always starts a new chunk, and
-// overlap never crosses chapters. Pages without text are counted in
-// Info.EmptyPages and produce no chunk; a document without any text fails
-// with ErrNoText. An error from emit stops extraction and is returned
-// wrapped. On error, the returned Info describes the work done so far.
+// Chapters come from the outline when the document has one and its titles
+// are found in the text of their target pages (checked on a sample): an
+// entry opens its chapter at the line that carries its title, else at its
+// target position, on its target page. Without a usable outline, headings
+// are found by their font size and weight relative to the body text (and
+// their numbering gives their level). A new chapter always starts a new
+// chunk, and overlap never crosses chapters. Running headers and footers
+// are removed; words hyphenated across lines are joined. Pages without
+// text are counted in Info.EmptyPages and produce no chunk; a document
+// without any text fails with ErrNoText. An error from emit stops
+// extraction and is returned wrapped. On error, the returned Info
+// describes the work done so far.
 func Extract(ctx context.Context, eng Engine, path string, opts Options, emit func(Chunk) error) (Info, error) {
 	opts = opts.withDefaults()
 	if err := ctx.Err(); err != nil {
 		return Info{}, fmt.Errorf("extract: %w", err)
 	}
+	ctx, cancel := context.WithTimeoutCause(ctx, opts.DocTimeout,
+		fmt.Errorf("document time limit of %s: %w", opts.DocTimeout, ErrTimeout))
+	defer cancel()
 	doc, err := eng.Open(path, opts.Password)
 	if err != nil {
 		return Info{}, fmt.Errorf("extract: %w", err)
@@ -106,66 +153,123 @@ func Extract(ctx context.Context, eng Engine, path string, opts Options, emit fu
 	if info.Pages > opts.MaxPages {
 		return info, fmt.Errorf("extract: %d pages, limit is %d: %w", info.Pages, opts.MaxPages, ErrTooManyPages)
 	}
+	// Other page-range workers start reading while the outline is loaded.
+	pr := newPageReader(ctx, eng, path, doc, info.Pages, opts)
+	defer pr.close()
 	outline, err := doc.Outline()
 	if err != nil {
 		return info, fmt.Errorf("extract: %w", err)
 	}
 	chapters := newChapterIndex(outline)
 
-	var cur chapter
+	a := &assembler{info: &info}
+	_, structured := doc.(StructuredDocument)
+	switch {
+	case len(chapters.entries) > 0 && (!structured || outlineTrusted(ctx, doc, chapters.entries, opts)):
+		a.outline = chapters.entries
+	case structured:
+		a.headings = &headingTracker{levels: headingLevels{body: bodySize(ctx, doc, info.Pages, opts)}}
+	}
+
 	seen := make(map[string]struct{})
-	ck := newChunker(opts.TargetRunes, opts.OverlapRunes, func(text string, pageStart, pageEnd int) error {
-		c := Chunk{
-			Index:      info.Chunks,
-			Text:       text,
-			Chapter:    cur.path,
-			ChapterNum: cur.num,
-			PageStart:  pageStart,
-			PageEnd:    pageEnd,
+	a.ck = newChunker(opts.TargetRunes, opts.OverlapRunes, func(text string, pageStart, pageEnd int) error {
+		c := Chunk{Index: info.Chunks, Text: text, PageStart: pageStart, PageEnd: pageEnd}
+		if a.cur != nil {
+			c.Chapter, c.ChapterNum = a.cur.path, a.cur.num
 		}
 		if err := emit(c); err != nil {
 			return fmt.Errorf("emit chunk %d: %w", c.Index, err)
 		}
 		info.Chunks++
-		if _, ok := seen[cur.path]; !ok && cur.path != "" {
-			seen[cur.path] = struct{}{}
+		if _, ok := seen[c.Chapter]; !ok && c.Chapter != "" {
+			seen[c.Chapter] = struct{}{}
 			info.Chapters++
 		}
 		return nil
 	})
 
-	for i := range info.Pages {
-		if err := ctx.Err(); err != nil {
-			return info, fmt.Errorf("extract page %d: %w", i+1, err)
-		}
-		text, err := doc.PageText(i)
-		if err != nil {
-			return info, fmt.Errorf("extract: %w", err)
-		}
-		paras := paragraphs(text)
-		if len(paras) == 0 {
-			info.EmptyPages++
-			continue
-		}
-		if ch := chapters.at(i); ch != cur {
-			if err := ck.flush(); err != nil {
-				return info, fmt.Errorf("extract page %d: %w", i+1, err)
-			}
-			cur = ch
-		}
-		for _, p := range paras {
-			if err := ck.add(i+1, p); err != nil {
-				return info, fmt.Errorf("extract page %d: %w", i+1, err)
+	hf := newHFFilter()
+	feed := func(pds []*pageData) error {
+		for _, pd := range pds {
+			if err := a.page(pd); err != nil {
+				return fmt.Errorf("extract page %d: %w", pd.index+1, err)
 			}
 		}
+		return nil
 	}
-	if err := ck.flush(); err != nil {
-		return info, fmt.Errorf("extract: %w", err)
+	err = pr.run(func(pd *pageData) error {
+		if pd.err != nil {
+			return pd.err
+		}
+		return feed(hf.push(pd))
+	})
+	if err == nil {
+		err = feed(hf.drain())
+	}
+	if err == nil {
+		err = a.ck.flush()
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w (%w)", err, context.Cause(ctx))
+		}
+		return info, err
 	}
 	if info.Chunks == 0 {
-		return info, fmt.Errorf("extract: %d pages, none with text: %w", info.Pages, ErrNoText)
+		if info.SkippedPages > 0 {
+			return info, fmt.Errorf("extract: %d of %d pages took longer than %s each, the others have no text: %w",
+				info.SkippedPages, info.Pages, opts.PageTimeout, ErrTimeout)
+		}
+		return info, fmt.Errorf("extract: none of the %d pages has a text layer (scanned?): %w", info.Pages, ErrNoText)
 	}
 	return info, nil
+}
+
+// outlineTrusted reports whether the titles of a sample of outline entries
+// appear on their target pages (or the page after): an outline that does
+// not match the text (undecodable titles, stale targets) is not used.
+func outlineTrusted(ctx context.Context, doc Document, entries []chapterEntry, opts Options) bool {
+	n := min(len(entries), outlineSample)
+	found := 0
+	for s := range n {
+		e := entries[s*len(entries)/n]
+		for p := e.page; p <= min(e.page+1, doc.NumPages()-1); p++ {
+			pd := readPage(ctx, doc, p, opts)
+			if pageHasTitle(pd.lines, e.key) {
+				found++
+				break
+			}
+		}
+	}
+	return 2*found >= n
+}
+
+func pageHasTitle(lines []pline, key string) bool {
+	for _, l := range lines {
+		if titleMatches(titleKey(l.text), key) {
+			return true
+		}
+	}
+	return false
+}
+
+// bodySize returns the font size of most characters on a sample of pages.
+func bodySize(ctx context.Context, doc Document, pages int, opts Options) float64 {
+	n := min(pages, bodySample)
+	runes := make(map[float64]int)
+	for s := range n {
+		pd := readPage(ctx, doc, s*pages/n, opts)
+		for _, l := range pd.lines {
+			runes[roundSize(l.size)] += len(l.text)
+		}
+	}
+	best, size := 0, 0.0
+	for s, c := range runes {
+		if c > best || (c == best && s < size) {
+			best, size = c, s
+		}
+	}
+	return size
 }
 
 // Probe opens path and returns its page count without reading any text.

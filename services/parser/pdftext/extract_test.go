@@ -2,6 +2,7 @@ package pdftext
 
 import (
 	"bytes"
+	"compress/zlib"
 	"context"
 	"crypto/md5"
 	"crypto/rc4"
@@ -11,9 +12,11 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -198,109 +201,174 @@ func TestExtractChinese(t *testing.T) {
 	}
 }
 
-// TestExtractInvariants checks on a larger document, for several sizes, that
-// the chunks cover the text exactly, in order, with bounded overlap, the
-// right pages and chapters, and never exceed the target.
-func TestExtractInvariants(t *testing.T) {
-	d := pdfgen.Sample(12)
-	path := writePDF(t, d)
-
-	// The expected text, without whitespace, with the 1-based page of each rune.
-	var full []rune
-	var runePage []int
-	doc, err := NewFitzEngine().Open(path, "")
-	if err != nil {
-		t.Fatal(err)
+// sampleText returns the text of d without whitespace, in reading order,
+// with the 1-based page and the chapter (path and number, from the outline
+// titles, which Sample sets as heading blocks) of each rune.
+func sampleText(d pdfgen.Doc) (full []rune, runePage []int, runeChapter []chapter) {
+	type flat struct {
+		page  int
+		title string
+		path  []string
 	}
-	for i := range doc.NumPages() {
-		for _, b := range d.Pages[i].Blocks {
+	var items []flat
+	var walk func(its []pdfgen.OutlineItem, parent []string)
+	walk = func(its []pdfgen.OutlineItem, parent []string) {
+		for _, it := range its {
+			p := append(append([]string(nil), parent...), it.Title)
+			items = append(items, flat{it.Page, it.Title, p})
+			walk(it.Children, p)
+		}
+	}
+	walk(d.Outline, nil)
+	next := 0
+	var cur chapter
+	for i, pg := range d.Pages {
+		for _, b := range pg.Blocks {
+			if next < len(items) && items[next].page == i && b.Text == items[next].title {
+				cur = chapter{path: strings.Join(items[next].path, chapterSep), num: headingNum.FindStringSubmatch(b.Text)[1]}
+				next++
+			}
 			for _, r := range b.Text {
 				if !unicode.IsSpace(r) {
 					full = append(full, r)
 					runePage = append(runePage, i+1)
+					runeChapter = append(runeChapter, cur)
 				}
 			}
 		}
 	}
-	outline, err := doc.Outline()
-	doc.Close()
-	if err != nil {
-		t.Fatal(err)
+	return full, runePage, runeChapter
+}
+
+// checkCoverage checks that chunks cover full exactly, in order, with at
+// most the overlap repeated (none across chapters), never more than the
+// target size, with the pages and chapter of every rune they hold.
+func checkCoverage(t *testing.T, chunks []Chunk, opts Options, full []rune, runePage []int, runeChapter []chapter) {
+	t.Helper()
+	eff := opts.withDefaults()
+	pos := 0 // runes of full covered so far
+	for i, c := range chunks {
+		if c.Index != i {
+			t.Fatalf("chunk %d has Index %d", i, c.Index)
+		}
+		if strings.TrimSpace(c.Text) == "" {
+			t.Fatalf("chunk %d is empty", i)
+		}
+		if !utf8.ValidString(c.Text) {
+			t.Fatalf("chunk %d is not valid UTF-8", i)
+		}
+		if n := utf8.RuneCountInString(c.Text); n > eff.TargetRunes {
+			t.Errorf("chunk %d has %d runes, want <= %d", i, n, eff.TargetRunes)
+		}
+		text := []rune(strings.Map(func(r rune) rune {
+			if unicode.IsSpace(r) {
+				return -1
+			}
+			return r
+		}, c.Text))
+		// The chunk must start inside the overlap window (no gap, at
+		// most OverlapRunes repeated, none across chapters).
+		from := pos - eff.OverlapRunes
+		if i == 0 || chunks[i-1].Chapter != c.Chapter {
+			from = pos
+		}
+		start := -1
+		for s := max(from, 0); s <= pos; s++ {
+			if s+len(text) <= len(full) && string(full[s:s+len(text)]) == string(text) {
+				start = s
+				break
+			}
+		}
+		if start < 0 {
+			t.Fatalf("chunk %d %q does not continue the text at rune %d (window %d): %q",
+				i, c.Text, pos, pos-from, string(full[pos:min(pos+80, len(full))]))
+		}
+		end := start + len(text)
+		if end <= pos {
+			t.Fatalf("chunk %d adds no new text", i)
+		}
+		if got, want := [2]int{c.PageStart, c.PageEnd}, [2]int{runePage[start], runePage[end-1]}; got != want {
+			t.Errorf("chunk %d: got pages %v, want %v", i, got, want)
+		}
+		for r := start; r < end; r++ {
+			if ch := runeChapter[r]; ch.path != c.Chapter || ch.num != c.ChapterNum {
+				t.Errorf("chunk %d holds text of chapter %q (%s) on page %d, but is labelled %q (%s)",
+					i, ch.path, ch.num, runePage[r], c.Chapter, c.ChapterNum)
+				break
+			}
+		}
+		pos = end
 	}
-	chapters := newChapterIndex(outline)
+	if pos != len(full) {
+		t.Errorf("chunks cover %d of %d runes; text after: %q", pos, len(full), string(full[pos:min(pos+80, len(full))]))
+	}
+}
+
+// TestExtractInvariants checks on a larger document (headings mid-page,
+// two-column pages, Chinese and Latin text), for several sizes and worker
+// counts, that the chunks cover the text exactly, in order, with bounded
+// overlap, the right pages and exactly the right chapters, and never
+// exceed the target.
+func TestExtractInvariants(t *testing.T) {
+	d := pdfgen.Sample(60)
+	path := writePDF(t, d)
+	full, runePage, runeChapter := sampleText(d)
 
 	tests := []struct {
 		name            string
 		target, overlap int
+		workers         int
 	}{
-		{"defaults", 0, 0},
-		{"small with overlap", 200, 50},
-		{"tiny without overlap", 60, -1},
-		{"tiny with overlap", 60, 30},
-		{"large", 5000, 100},
+		{"defaults", 0, 0, 1},
+		{"small with overlap", 200, 50, 1},
+		{"tiny without overlap", 60, -1, 1},
+		{"tiny with overlap", 60, 30, 1},
+		{"large", 5000, 100, 1},
+		{"defaults, 3 workers", 0, 0, 3},
+		{"small with overlap, 2 workers", 200, 50, 2},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			opts := Options{TargetRunes: tc.target, OverlapRunes: tc.overlap}
-			eff := opts.withDefaults()
+			opts := Options{TargetRunes: tc.target, OverlapRunes: tc.overlap, Workers: tc.workers}
 			chunks, info := collect(t, path, opts)
-			if info.Chunks != len(chunks) || info.Pages != len(d.Pages) || info.EmptyPages != 0 {
-				t.Errorf("got info %+v, want %d chunks, %d pages, 0 empty", info, len(chunks), len(d.Pages))
+			if want := len(d.Outline); info.Chunks != len(chunks) || info.Pages != len(d.Pages) || info.EmptyPages != 0 || info.Chapters < want {
+				t.Errorf("got info %+v, want %d chunks, %d pages, 0 empty, at least %d chapters", info, len(chunks), len(d.Pages), want)
 			}
-			pos := 0 // runes of full covered so far
-			for i, c := range chunks {
-				if c.Index != i {
-					t.Fatalf("chunk %d has Index %d", i, c.Index)
-				}
-				if strings.TrimSpace(c.Text) == "" {
-					t.Fatalf("chunk %d is empty", i)
-				}
-				if !utf8.ValidString(c.Text) {
-					t.Fatalf("chunk %d is not valid UTF-8", i)
-				}
-				if n := utf8.RuneCountInString(c.Text); n > eff.TargetRunes {
-					t.Errorf("chunk %d has %d runes, want <= %d", i, n, eff.TargetRunes)
-				}
-				text := []rune(strings.Map(func(r rune) rune {
-					if unicode.IsSpace(r) {
-						return -1
-					}
-					return r
-				}, c.Text))
-				// The chunk must start inside the overlap window (no gap, at
-				// most OverlapRunes repeated, none across chapters).
-				from := pos - eff.OverlapRunes
-				if i == 0 || chunks[i-1].Chapter != c.Chapter {
-					from = pos
-				}
-				start := -1
-				for s := max(from, 0); s <= pos; s++ {
-					if s+len(text) <= len(full) && string(full[s:s+len(text)]) == string(text) {
-						start = s
-						break
-					}
-				}
-				if start < 0 {
-					t.Fatalf("chunk %d %q does not continue the text at rune %d (window %d): %q",
-						i, c.Text, pos, pos-from, string(full[pos:min(pos+80, len(full))]))
-				}
-				end := start + len(text)
-				if end <= pos {
-					t.Fatalf("chunk %d adds no new text", i)
-				}
-				if got, want := [2]int{c.PageStart, c.PageEnd}, [2]int{runePage[start], runePage[end-1]}; got != want {
-					t.Errorf("chunk %d: got pages %v, want %v", i, got, want)
-				}
-				for p := c.PageStart; p <= c.PageEnd; p++ {
-					if ch := chapters.at(p - 1); ch.path != c.Chapter || ch.num != c.ChapterNum {
-						t.Errorf("chunk %d covers page %d of chapter %q (%s), but is labelled %q (%s)",
-							i, p, ch.path, ch.num, c.Chapter, c.ChapterNum)
-					}
-				}
-				pos = end
-			}
-			if pos != len(full) {
-				t.Errorf("chunks cover %d of %d runes; text after: %q", pos, len(full), string(full[pos:min(pos+80, len(full))]))
+			checkCoverage(t, chunks, opts, full, runePage, runeChapter)
+		})
+	}
+}
+
+// TestExtractHeadingsWithoutOutline checks that, without an outline, the
+// same chapters are found from the headings' size and weight, and an
+// outline whose titles are not in the text is not used.
+func TestExtractHeadingsWithoutOutline(t *testing.T) {
+	d := pdfgen.Sample(24)
+	full, runePage, runeChapter := sampleText(d)
+	// Before chapter 1: the document title (22 pt, an unnumbered level 1)
+	// and its Chinese subtitle (14 pt, the size of numbered level-2
+	// headings) are headings too.
+	titleRunes := len([]rune(strings.ReplaceAll(d.Title, " ", "")))
+	for i := range runeChapter {
+		if runeChapter[i].path != "" {
+			break
+		}
+		runeChapter[i] = chapter{path: d.Title + chapterSep + "文档处理流水线示例报告", num: "1.1"}
+		if i < titleRunes {
+			runeChapter[i] = chapter{path: d.Title, num: "1"}
+		}
+	}
+	bogus := d
+	bogus.Outline = []pdfgen.OutlineItem{{Title: "Wrong title", Page: 0}, {Title: "Nothing like this", Page: 5}, {Title: "\u0001\u0002", Page: 9}}
+	noOutline := d
+	noOutline.Outline = nil
+	for name, doc := range map[string]pdfgen.Doc{"no outline": noOutline, "untrusted outline": bogus} {
+		t.Run(name, func(t *testing.T) {
+			path := writePDF(t, doc)
+			for _, workers := range []int{1, 2} {
+				opts := Options{TargetRunes: 300, OverlapRunes: 60, Workers: workers}
+				chunks, _ := collect(t, path, opts)
+				checkCoverage(t, chunks, opts, full, runePage, runeChapter)
 			}
 		})
 	}
@@ -532,8 +600,14 @@ func TestProbe(t *testing.T) {
 
 // encryptedPDF returns a one-page PDF (without content) encrypted with
 // the Standard security handler, revision 2 (RC4, 40 bits), user password
-// "secret", owner password "owner" (PDF 1.7 spec, algorithms 2, 3 and 4).
-func encryptedPDF() []byte {
+// "secret", owner password "owner".
+func encryptedPDF() []byte { return encryptedTextPDF("secret", "owner", "") }
+
+// encryptedTextPDF returns a one-page PDF encrypted with the Standard
+// security handler, revision 2 (RC4, 40 bits; PDF 1.7 spec, algorithms 1
+// to 4), with the given passwords and, unless text is empty, a content
+// stream showing text in Helvetica.
+func encryptedTextPDF(user, owner, text string) []byte {
 	pad := func(pw string) []byte {
 		padding := []byte("\x28\xbf\x4e\x5e\x4e\x75\x8a\x41\x64\x00\x4e\x56\xff\xfa\x01\x08" +
 			"\x2e\x2e\x00\xb6\xd0\x68\x3e\x80\x2f\x0c\xa9\xfe\x64\x53\x69\x7a")
@@ -550,21 +624,38 @@ func encryptedPDF() []byte {
 	}
 	const perms = -4
 	id := bytes.Repeat([]byte{0xab}, 16)
-	ownerKey := md5.Sum(pad("owner"))
-	o := rc4x(ownerKey[:5], pad("secret"))
+	ownerKey := md5.Sum(pad(owner))
+	o := rc4x(ownerKey[:5], pad(user))
 	h := md5.New()
-	h.Write(pad("secret"))
+	h.Write(pad(user))
 	h.Write(o)
 	h.Write([]byte{byte(perms & 0xff), byte(perms >> 8 & 0xff), byte(perms >> 16 & 0xff), byte(perms >> 24 & 0xff)})
 	h.Write(id)
-	u := rc4x(h.Sum(nil)[:5], pad(""))
+	fileKey := h.Sum(nil)[:5]
+	u := rc4x(fileKey, pad(""))
 
+	page := "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] >>"
 	objs := []string{
 		"<< /Type /Catalog /Pages 2 0 R >>",
 		"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-		"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] >>",
+		page,
 		fmt.Sprintf("<< /Filter /Standard /V 1 /R 2 /Length 40 /P %d /O <%x> /U <%x> >>", perms, o, u),
 	}
+	if text != "" {
+		objs[2] = "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Contents 5 0 R /Resources << /Font << /F1 6 0 R >> >> >>"
+		content := []byte("BT /F1 10 Tf 10 100 Td (" + text + ") Tj ET")
+		objKey := md5.Sum(append(append([]byte(nil), fileKey...), 5, 0, 0, 0, 0)) // object 5, generation 0
+		enc := rc4x(objKey[:10], content)
+		objs = append(objs,
+			fmt.Sprintf("<< /Length %d >>\nstream\n%s\nendstream", len(enc), enc),
+			"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+	}
+	return rawPDF(objs, fmt.Sprintf("/Encrypt 4 0 R /ID [<%x> <%x>]", id, id))
+}
+
+// rawPDF writes objects 1..len(objs) (object 1 the catalog) with a
+// correct xref table; trailer is added to the trailer dictionary.
+func rawPDF(objs []string, trailer string) []byte {
 	var b bytes.Buffer
 	b.WriteString("%PDF-1.4\n")
 	offsets := make([]int, len(objs))
@@ -577,24 +668,27 @@ func encryptedPDF() []byte {
 	for _, off := range offsets {
 		fmt.Fprintf(&b, "%010d 00000 n \n", off)
 	}
-	fmt.Fprintf(&b, "trailer\n<< /Size %d /Root 1 0 R /Encrypt 4 0 R /ID [<%x> <%x>] >>\nstartxref\n%d\n%%%%EOF\n",
-		len(objs)+1, id, id, xref)
+	fmt.Fprintf(&b, "trailer\n<< /Size %d /Root 1 0 R %s >>\nstartxref\n%d\n%%%%EOF\n", len(objs)+1, trailer, xref)
 	return b.Bytes()
 }
 
 func TestEncrypted(t *testing.T) {
-	path := writeFile(t, "enc.pdf", encryptedPDF())
 	tests := []struct {
+		name     string
+		pdf      []byte
 		password string
 		wantErr  error
 	}{
-		{"", ErrEncrypted},
-		{"wrong", ErrEncrypted},
-		{"secret", nil},
-		{"owner", nil},
+		{"no password", encryptedPDF(), "", ErrEncrypted},
+		{"wrong password", encryptedPDF(), "wrong", ErrEncrypted},
+		{"user password", encryptedPDF(), "secret", nil},
+		{"owner password", encryptedPDF(), "owner", nil},
+		{"text, user password", encryptedTextPDF("secret", "owner", "Encrypted page text."), "secret", nil},
+		{"text, empty user password", encryptedTextPDF("", "owner", "Encrypted page text."), "", nil},
 	}
 	for _, tc := range tests {
-		t.Run("password "+tc.password, func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeFile(t, "enc.pdf", tc.pdf)
 			pages, err := Probe(context.Background(), NewFitzEngine(), path, Options{Password: tc.password})
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("got error %v, want %v", err, tc.wantErr)
@@ -602,8 +696,102 @@ func TestEncrypted(t *testing.T) {
 			if tc.wantErr == nil && pages != 1 {
 				t.Errorf("got %d pages, want 1", pages)
 			}
+			if !strings.HasPrefix(tc.name, "text") {
+				return
+			}
+			chunks, _ := collect(t, path, Options{Password: tc.password})
+			if len(chunks) != 1 || chunks[0].Text != "Encrypted page text." {
+				t.Errorf("got chunks %+v, want one with the decrypted text", chunks)
+			}
 		})
 	}
+}
+
+// slowPDF returns a PDF whose page 2 shows n tiny strings (MuPDF needs a
+// while for it) between two ordinary pages.
+func slowPDF(t testing.TB, n int) []byte {
+	t.Helper()
+	var raw bytes.Buffer
+	raw.WriteString("BT /F1 1 Tf\n")
+	for i := range n {
+		fmt.Fprintf(&raw, "1 0 0 1 %d %d Tm (slow glyphs) Tj\n", 10+i%150, 10+i/150%150)
+	}
+	raw.WriteString("ET\n")
+	var z bytes.Buffer
+	zw := zlib.NewWriter(&z)
+	zw.Write(raw.Bytes())
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	font := "/Resources << /Font << /F1 8 0 R >> >>"
+	return rawPDF([]string{
+		"<< /Type /Catalog /Pages 2 0 R >>",
+		"<< /Type /Pages /Kids [3 0 R 4 0 R 5 0 R] /Count 3 >>",
+		"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Contents 6 0 R " + font + " >>",
+		"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Contents 7 0 R " + font + " >>",
+		"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Contents 9 0 R " + font + " >>",
+		"<< /Length 37 >>\nstream\nBT /F1 10 Tf 10 100 Td (First.) Tj ET\nendstream",
+		fmt.Sprintf("<< /Length %d /Filter /FlateDecode >>\nstream\n%s\nendstream", z.Len(), z.Bytes()),
+		"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+		"<< /Length 36 >>\nstream\nBT /F1 10 Tf 10 100 Td (Third.) Tj ET\nendstream",
+	}, "")
+}
+
+func TestTimeLimits(t *testing.T) {
+	path := writeFile(t, "slow.pdf", slowPDF(t, 100000))
+
+	t.Run("slow page skipped", func(t *testing.T) {
+		start := time.Now()
+		chunks, info := collect(t, path, Options{PageTimeout: 30 * time.Millisecond})
+		if info.SkippedPages != 1 || info.EmptyPages != 0 {
+			t.Errorf("got info %+v, want 1 skipped page, 0 empty", info)
+		}
+		if len(chunks) != 1 || chunks[0].Text != "First.\n\nThird." || chunks[0].PageStart != 1 || chunks[0].PageEnd != 3 {
+			t.Errorf("got chunks %+v, want pages 1 and 3", chunks)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("took %s, want the slow page abandoned after its limit", d)
+		}
+	})
+	t.Run("without limit it is read", func(t *testing.T) {
+		_, info := collect(t, path, Options{})
+		if info.SkippedPages != 0 {
+			t.Errorf("got info %+v, want no skipped page", info)
+		}
+	})
+	t.Run("document limit", func(t *testing.T) {
+		_, err := Extract(context.Background(), NewFitzEngine(), path, Options{DocTimeout: 30 * time.Millisecond},
+			func(Chunk) error { return nil })
+		if !errors.Is(err, ErrTimeout) || errors.Is(err, context.Canceled) {
+			t.Errorf("got error %v, want ErrTimeout", err)
+		}
+	})
+	t.Run("caller cancel is not a timeout", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		time.AfterFunc(30*time.Millisecond, cancel)
+		_, err := Extract(ctx, NewFitzEngine(), path, Options{}, func(Chunk) error { return nil })
+		if !errors.Is(err, context.Canceled) || errors.Is(err, ErrTimeout) {
+			t.Errorf("got error %v, want context.Canceled only", err)
+		}
+	})
+}
+
+func TestHugePageCount(t *testing.T) {
+	pdf := rawPDF([]string{
+		"<< /Type /Catalog /Pages 2 0 R >>",
+		"<< /Type /Pages /Kids [3 0 R] /Count 1000000000 >>",
+		"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] >>",
+	}, "")
+	path := writeFile(t, "huge.pdf", pdf)
+	start := time.Now()
+	_, err := Extract(context.Background(), NewFitzEngine(), path, Options{}, func(Chunk) error { return nil })
+	if !errors.Is(err, ErrTooManyPages) && !errors.Is(err, ErrCorrupt) {
+		t.Errorf("got error %v, want ErrTooManyPages or ErrCorrupt", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("took %s, want a fast failure", d)
+	}
+	t.Logf("error: %v", err)
 }
 
 func BenchmarkExtract(b *testing.B) {
@@ -646,5 +834,62 @@ func TestExtractConcurrent(t *testing.T) {
 		if !reflect.DeepEqual(results[w], want) {
 			t.Errorf("worker %d: got %d chunks differing from the %d of a lone run", w, len(results[w]), len(want))
 		}
+	}
+}
+
+// TestExtractLayout checks, with and without an outline, on pages with a
+// running header and footer, a heading mid-page, a heading at the top of
+// the right column of a two-column page, a word hyphenated across lines
+// and a ligature: exactly where chapters start, that headers and footers
+// are gone, and that the body text is complete and in reading order.
+func TestExtractLayout(t *testing.T) {
+	const pages = 6
+	topics := map[string]string{"0a": "the preface", "1": "parsing", "2L1": "left columns", "2L2": "more left columns",
+		"2R1": "right columns", "2R2": "results", "3": "chunking", "4": "embedding", "5": "ingesting"}
+	para := func(id string) string {
+		return "This paragraph talks about " + topics[id] + " and how the pipeline keeps every page of text in order."
+	}
+	var doc pdfgen.Doc
+	for i := range pages {
+		p := pdfgen.Page{Blocks: []pdfgen.Block{{Text: "ACME Corp Annual Report", Size: 8, Y: 20}}}
+		switch i {
+		case 0:
+			p.Blocks = append(p.Blocks,
+				pdfgen.Block{Text: para("0a"), Y: 80},
+				pdfgen.Block{Text: "1 Overview", Size: 16, Bold: true, Y: 300},
+				pdfgen.Block{Text: "An exam-\nple of hyphenation and a \ufb01ne ligature.", Y: 340})
+		case 2:
+			p.Blocks = append(p.Blocks,
+				pdfgen.Block{Text: para("2L1"), X: 56, Width: 230, Y: 80},
+				pdfgen.Block{Text: para("2L2"), X: 56, Width: 230, Y: 400},
+				pdfgen.Block{Text: para("2R1"), X: 310, Width: 230, Y: 80},
+				pdfgen.Block{Text: "2 Results", Size: 16, Bold: true, X: 310, Width: 230, Y: 300},
+				pdfgen.Block{Text: para("2R2"), X: 310, Width: 230, Y: 340})
+		default:
+			p.Blocks = append(p.Blocks, pdfgen.Block{Text: para(strconv.Itoa(i)), Y: 80})
+		}
+		p.Blocks = append(p.Blocks, pdfgen.Block{Text: fmt.Sprintf("Page %d of %d", i+1, pages), Size: 8, Y: 800})
+		doc.Pages = append(doc.Pages, p)
+	}
+	want := []Chunk{
+		{Index: 0, Text: para("0a"), PageStart: 1, PageEnd: 1},
+		{Index: 1, Text: strings.Join([]string{"1 Overview", "An example of hyphenation and a fine ligature.",
+			para("1"), para("2L1"), para("2L2"), para("2R1")}, "\n\n"),
+			Chapter: "1 Overview", ChapterNum: "1", PageStart: 1, PageEnd: 3},
+		{Index: 2, Text: strings.Join([]string{"2 Results", para("2R2"), para("3"), para("4"), para("5")}, "\n\n"),
+			Chapter: "2 Results", ChapterNum: "2", PageStart: 3, PageEnd: 6},
+	}
+	withOutline := doc
+	withOutline.Outline = []pdfgen.OutlineItem{{Title: "1 Overview", Page: 0, Y: 300}, {Title: "2 Results", Page: 2, Y: 300}}
+	for name, d := range map[string]pdfgen.Doc{"headings": doc, "outline": withOutline} {
+		t.Run(name, func(t *testing.T) {
+			chunks, info := collect(t, writePDF(t, d), Options{TargetRunes: 5000, OverlapRunes: -1})
+			if !reflect.DeepEqual(chunks, want) {
+				t.Errorf("got chunks\n%+v\nwant\n%+v", chunks, want)
+			}
+			if want := (Info{Pages: pages, Chunks: 3, Chapters: 2}); info != want {
+				t.Errorf("got info %+v, want %+v", info, want)
+			}
+		})
 	}
 }

@@ -8,11 +8,15 @@ import "C"
 
 import (
 	"bytes"
+	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	// go-fitz supplies the MuPDF 1.24.9 static libraries this package links
@@ -33,6 +37,14 @@ type FitzEngine struct {
 	// document, in bytes; 0 means 64 MiB.
 	MaxStore int
 }
+
+// LimitMallocArenas caps the C library's malloc arenas for the whole
+// process (glibc's M_ARENA_MAX; a no-op elsewhere) and reports whether it
+// applied. Go runs cgo calls on many OS threads over a process's life, and
+// glibc gives threads arenas of their own, so a long-running parser's
+// MuPDF memory ends up spread over many half-empty arenas; 2 keeps the
+// resident size close to what the documents need. Call it once at start.
+func LimitMallocArenas(n int) bool { return C.pt_set_malloc_arenas(C.int(n)) == 1 }
 
 // NewFitzEngine returns a MuPDF engine with default settings.
 func NewFitzEngine() *FitzEngine { return &FitzEngine{} }
@@ -141,7 +153,11 @@ type mupdfDoc struct {
 	doc    *C.fz_document
 	pages  int
 	closed bool
+	read   int // pages read since the last trim
 }
+
+// trimEvery is how many pages are read between two pt_trim calls.
+const trimEvery = 256
 
 var errClosed = errors.New("document is closed")
 
@@ -159,30 +175,62 @@ func (d *mupdfDoc) Outline() (_ []OutlineEntry, err error) {
 		failed C.int
 		ebuf   [errBufLen]C.char
 	)
-	root := C.pt_load_outline(d.ctx, d.doc, &failed, &ebuf[0], errBufLen)
+	buf := C.pt_outline_records(d.ctx, d.doc, maxOutlineItems, maxOutlineDepth, &failed, &ebuf[0], errBufLen)
 	if failed != 0 {
 		return nil, fmt.Errorf("read outline: mupdf: %s: %w", C.GoString(&ebuf[0]), ErrCorrupt)
 	}
-	if root == nil {
+	if buf == nil {
 		return nil, nil
 	}
-	defer C.pt_drop_outline(d.ctx, root)
-
+	defer C.pt_drop_buffer(d.ctx, buf)
+	var data *C.uchar
+	n := C.pt_buffer_data(d.ctx, buf, &data)
+	b := unsafe.Slice((*byte)(unsafe.Pointer(data)), int(n))
 	var out []OutlineEntry
-	var walk func(o *C.fz_outline, level int)
-	walk = func(o *C.fz_outline, level int) {
-		for ; o != nil; o = o.next {
-			page := int(o.page.page)
-			if page < 0 || page >= d.pages || o.page.chapter != 0 {
-				page = -1
-			}
-			out = append(out, OutlineEntry{Level: level, Title: C.GoString(o.title), Page: page, Y: float64(o.y)})
-			walk(o.down, level+1)
+	var uris []string
+	for len(b) >= 8 {
+		level := int(int32(binary.NativeEndian.Uint32(b)))
+		tl := int(binary.NativeEndian.Uint32(b[4:]))
+		if len(b) < 12+tl {
+			return nil, fmt.Errorf("read outline: %w", errBadLayout)
+		}
+		title := string(b[8 : 8+tl])
+		b = b[8+tl:]
+		ul := int(binary.NativeEndian.Uint32(b))
+		if len(b) < 4+ul {
+			return nil, fmt.Errorf("read outline: %w", errBadLayout)
+		}
+		uris = append(uris, string(b[4:4+ul]))
+		b = b[4+ul:]
+		out = append(out, OutlineEntry{Level: level, Title: title, Page: -1})
+	}
+	// Resolving destinations loads the page tree and the object streams
+	// around it; MuPDF may forget the objects nothing refers to afterwards.
+	for i, uri := range uris {
+		if uri == "" {
+			continue
+		}
+		curi := C.CString(uri)
+		var (
+			page C.int
+			y    C.float
+		)
+		rc := C.pt_resolve_link(d.ctx, d.doc, curi, &page, &y, &ebuf[0], errBufLen)
+		C.free(unsafe.Pointer(curi))
+		if rc == 0 && page >= 0 && int(page) < d.pages {
+			out[i].Page, out[i].Y = int(page), float64(y)
 		}
 	}
-	walk(root, 1)
+	C.pt_trim(d.ctx, d.doc)
 	return out, nil
 }
+
+// Outline bounds: a deeper or larger outline is cut (a malicious one can
+// be cyclic).
+const (
+	maxOutlineItems = 200000
+	maxOutlineDepth = 32
+)
 
 func (d *mupdfDoc) PageText(i int) (_ string, err error) {
 	d.mu.Lock()
@@ -220,3 +268,107 @@ func (d *mupdfDoc) Close() error {
 	d.ctx, d.doc = nil, nil
 	return nil
 }
+
+// stextFlags are the MuPDF structured-text options: ligatures expanded and
+// whitespace made plain (both by leaving their PRESERVE flags off), text
+// outside the page's media box ignored, images not kept (the device then
+// tells the interpreter not to decode them). No FZ_NO_CACHE hint: fonts
+// and resources stay in the store between pages, which is much faster.
+const stextFlags = 64 // FZ_STEXT_MEDIABOX_CLIP
+
+// PageBlocks implements StructuredDocument with MuPDF's structured text.
+// When ctx ends during the page, MuPDF is told to abort through its cookie
+// and the error wraps ctx.Err().
+func (d *mupdfDoc) PageBlocks(ctx context.Context, i int) (_ []Block, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil, fmt.Errorf("page %d: %w", i+1, errClosed)
+	}
+	if i < 0 || i >= d.pages {
+		return nil, fmt.Errorf("page %d of %d: out of range", i+1, d.pages)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("page %d: %w", i+1, err)
+	}
+	defer recoverAs(&err, fmt.Sprintf("page %d", i+1))
+
+	cookie := (*C.fz_cookie)(C.calloc(1, C.sizeof_fz_cookie))
+	if cookie == nil {
+		return nil, fmt.Errorf("page %d: out of memory", i+1)
+	}
+	defer C.free(unsafe.Pointer(cookie))
+	aborting := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		atomic.StoreInt32((*int32)(unsafe.Pointer(&cookie.abort)), 1)
+		close(aborting)
+	})
+	var (
+		aborted C.int
+		ebuf    [errBufLen]C.char
+	)
+	buf := C.pt_page_layout(d.ctx, d.doc, C.int(i), stextFlags, cookie, &aborted, &ebuf[0], errBufLen)
+	if d.read++; d.read >= trimEvery {
+		d.read = 0
+		C.pt_trim(d.ctx, d.doc)
+	}
+	if !stop() {
+		<-aborting // the abort has been written; the cookie may be freed
+	}
+	if buf != nil {
+		defer C.pt_drop_buffer(d.ctx, buf)
+	}
+	if aborted != 0 || ctx.Err() != nil {
+		return nil, fmt.Errorf("page %d: %w", i+1, context.Cause(ctx))
+	}
+	if buf == nil {
+		return nil, fmt.Errorf("page %d: mupdf: %s: %w", i+1, C.GoString(&ebuf[0]), ErrCorrupt)
+	}
+	var data *C.uchar
+	n := C.pt_buffer_data(d.ctx, buf, &data)
+	if n == 0 || data == nil {
+		return nil, nil
+	}
+	blocks, err := decodeLayout(unsafe.Slice((*byte)(unsafe.Pointer(data)), int(n)))
+	if err != nil {
+		return nil, fmt.Errorf("page %d: %w", i+1, err)
+	}
+	return blocks, nil
+}
+
+// decodeLayout reads pt_page_layout's records.
+func decodeLayout(b []byte) ([]Block, error) {
+	const rectLen, lineLen = 16, 16 + 4 + 1 + 4
+	f32 := func(b []byte) float64 { return float64(math.Float32frombits(binary.NativeEndian.Uint32(b))) }
+	rect := func(b []byte) Rect { return Rect{f32(b), f32(b[4:]), f32(b[8:]), f32(b[12:])} }
+	var blocks []Block
+	for len(b) > 0 {
+		switch b[0] {
+		case C.PT_REC_BLOCK:
+			if len(b) < 1+rectLen {
+				return nil, errBadLayout
+			}
+			blocks = append(blocks, Block{BBox: rect(b[1:])})
+			b = b[1+rectLen:]
+		case C.PT_REC_LINE:
+			if len(b) < 1+lineLen || len(blocks) == 0 {
+				return nil, errBadLayout
+			}
+			n := int(binary.NativeEndian.Uint32(b[1+21:]))
+			if len(b) < 1+lineLen+n {
+				return nil, errBadLayout
+			}
+			bl := &blocks[len(blocks)-1]
+			bl.Lines = append(bl.Lines, Line{
+				BBox: rect(b[1:]), Size: f32(b[1+16:]), Bold: b[1+20]&C.PT_LINE_BOLD != 0,
+				Text: string(b[1+lineLen : 1+lineLen+n]),
+			})
+			b = b[1+lineLen+n:]
+		default:
+			return nil, errBadLayout
+		}
+	}
+	return blocks, nil
+}
+
+var errBadLayout = errors.New("malformed layout from the mupdf shim")

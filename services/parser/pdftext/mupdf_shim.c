@@ -4,11 +4,66 @@
 
 #include <setjmp.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 typedef struct fz_alloc_context fz_alloc_context;
 typedef struct fz_locks_context fz_locks_context;
 typedef struct fz_stream fz_stream;
+typedef struct fz_page fz_page;
+typedef struct fz_device fz_device;
+typedef struct fz_font fz_font;
+typedef struct fz_pool fz_pool;
+typedef struct fz_image fz_image;
 typedef void(fz_error_cb)(void *user, const char *message);
+
+// Geometry and structured text as in mupdf/fitz/geometry.h and
+// structured-text.h (1.24.9).
+typedef struct { float x, y; } fz_point;
+typedef struct { float x0, y0, x1, y1; } fz_rect;
+typedef struct { float a, b, c, d, e, f; } fz_matrix;
+typedef struct { fz_point ul, ur, ll, lr; } fz_quad;
+typedef struct { int flags; float scale; } fz_stext_options;
+typedef struct fz_stext_char fz_stext_char;
+typedef struct fz_stext_line fz_stext_line;
+typedef struct fz_stext_block fz_stext_block;
+typedef struct {
+	fz_pool *pool;
+	fz_rect mediabox;
+	fz_stext_block *first_block, *last_block;
+} fz_stext_page;
+enum { FZ_STEXT_BLOCK_TEXT = 0 };
+struct fz_stext_block {
+	int type;
+	fz_rect bbox;
+	union {
+		struct { fz_stext_line *first_line, *last_line; } t;
+		struct { fz_matrix transform; fz_image *image; } i;
+	} u;
+	fz_stext_block *prev, *next;
+};
+struct fz_stext_line {
+	int wmode;
+	fz_point dir;
+	fz_rect bbox;
+	fz_stext_char *first_char, *last_char;
+	fz_stext_line *prev, *next;
+};
+struct fz_stext_char {
+	int c;
+	int bidi;
+	int color;
+	fz_point origin;
+	fz_quad quad;
+	float size;
+	fz_font *font;
+	fz_stext_char *next;
+};
+enum { FZ_DONT_DECODE_IMAGES = 4 };
+static const fz_matrix pt_identity = {1, 0, 0, 1, 0, 0};
 
 // MuPDF 1.24.9 API, see include/mupdf/fitz in go-fitz.
 fz_context *fz_new_context_imp(const fz_alloc_context *alloc, const fz_locks_context *locks, size_t max_store, const char *version);
@@ -26,9 +81,38 @@ int fz_count_pages(fz_context *ctx, fz_document *doc);
 fz_buffer *fz_new_buffer_from_page_number(fz_context *ctx, fz_document *doc, int number, const void *options);
 size_t fz_buffer_storage(fz_context *ctx, fz_buffer *buf, unsigned char **datap);
 void fz_drop_buffer(fz_context *ctx, fz_buffer *buf);
-fz_outline *fz_load_outline(fz_context *ctx, fz_document *doc);
-void fz_drop_outline(fz_context *ctx, fz_outline *outline);
 const char *fz_caught_message(fz_context *ctx);
+fz_page *fz_load_page(fz_context *ctx, fz_document *doc, int number);
+void fz_drop_page(fz_context *ctx, fz_page *page);
+fz_rect fz_bound_page(fz_context *ctx, fz_page *page);
+void fz_run_page(fz_context *ctx, fz_page *page, fz_device *dev, fz_matrix transform, fz_cookie *cookie);
+fz_stext_page *fz_new_stext_page(fz_context *ctx, fz_rect mediabox);
+void fz_drop_stext_page(fz_context *ctx, fz_stext_page *page);
+fz_device *fz_new_stext_device(fz_context *ctx, fz_stext_page *page, const fz_stext_options *options);
+void fz_enable_device_hints(fz_context *ctx, fz_device *dev, int hints);
+void fz_close_device(fz_context *ctx, fz_device *dev);
+void fz_drop_device(fz_context *ctx, fz_device *dev);
+fz_buffer *fz_new_buffer(fz_context *ctx, size_t capacity);
+void fz_append_data(fz_context *ctx, fz_buffer *buf, const void *data, size_t len);
+int fz_font_is_bold(fz_context *ctx, fz_font *font);
+int fz_runetochar(char *str, int rune);
+typedef struct fz_outline_iterator fz_outline_iterator;
+typedef struct {
+	char *title;
+	char *uri;
+	int is_open;
+} fz_outline_item;
+fz_outline_iterator *fz_new_outline_iterator(fz_context *ctx, fz_document *doc);
+void fz_drop_outline_iterator(fz_context *ctx, fz_outline_iterator *iter);
+fz_outline_item *fz_outline_iterator_item(fz_context *ctx, fz_outline_iterator *iter);
+int fz_outline_iterator_next(fz_context *ctx, fz_outline_iterator *iter);
+int fz_outline_iterator_up(fz_context *ctx, fz_outline_iterator *iter);
+int fz_outline_iterator_down(fz_context *ctx, fz_outline_iterator *iter);
+int fz_is_external_link(fz_context *ctx, const char *uri);
+fz_location fz_resolve_link(fz_context *ctx, fz_document *doc, const char *uri, float *xp, float *yp);
+typedef struct pdf_document pdf_document;
+pdf_document *pdf_document_from_fz_document(fz_context *ctx, fz_document *doc);
+void pdf_clear_xref(fz_context *ctx, pdf_document *doc);
 
 // fz_try/fz_catch as defined in mupdf/fitz/context.h and system.h (MuPDF
 // uses sigsetjmp/siglongjmp on unix, setjmp/longjmp elsewhere).
@@ -148,28 +232,6 @@ void pt_drop_buffer(fz_context *ctx, fz_buffer *buf) {
 	}
 }
 
-fz_outline *pt_load_outline(fz_context *ctx, fz_document *doc, int *failed, char *errbuf, int errlen) {
-	fz_outline *volatile outline = NULL;
-	*failed = 0;
-	PT_TRY(ctx) {
-		outline = fz_load_outline(ctx, doc);
-	}
-	PT_CATCH(ctx) {
-		pt_caught(ctx, errbuf, errlen);
-		*failed = 1;
-		return NULL;
-	}
-	return outline;
-}
-
-void pt_drop_outline(fz_context *ctx, fz_outline *outline) {
-	PT_TRY(ctx) {
-		fz_drop_outline(ctx, outline);
-	}
-	PT_CATCH(ctx) {
-	}
-}
-
 void pt_close(fz_context *ctx, fz_document *doc) {
 	if (ctx == NULL) {
 		return;
@@ -180,4 +242,254 @@ void pt_close(fz_context *ctx, fz_document *doc) {
 	PT_CATCH(ctx) {
 	}
 	fz_drop_context(ctx);
+}
+
+
+// linebuf collects one line's UTF-8 text.
+typedef struct {
+	char *data;
+	size_t len, cap;
+} pt_linebuf;
+
+static int pt_linebuf_put(pt_linebuf *b, const char *s, size_t n) {
+	if (b->len + n > b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 256;
+		while (cap < b->len + n) {
+			cap *= 2;
+		}
+		char *d = realloc(b->data, cap);
+		if (d == NULL) {
+			return 0;
+		}
+		b->data = d;
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, s, n);
+	b->len += n;
+	return 1;
+}
+
+static void pt_put_rect(fz_context *ctx, fz_buffer *out, fz_rect r) {
+	float f[4] = {r.x0, r.y0, r.x1, r.y1};
+	fz_append_data(ctx, out, f, sizeof f);
+}
+
+// pt_serialise writes the text blocks of page to out; it may throw.
+static void pt_serialise(fz_context *ctx, fz_stext_page *page, fz_buffer *out, pt_linebuf *lb) {
+	fz_font *last_font = NULL;
+	int last_bold = 0;
+	for (fz_stext_block *block = page->first_block; block; block = block->next) {
+		if (block->type != FZ_STEXT_BLOCK_TEXT) {
+			continue;
+		}
+		unsigned char tag = PT_REC_BLOCK;
+		fz_append_data(ctx, out, &tag, 1);
+		pt_put_rect(ctx, out, block->bbox);
+		for (fz_stext_line *line = block->u.t.first_line; line; line = line->next) {
+			float sizes[4] = {0};
+			int counts[4] = {0};
+			int nsizes = 0, visible = 0, bold = 0;
+			lb->len = 0;
+			for (fz_stext_char *ch = line->first_char; ch; ch = ch->next) {
+				char utf[8];
+				int n = fz_runetochar(utf, ch->c);
+				if (!pt_linebuf_put(lb, utf, (size_t)n)) {
+					return; // out of memory: the page is cut short here
+				}
+				if (ch->c == ' ' || ch->c == '\t') {
+					continue;
+				}
+				visible++;
+				if (ch->font != last_font) {
+					last_font = ch->font;
+					last_bold = ch->font ? fz_font_is_bold(ctx, ch->font) : 0;
+				}
+				bold += last_bold;
+				int k;
+				for (k = 0; k < nsizes && sizes[k] != ch->size; k++) {
+				}
+				if (k == nsizes && nsizes < 4) {
+					sizes[nsizes++] = ch->size;
+				}
+				if (k < nsizes) {
+					counts[k]++;
+				}
+			}
+			float size = 0;
+			int best = -1;
+			for (int k = 0; k < nsizes; k++) {
+				if (counts[k] > best) {
+					best = counts[k];
+					size = sizes[k];
+				}
+			}
+			unsigned char rec[1 + 5 * sizeof(float) + 1 + 4];
+			float f[5] = {line->bbox.x0, line->bbox.y0, line->bbox.x1, line->bbox.y1, size};
+			unsigned int n = (unsigned int)lb->len;
+			rec[0] = PT_REC_LINE;
+			memcpy(rec + 1, f, sizeof f);
+			rec[1 + sizeof f] = (visible > 0 && 2 * bold > visible) ? PT_LINE_BOLD : 0;
+			memcpy(rec + 2 + sizeof f, &n, 4);
+			fz_append_data(ctx, out, rec, sizeof rec);
+			fz_append_data(ctx, out, lb->data, lb->len);
+		}
+	}
+}
+
+fz_buffer *pt_page_layout(fz_context *ctx, fz_document *doc, int n, int stext_flags, fz_cookie *cookie,
+	int *aborted, char *errbuf, int errlen) {
+	fz_page *volatile page = NULL;
+	fz_stext_page *volatile stext = NULL;
+	fz_device *volatile dev = NULL;
+	fz_buffer *volatile out = NULL;
+	volatile int failed = 0;
+	pt_linebuf lb = {NULL, 0, 0};
+	fz_stext_options opts = {stext_flags, 1};
+
+	*aborted = 0;
+	PT_TRY(ctx) {
+		page = fz_load_page(ctx, doc, n);
+		stext = fz_new_stext_page(ctx, fz_bound_page(ctx, page));
+		dev = fz_new_stext_device(ctx, stext, &opts);
+		// Text needs no pixels: do not decode images.
+		fz_enable_device_hints(ctx, dev, FZ_DONT_DECODE_IMAGES);
+		fz_run_page(ctx, page, dev, pt_identity, cookie);
+		fz_close_device(ctx, dev);
+		if (cookie != NULL && cookie->abort) {
+			*aborted = 1;
+		} else {
+			out = fz_new_buffer(ctx, 4096);
+			pt_serialise(ctx, stext, out, &lb);
+		}
+	}
+	PT_CATCH(ctx) {
+		pt_caught(ctx, errbuf, errlen);
+		failed = 1;
+	}
+	if (cookie != NULL && cookie->abort) {
+		*aborted = 1;
+	}
+	free(lb.data);
+	PT_TRY(ctx) {
+		fz_drop_device(ctx, dev);
+		fz_drop_stext_page(ctx, stext);
+		fz_drop_page(ctx, page);
+		if ((failed || *aborted) && out != NULL) {
+			fz_drop_buffer(ctx, out);
+			out = NULL;
+		}
+	}
+	PT_CATCH(ctx) {
+	}
+	if (out == NULL && !*aborted && !failed) {
+		snprintf(errbuf, (size_t)errlen, "no text buffer");
+	}
+	return out;
+}
+
+void pt_trim(fz_context *ctx, fz_document *doc) {
+	PT_TRY(ctx) {
+		pdf_document *pdf = pdf_document_from_fz_document(ctx, doc);
+		if (pdf != NULL) {
+			pdf_clear_xref(ctx, pdf);
+		}
+	}
+	PT_CATCH(ctx) {
+	}
+}
+
+void pt_trim(fz_context *ctx, fz_document *doc);
+
+typedef struct {
+	fz_document *doc;
+	fz_outline_iterator *iter;
+	fz_buffer *out;
+	int items, max_items, max_depth;
+} pt_outline_walk;
+
+// pt_walk_level records the entries from the iterator's position to the
+// end of its level, and their children; it may throw.
+static void pt_walk_level(fz_context *ctx, pt_outline_walk *w, int level) {
+	do {
+		fz_outline_item *item = fz_outline_iterator_item(ctx, w->iter);
+		if (item == NULL || w->items >= w->max_items) {
+			return;
+		}
+		const char *title = item->title ? item->title : "";
+		const char *uri = item->uri ? item->uri : "";
+		unsigned int n = (unsigned int)strlen(title), m = (unsigned int)strlen(uri);
+		fz_append_data(ctx, w->out, &level, sizeof level);
+		fz_append_data(ctx, w->out, &n, sizeof n);
+		fz_append_data(ctx, w->out, title, n);
+		fz_append_data(ctx, w->out, &m, sizeof m);
+		fz_append_data(ctx, w->out, uri, m);
+		w->items++;
+		if (level < w->max_depth) {
+			int r = fz_outline_iterator_down(ctx, w->iter);
+			if (r == 0) {
+				pt_walk_level(ctx, w, level + 1);
+			}
+			if (r >= 0) {
+				fz_outline_iterator_up(ctx, w->iter);
+			}
+		}
+	} while (fz_outline_iterator_next(ctx, w->iter) == 0);
+}
+
+fz_buffer *pt_outline_records(fz_context *ctx, fz_document *doc, int max_items, int max_depth,
+	int *failed, char *errbuf, int errlen) {
+	pt_outline_walk w = {doc, NULL, NULL, 0, max_items, max_depth};
+	fz_outline_iterator *volatile iter = NULL;
+	fz_buffer *volatile out = NULL;
+	*failed = 0;
+	PT_TRY(ctx) {
+		iter = fz_new_outline_iterator(ctx, doc);
+		out = fz_new_buffer(ctx, 1024);
+		w.iter = iter;
+		w.out = out;
+		if (iter != NULL) {
+			pt_walk_level(ctx, &w, 1);
+		}
+	}
+	PT_CATCH(ctx) {
+		pt_caught(ctx, errbuf, errlen);
+		*failed = 1;
+	}
+	PT_TRY(ctx) {
+		fz_drop_outline_iterator(ctx, iter);
+		if (*failed || w.items == 0) {
+			fz_drop_buffer(ctx, out);
+			out = NULL;
+		}
+	}
+	PT_CATCH(ctx) {
+	}
+	return out;
+}
+
+int pt_resolve_link(fz_context *ctx, fz_document *doc, const char *uri, int *page, float *y, char *errbuf, int errlen) {
+	volatile int rc = 0;
+	*page = -1;
+	*y = 0;
+	PT_TRY(ctx) {
+		if (uri[0] != 0 && !fz_is_external_link(ctx, uri)) {
+			float x = 0;
+			fz_location loc = fz_resolve_link(ctx, doc, uri, &x, y);
+			*page = loc.chapter == 0 ? loc.page : -1;
+		}
+	}
+	PT_CATCH(ctx) {
+		pt_caught(ctx, errbuf, errlen);
+		rc = -1;
+	}
+	return rc;
+}
+
+int pt_set_malloc_arenas(int n) {
+#if defined(__GLIBC__) && defined(M_ARENA_MAX)
+	return mallopt(M_ARENA_MAX, n);
+#else
+	(void)n;
+	return 0;
+#endif
 }

@@ -19,21 +19,21 @@ typedef struct fz_context fz_context;
 typedef struct fz_document fz_document;
 typedef struct fz_buffer fz_buffer;
 
+// fz_cookie as in mupdf/fitz/device.h: setting abort from another thread
+// makes MuPDF stop interpreting the page.
+typedef struct {
+	int abort;
+	int progress;
+	size_t progress_max;
+	int errors;
+	int incomplete;
+} fz_cookie;
+
 typedef struct {
 	int chapter;
 	int page;
 } fz_location;
 
-typedef struct fz_outline {
-	int refs;
-	char *title;
-	char *uri;
-	fz_location page;
-	float x, y;
-	struct fz_outline *next;
-	struct fz_outline *down;
-	int is_open;
-} fz_outline;
 
 enum {
 	PT_OK = 0,
@@ -55,14 +55,56 @@ int pt_open(const char *filename, const char *password, size_t max_store,
 // NULL with errbuf set.
 fz_buffer *pt_page_text(fz_context *ctx, fz_document *doc, int n, char *errbuf, int errlen);
 
+// Record tags of pt_page_layout's output.
+enum {
+	PT_REC_BLOCK = 'B', // float x0, y0, x1, y1
+	PT_REC_LINE = 'L',  // float x0, y0, x1, y1, size; uint8 flags; uint32 n; n bytes of UTF-8
+};
+
+// Line flags.
+enum {
+	PT_LINE_BOLD = 1,
+};
+
+// pt_page_layout extracts page n as structured text (stext_flags are
+// MuPDF's FZ_STEXT_* options) and serialises its text blocks and lines into
+// a buffer to free with pt_drop_buffer: per block a PT_REC_BLOCK record,
+// then a PT_REC_LINE record per line, in native byte order. A line's size
+// is the font size of most of its characters, bold is set when most of its
+// non-space characters are in a bold font. cookie (may be NULL) lets
+// another thread abort the page: *aborted is then set. Returns NULL with
+// errbuf set on error.
+fz_buffer *pt_page_layout(fz_context *ctx, fz_document *doc, int n, int stext_flags, fz_cookie *cookie,
+	int *aborted, char *errbuf, int errlen);
+
+// pt_outline_records walks the outline with MuPDF's outline iterator
+// and writes per entry: int level (1-based), uint32 n, n bytes of title,
+// uint32 m, m bytes of link URI (empty when none); at most max_items
+// entries, no deeper than max_depth. Targets are not resolved here (see
+// pt_resolve_link). Returns NULL with *failed == 0 when there is no
+// outline, NULL with *failed and errbuf set on error.
+fz_buffer *pt_outline_records(fz_context *ctx, fz_document *doc, int max_items, int max_depth,
+	int *failed, char *errbuf, int errlen);
+
+// pt_resolve_link sets *page (-1 when external or unknown) and *y for an
+// internal link URI. Returns 0, or -1 with errbuf set.
+int pt_resolve_link(fz_context *ctx, fz_document *doc, const char *uri, int *page, float *y, char *errbuf, int errlen);
+
+// pt_trim lets MuPDF forget the PDF objects it has parsed and nothing
+// else refers to (pdf_clear_xref), so memory does not grow with the
+// number of pages read.
+void pt_trim(fz_context *ctx, fz_document *doc);
+
 // pt_buffer_data exposes a buffer's bytes.
 size_t pt_buffer_data(fz_context *ctx, fz_buffer *buf, unsigned char **data);
 void pt_drop_buffer(fz_context *ctx, fz_buffer *buf);
 
-// pt_load_outline returns the outline tree (NULL when there is none) and
-// sets *failed (with errbuf) when it cannot be read.
-fz_outline *pt_load_outline(fz_context *ctx, fz_document *doc, int *failed, char *errbuf, int errlen);
-void pt_drop_outline(fz_context *ctx, fz_outline *outline);
+
+// pt_set_malloc_arenas caps the number of glibc malloc arenas (MuPDF
+// allocates with malloc from whichever OS thread Go runs a cgo call on;
+// each new thread may get an arena of its own). Returns 1 when applied,
+// 0 when the C library has no such setting.
+int pt_set_malloc_arenas(int n);
 
 // pt_close releases a document and its context.
 void pt_close(fz_context *ctx, fz_document *doc);

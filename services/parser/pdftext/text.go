@@ -12,17 +12,16 @@ import (
 // whitespace runs collapsed to one space, control characters dropped.
 // Empty paragraphs are omitted.
 func paragraphs(page string) []string {
-	page = strings.ToValidUTF8(page, "\uFFFD")
 	page = strings.ReplaceAll(page, "\r\n", "\n")
 	page = strings.ReplaceAll(page, "\r", "\n")
 
 	var out []string
-	var para strings.Builder
+	var lines []string
 	flush := func() {
-		if para.Len() > 0 {
-			out = append(out, para.String())
-			para.Reset()
+		if p := joinLines(lines); p != "" {
+			out = append(out, p)
 		}
+		lines = lines[:0]
 	}
 	for _, line := range strings.Split(page, "\n") {
 		line = normaliseLine(line)
@@ -30,32 +29,79 @@ func paragraphs(page string) []string {
 			flush()
 			continue
 		}
-		if para.Len() > 0 {
-			prev := para.String()
-			last, _ := utf8.DecodeLastRuneInString(prev)
-			first, _ := utf8.DecodeRuneInString(line)
-			switch {
-			case isCJK(last) && isCJK(first):
-				// no space between CJK characters
-			case last == '-' && endsInLetterHyphen(prev) && unicode.IsLower(first):
-				// "well-" + "known": keep the hyphen, no space
-			default:
-				para.WriteByte(' ')
-			}
-		}
-		para.WriteString(line)
+		lines = append(lines, line)
 	}
 	flush()
 	return out
 }
 
-// normaliseLine collapses whitespace to single spaces, trims, and drops
-// control and invisible formatting characters.
+// joinLines joins the normalised lines of one paragraph: with a space, with
+// none between two CJK characters, and without the hyphen when a word is
+// hyphenated across the line break ("exam-" + "ple"). A hyphen is kept
+// when the first part already holds one ("state-of-" + "the-art") or is a
+// single letter ("e-" + "mail").
+func joinLines(lines []string) string {
+	switch len(lines) {
+	case 0:
+		return ""
+	case 1:
+		return lines[0]
+	}
+	n := 0
+	for _, l := range lines {
+		n += len(l) + 1
+	}
+	var b strings.Builder
+	b.Grow(n)
+	b.WriteString(lines[0])
+	for _, line := range lines[1:] {
+		prev := b.String()
+		last, _ := utf8.DecodeLastRuneInString(prev)
+		first, _ := utf8.DecodeRuneInString(line)
+		switch {
+		case isCJK(last) && isCJK(first):
+			// no space between CJK characters
+		case (last == '-' || last == '\u2010') && unicode.IsLower(first):
+			if w := lastWord(prev[:len(prev)-utf8.RuneLen(last)]); utf8.RuneCountInString(w) > 1 && !strings.ContainsAny(w, "-\u2010") && isLetters(w) {
+				b.Reset()
+				b.WriteString(prev[:len(prev)-utf8.RuneLen(last)])
+			}
+		default:
+			b.WriteByte(' ')
+		}
+		b.WriteString(line)
+	}
+	return b.String()
+}
+
+// lastWord returns the text after the last space of s.
+func lastWord(s string) string {
+	return s[strings.LastIndexByte(s, ' ')+1:]
+}
+
+func isLetters(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !unicode.IsLetter(r) && r != '-' && r != '\u2010' {
+			return false
+		}
+	}
+	return true
+}
+
+// normaliseLine makes invalid UTF-8 U+FFFD, collapses whitespace to
+// single spaces, trims, drops control and invisible formatting characters,
+// and spells out Latin ligatures (ﬁ → fi).
 func normaliseLine(s string) string {
+	if isPlainLine(s) {
+		return s
+	}
 	var b strings.Builder
 	b.Grow(len(s))
 	space := false
-	for _, r := range s {
+	for _, r := range strings.ToValidUTF8(s, "\uFFFD") {
 		switch {
 		case r == '\u00AD', r == '\u200B', r == '\u200C', r == '\u200D', r == '\u2060', r == '\uFEFF':
 			continue // soft hyphen, zero-width characters, BOM
@@ -69,9 +115,30 @@ func normaliseLine(s string) string {
 			b.WriteByte(' ')
 		}
 		space = false
+		if r >= 0xFB00 && r <= 0xFB06 {
+			b.WriteString(ligatures[r-0xFB00])
+			continue
+		}
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+var ligatures = [...]string{"ff", "fi", "fl", "ffi", "ffl", "st", "st"}
+
+// isPlainLine reports whether s is printable ASCII with single inner
+// spaces and no space at either end: already normalised (the common case).
+func isPlainLine(s string) bool {
+	if s == "" || s[0] == ' ' || s[len(s)-1] == ' ' {
+		return s == ""
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < ' ' || c > '~' || (c == ' ' && s[i+1] == ' ') {
+			return false
+		}
+	}
+	return true
 }
 
 func endsInLetterHyphen(s string) bool {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/pdfpipe/pdfpipe/pkg/servicemain"
 	"github.com/pdfpipe/pdfpipe/services/parser"
+	"github.com/pdfpipe/pdfpipe/services/parser/pdftext"
 )
 
 func main() {
@@ -19,6 +20,7 @@ func main() {
 }
 
 func run(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
+	pdftext.LimitMallocArenas(2) // see its doc: bounds MuPDF's resident memory
 	cfg, err := parser.ConfigFromEnv(getenv)
 	if err != nil {
 		return fmt.Errorf("config: %w", err)

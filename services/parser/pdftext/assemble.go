@@ -1,0 +1,273 @@
+package pdftext
+
+import (
+	"math"
+	"strings"
+	"unicode"
+)
+
+// Running headers and footers: a line among the two topmost or the two
+// bottommost of a page, in an engine block of at most two lines, is removed when the same text (digits ignored)
+// is at the top or bottom of at least hfMinPages pages and of at least
+// 40 % of the pages with text within hfWindow pages before and after it.
+const (
+	hfWindow   = 6
+	hfMinPages = 3
+	hfEdge     = 2
+)
+
+// hfFilter marks running headers and footers. Pages go through it in
+// order and come out hfWindow pages later (or at the end).
+type hfFilter struct {
+	queue []*pageData             // pages not yet released
+	keys  map[int]map[string]bool // page → keys of its edge lines, for pages with text
+}
+
+func newHFFilter() *hfFilter { return &hfFilter{keys: make(map[int]map[string]bool)} }
+
+// hfKey is the text of a line with digit runs reduced to "#", letters
+// lower-cased and everything else dropped: "Page 12 of 40" → "page#of#".
+func hfKey(s string) string {
+	var b strings.Builder
+	digit := false
+	for _, r := range s {
+		switch {
+		case unicode.IsDigit(r):
+			if !digit {
+				b.WriteByte('#')
+			}
+			digit = true
+			continue
+		case unicode.IsLetter(r):
+			b.WriteRune(unicode.ToLower(r))
+		}
+		digit = false
+	}
+	return b.String()
+}
+
+// edgeLines returns the indexes of the topmost and bottommost lines.
+func edgeLines(lines []pline) []int {
+	if len(lines) <= 2*hfEdge {
+		out := make([]int, len(lines))
+		for i := range out {
+			out[i] = i
+		}
+		return out
+	}
+	var top, bottom [hfEdge]int
+	for k := range hfEdge {
+		top[k], bottom[k] = -1, -1
+	}
+	for i, l := range lines {
+		for k := range hfEdge {
+			if top[k] < 0 || l.y0 < lines[top[k]].y0 {
+				copy(top[k+1:], top[k:hfEdge-1])
+				top[k] = i
+				break
+			}
+		}
+		for k := range hfEdge {
+			if bottom[k] < 0 || l.y1 > lines[bottom[k]].y1 {
+				copy(bottom[k+1:], bottom[k:hfEdge-1])
+				bottom[k] = i
+				break
+			}
+		}
+	}
+	return append(top[:], bottom[:]...)
+}
+
+// push adds the next page and returns the pages that are ready.
+func (f *hfFilter) push(pd *pageData) []*pageData {
+	if pd.layout && len(pd.lines) > 0 {
+		ks := make(map[string]bool, 2*hfEdge)
+		for _, i := range edgeLines(pd.lines) {
+			if k := hfKey(pd.lines[i].text); k != "" && pd.lines[i].short {
+				ks[k] = true
+			}
+		}
+		f.keys[pd.index] = ks
+	}
+	f.queue = append(f.queue, pd)
+	var out []*pageData
+	for len(f.queue) > 0 && f.queue[0].index+hfWindow <= pd.index {
+		out = append(out, f.release())
+	}
+	return out
+}
+
+// drain returns the pages still held, at the end of the document.
+func (f *hfFilter) drain() []*pageData {
+	var out []*pageData
+	for len(f.queue) > 0 {
+		out = append(out, f.release())
+	}
+	return out
+}
+
+func (f *hfFilter) release() *pageData {
+	pd := f.queue[0]
+	f.queue = f.queue[1:]
+	delete(f.keys, pd.index-hfWindow-1)
+	mine := f.keys[pd.index]
+	if len(mine) == 0 {
+		return pd
+	}
+	withText := 0
+	count := make(map[string]int, len(mine))
+	for p := pd.index - hfWindow; p <= pd.index+hfWindow; p++ {
+		ks, ok := f.keys[p]
+		if !ok {
+			continue
+		}
+		withText++
+		for k := range mine {
+			if ks[k] {
+				count[k]++
+			}
+		}
+	}
+	for _, i := range edgeLines(pd.lines) {
+		if !pd.lines[i].short {
+			continue
+		}
+		c := count[hfKey(pd.lines[i].text)]
+		if c >= hfMinPages && 5*c >= 2*withText {
+			pd.lines[i].remove = true
+		}
+	}
+	return pd
+}
+
+// assembler is the sequential stage: pages in order → chapters and
+// paragraphs → chunker.
+type assembler struct {
+	info     *Info
+	ck       *chunker
+	cur      *chapter // chapter of the text being chunked
+	outline  []chapterEntry
+	nextOut  int             // first outline entry not yet placed
+	carry    []chapter       // entries to open at the next line of text
+	headings *headingTracker // nil when the outline is used
+}
+
+// lineStart is a chapter opening at a line of a page.
+type lineStart struct {
+	line int
+	ch   chapter
+}
+
+// starts places the outline entries that target page pd on its lines.
+func (a *assembler) starts(pd *pageData) []lineStart {
+	var out []lineStart
+	for _, ch := range a.carry {
+		out = append(out, lineStart{0, ch})
+	}
+	a.carry = a.carry[:0]
+	pos := 0
+	for a.nextOut < len(a.outline) && a.outline[a.nextOut].page <= pd.index {
+		e := a.outline[a.nextOut]
+		a.nextOut++
+		if e.page < pd.index || !pd.layout {
+			out = append(out, lineStart{pos, e.ch})
+			continue
+		}
+		at := -1
+		for j := pos; j < len(pd.lines); j++ {
+			if !pd.lines[j].remove && titleMatches(titleKey(pd.lines[j].text), e.key) {
+				at = j
+				break
+			}
+		}
+		if at < 0 { // title not found: place by the target's position
+			for j := pos; j < len(pd.lines); j++ {
+				if pd.lines[j].y1 > e.y {
+					at = j
+					break
+				}
+			}
+		}
+		if at < 0 { // below all text: the chapter starts on the next page
+			a.carry = append(a.carry, e.ch)
+			continue
+		}
+		out = append(out, lineStart{at, e.ch})
+		pos = at
+	}
+	return out
+}
+
+// page feeds one page, in order.
+func (a *assembler) page(pd *pageData) error {
+	if len(pd.lines) == 0 {
+		if pd.skipped {
+			a.info.SkippedPages++
+		} else {
+			a.info.EmptyPages++
+		}
+		return nil // its outline entries open at the next page with text
+	}
+	var starts []lineStart
+	if a.headings == nil {
+		starts = a.starts(pd)
+	}
+	page := pd.index + 1
+	var (
+		para    []string
+		first   *pline   // first line of para
+		open    *chapter // chapter that para opens
+		pending *chapter // chapter to open with the next paragraph
+	)
+	flush := func() error {
+		if len(para) == 0 {
+			return nil
+		}
+		text := joinLines(para)
+		if a.headings != nil && pd.layout && a.headings.levels.isHeading(text, len(para), first.size, first.bold) {
+			ch := a.headings.open(text, first.size)
+			open = &ch
+		}
+		if open != nil {
+			if err := a.ck.flush(); err != nil {
+				return err
+			}
+			a.cur, open = open, nil
+		}
+		para = para[:0]
+		return a.ck.add(page, text)
+	}
+	si := 0
+	for j := range pd.lines {
+		l := &pd.lines[j]
+		for si < len(starts) && starts[si].line <= j {
+			pending = &starts[si].ch
+			si++
+		}
+		if l.remove {
+			continue
+		}
+		if len(para) > 0 && (pending != nil || l.block || (pd.layout && styleChanges(first, l))) {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		if len(para) == 0 {
+			first, open, pending = l, pending, nil
+		}
+		para = append(para, l.text)
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	if pending != nil { // its line was a removed header or footer
+		a.carry = append(a.carry, *pending)
+	}
+	return nil
+}
+
+// styleChanges reports whether l is set differently from the paragraph
+// that starts with first: a heading within an engine block.
+func styleChanges(first, l *pline) bool {
+	return first.bold != l.bold || math.Abs(first.size-l.size) > 0.08*max(first.size, l.size)
+}

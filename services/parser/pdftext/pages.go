@@ -1,0 +1,208 @@
+package pdftext
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+)
+
+// pageData is one page read by the engine, ready for the sequential stage.
+type pageData struct {
+	index   int
+	lines   []pline
+	layout  bool // lines carry positions and typography
+	skipped bool // the page took longer than Options.PageTimeout
+	err     error
+}
+
+// pline is one non-empty, normalised line of a page.
+type pline struct {
+	text   string
+	y0, y1 float64
+	size   float64
+	bold   bool
+	block  bool // first line of an engine block (a paragraph start)
+	short  bool // its engine block has at most two lines (headers and footers do)
+	remove bool // running header or footer
+}
+
+var errPageTimeout = fmt.Errorf("page time limit: %w", ErrTimeout)
+
+// readPage reads page i of doc, within opts.PageTimeout.
+func readPage(ctx context.Context, doc Document, i int, opts Options) pageData {
+	pd := pageData{index: i}
+	sd, ok := doc.(StructuredDocument)
+	if !ok {
+		text, err := doc.PageText(i)
+		if err != nil {
+			pd.err = fmt.Errorf("extract: %w", err)
+			return pd
+		}
+		for _, p := range paragraphs(text) {
+			pd.lines = append(pd.lines, pline{text: p, block: true, y0: -1, y1: -1})
+		}
+		return pd
+	}
+	pd.layout = true
+	pctx, cancel := context.WithTimeoutCause(ctx, opts.PageTimeout, errPageTimeout)
+	blocks, err := sd.PageBlocks(pctx, i)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil && errors.Is(context.Cause(pctx), errPageTimeout) {
+			pd.skipped = true
+			return pd
+		}
+		if ctx.Err() != nil {
+			err = context.Cause(ctx)
+		}
+		pd.err = fmt.Errorf("extract page %d: %w", i+1, err)
+		return pd
+	}
+	n := 0
+	for _, b := range blocks {
+		n += len(b.Lines)
+	}
+	pd.lines = make([]pline, 0, n)
+	for _, b := range blocks {
+		from := len(pd.lines)
+		for _, l := range b.Lines {
+			t := normaliseLine(l.Text)
+			if t == "" {
+				continue
+			}
+			pd.lines = append(pd.lines, pline{text: t, y0: l.BBox.Y0, y1: l.BBox.Y1, size: l.Size, bold: l.Bold, block: len(pd.lines) == from})
+		}
+		if len(pd.lines)-from <= 2 {
+			for j := from; j < len(pd.lines); j++ {
+				pd.lines[j].short = true
+			}
+		}
+	}
+	return pd
+}
+
+// Page-range parallelism.
+const (
+	batchPages       = 8  // pages a worker reads in a row
+	minParallelPages = 48 // smaller documents are read by one worker
+)
+
+// pageReader reads pages [0, n) of a document in order. With more than
+// one worker (and a structured engine), the other workers open the
+// document again as soon as the reader is made and start reading batches
+// of pages, while the caller still uses the first Document (for the
+// outline); run then reads with the first Document too. Pages are handed
+// to each in order as soon as their turn comes, and at most a few batches
+// per worker are held at any time.
+type pageReader struct {
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	first   Document
+	n       int
+	opts    Options
+	workers int
+
+	batches int
+	tokens  chan struct{}   // one per batch claimed and not yet consumed
+	results chan []pageData // batches, in any order
+	next    atomic.Int64    // next batch to claim
+	wg      sync.WaitGroup
+}
+
+func newPageReader(ctx context.Context, eng Engine, path string, first Document, n int, opts Options) *pageReader {
+	r := &pageReader{first: first, n: n, opts: opts, workers: opts.Workers}
+	if _, structured := first.(StructuredDocument); !structured || n < minParallelPages {
+		r.workers = 1
+	}
+	r.ctx, r.cancel = context.WithCancelCause(ctx)
+	if r.workers <= 1 {
+		return r
+	}
+	r.batches = (n + batchPages - 1) / batchPages
+	window := 4 * r.workers
+	r.tokens = make(chan struct{}, window)
+	r.results = make(chan []pageData, window)
+	for range r.workers - 1 {
+		r.wg.Go(func() {
+			doc, err := eng.Open(path, opts.Password)
+			if err != nil {
+				return // the others read its share
+			}
+			defer doc.Close()
+			r.work(doc)
+		})
+	}
+	return r
+}
+
+// work reads batches with doc until there are none left.
+func (r *pageReader) work(doc Document) {
+	for {
+		select {
+		case r.tokens <- struct{}{}:
+		case <-r.ctx.Done():
+			return
+		}
+		k := int(r.next.Add(1)) - 1
+		if k >= r.batches {
+			return
+		}
+		out := make([]pageData, 0, batchPages)
+		for i := k * batchPages; i < min(r.n, (k+1)*batchPages); i++ {
+			out = append(out, readPage(r.ctx, doc, i, r.opts))
+		}
+		select {
+		case r.results <- out:
+		case <-r.ctx.Done():
+			return
+		}
+	}
+}
+
+// close stops the workers and waits for them; it is safe to call twice.
+func (r *pageReader) close() {
+	r.cancel(nil)
+	r.wg.Wait()
+}
+
+// run calls each for every page in order, in the calling goroutine, and
+// then closes the reader.
+func (r *pageReader) run(each func(*pageData) error) error {
+	defer r.close()
+	if r.workers <= 1 {
+		for i := range r.n {
+			if err := r.ctx.Err(); err != nil {
+				return fmt.Errorf("extract page %d: %w", i+1, context.Cause(r.ctx))
+			}
+			pd := readPage(r.ctx, r.first, i, r.opts)
+			if err := each(&pd); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	r.wg.Go(func() { r.work(r.first) })
+	pending := make(map[int][]pageData, cap(r.tokens))
+	for k := 0; k < r.batches; {
+		if b, ok := pending[k]; ok {
+			delete(pending, k)
+			for i := range b {
+				if err := each(&b[i]); err != nil {
+					return err
+				}
+			}
+			<-r.tokens
+			k++
+			continue
+		}
+		select {
+		case b := <-r.results:
+			pending[b[0].index/batchPages] = b
+		case <-r.ctx.Done():
+			return fmt.Errorf("extract: %w", context.Cause(r.ctx))
+		}
+	}
+	return nil
+}

@@ -1,0 +1,326 @@
+package pdftext
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pdfpipe/pdfpipe/pkg/pdfgen"
+)
+
+// newTestPDFium returns a PDFium engine of its own, closed at the end of
+// the test; it reuses the compiled module that sharedPDFium cached.
+func newTestPDFium(t *testing.T, cfg PDFiumConfig) *PDFiumEngine {
+	t.Helper()
+	testPDFium(t) // fills the compilation cache
+	if dir, err := os.UserCacheDir(); err == nil {
+		cfg.CacheDir = filepath.Join(dir, "pdfpipe", "wazero")
+	}
+	e := NewPDFiumEngine(cfg)
+	t.Cleanup(func() {
+		if err := e.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	if err := e.Init(); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// TestPDFiumLoneGlyph pins the one difference the conformance suite
+// tolerates: PDFium drops a text object whose glyphs have no box, which
+// is what a one-character CJK run in pdfgen's unembedded CJK font is.
+// When this test fails because PDFium kept the characters, drop
+// dropsLoneGlyphs from the conformance suite.
+func TestPDFiumLoneGlyph(t *testing.T) {
+	path, _ := confWrite(t, pdfgen.Doc{Pages: []pdfgen.Page{{Blocks: []pdfgen.Block{
+		{Text: "中文 A 字 B 提取 C"},
+		{Text: "把"},
+	}}}})
+	doc, err := testPDFium(t).Open(path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer doc.Close()
+	text, err := doc.PageText(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := confNorm(text), "中文A B提取C"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+func TestPDFiumPoolLimit(t *testing.T) {
+	path, _ := confWrite(t, pdfgen.Sample(2))
+	e := newTestPDFium(t, PDFiumConfig{MaxInstances: 1, OpenTimeout: 100 * time.Millisecond})
+	first, err := e.Open(path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if doc, err := e.Open(path, ""); err == nil {
+		doc.Close()
+		t.Fatal("second Open with MaxInstances 1: got no error, want a timeout")
+	} else if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrNotPDF) {
+		t.Errorf("second Open: got %v, want an error that is not about the PDF (retryable)", err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	second, err := e.Open(path, "")
+	if err != nil {
+		t.Fatalf("Open after Close freed the instance: %v", err)
+	}
+	if second.NumPages() != 2 {
+		t.Errorf("got %d pages, want 2", second.NumPages())
+	}
+	second.Close()
+}
+
+func TestPDFiumClose(t *testing.T) {
+	path, _ := confWrite(t, pdfgen.Sample(2))
+	e := NewPDFiumEngine(PDFiumConfig{})
+	if err := e.Close(); err != nil {
+		t.Fatalf("Close before use: %v", err)
+	}
+	if _, err := e.Open(path, ""); !errors.Is(err, errPDFiumClosed) {
+		t.Errorf("Open after Close: got %v, want %v", err, errPDFiumClosed)
+	}
+
+	e = newTestPDFium(t, PDFiumConfig{})
+	doc, err := e.Open(path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if _, err := doc.PageText(0); err == nil {
+		t.Error("PageText after the engine closed: got no error")
+	}
+	if err := doc.Close(); err != nil {
+		t.Errorf("document Close after the engine closed: %v", err)
+	}
+	if err := doc.Close(); err != nil {
+		t.Errorf("second document Close: %v", err)
+	}
+	if _, err := doc.PageText(0); !errors.Is(err, errClosed) {
+		t.Errorf("PageText after Close: got %v, want %v", err, errClosed)
+	}
+}
+
+// TestPDFiumCallTimeout runs calls that hang until the test ends, and
+// checks that the document gives up on them at the time limit or when
+// the context ends, and reopens itself for the next call.
+func TestPDFiumCallTimeout(t *testing.T) {
+	path, _ := confWrite(t, pdfgen.Sample(2))
+	doc, err := testPDFium(t).Open(path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer doc.Close()
+	d := doc.(*pdfiumDoc)
+	want, err := d.PageText(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	defer close(release)
+	cause := errors.New("test cancelled the call")
+	tests := []struct {
+		name    string
+		timeout time.Duration
+		cancel  bool
+		want    error
+	}{
+		{"time limit", 50 * time.Millisecond, false, ErrCorrupt},
+		{"context", time.Minute, true, cause},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d.timeout = tc.timeout
+			ctx, cancel := context.WithCancelCause(context.Background())
+			defer cancel(nil)
+			hung := d.s
+			err := d.call(ctx, func(s *pdfiumSession) error {
+				if tc.cancel {
+					cancel(cause)
+				}
+				<-release
+				return nil
+			})
+			if !errors.Is(err, tc.want) || !errors.Is(err, errPDFiumAbandoned) {
+				t.Fatalf("got %v, want %v for an abandoned call", err, tc.want)
+			}
+			d.timeout = time.Minute
+			got, err := d.PageText(1)
+			if err != nil {
+				t.Fatalf("PageText after giving up: %v", err)
+			}
+			if got != want {
+				t.Errorf("PageText after giving up: got %q, want %q", got, want)
+			}
+			if d.s == hung {
+				t.Error("the document still uses the abandoned session")
+			}
+		})
+	}
+}
+
+// TestPDFiumDamaged overwrites bytes all over a valid PDF and checks that
+// PDFium's complaints come back as nil or ErrCorrupt, never a crash.
+func TestPDFiumDamaged(t *testing.T) {
+	_, src := confWrite(t, pdfgen.Sample(2))
+	dir := t.TempDir()
+	eng := testPDFium(t)
+	const runs = 16
+	for i := range runs {
+		b := bytes.Clone(src)
+		at := 16 + i*(len(b)-40)/runs
+		copy(b[at:], "]>> obj 9 0 R (\\")
+		path := filepath.Join(dir, fmt.Sprintf("damaged%d.pdf", i))
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		err := func() error {
+			doc, err := eng.Open(path, "")
+			if err != nil {
+				return err
+			}
+			defer doc.Close()
+			if _, err := doc.Outline(); err != nil {
+				return err
+			}
+			for p := range doc.NumPages() {
+				if _, err := doc.PageText(p); err != nil {
+					return err
+				}
+			}
+			return nil
+		}()
+		if err != nil && !errors.Is(err, ErrCorrupt) {
+			t.Errorf("damage at byte %d: got error %v, want nil or ErrCorrupt", at, err)
+		}
+	}
+}
+
+// TestPDFiumConcurrent extracts one file from several goroutines at once
+// and checks they all get what a lone run gets.
+func TestPDFiumConcurrent(t *testing.T) {
+	path, _ := confWrite(t, pdfgen.Sample(3))
+	eng := testPDFium(t)
+	extract := func() ([]Chunk, error) {
+		var chunks []Chunk
+		_, err := Extract(context.Background(), eng, path, Options{}, func(c Chunk) error {
+			chunks = append(chunks, c)
+			return nil
+		})
+		return chunks, err
+	}
+	want, err := extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const workers = 4
+	results := make([][]Chunk, workers)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() { results[w], errs[w] = extract() })
+	}
+	wg.Wait()
+	for w := range workers {
+		if errs[w] != nil {
+			t.Fatalf("worker %d: %v", w, errs[w])
+		}
+		if !reflect.DeepEqual(results[w], want) {
+			t.Errorf("worker %d: got %d chunks differing from the %d of a lone run", w, len(results[w]), len(want))
+		}
+	}
+}
+
+func TestPDFiumNewBlock(t *testing.T) {
+	tests := []struct {
+		name                     string
+		prevY, prevSize, y, size float64
+		want                     bool
+	}{
+		{"next line, 1.4 spacing", 700, 11, 684.6, 11, false},
+		{"next line, 1.2 spacing", 700, 10, 688, 10, false},
+		{"paragraph gap", 700, 11, 675.4, 11, true},
+		{"new column", 100, 11, 700, 11, true},
+		{"same line, next object", 700, 11, 700, 11, false},
+		{"heading then body", 700, 18, 680, 11, true},
+		{"superscript size change", 700, 11, 703, 10, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := pdfiumNewBlock(tc.prevY, tc.prevSize, tc.y, tc.size); got != tc.want {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// BenchmarkEnginePages opens a document, reads its outline and every
+// page (PageBlocks, as Extract does) with each engine, from a generated
+// 200-page sample and, when Debian's r-doc-pdf is installed, from R's
+// manuals, and reports pages/s. PDFium's start-up (compiling the module)
+// is not counted; one instance per document is.
+func BenchmarkEnginePages(b *testing.B) {
+	docs := []struct{ name, path string }{{"sample200", ""}}
+	for _, name := range []string{"R-intro.pdf", "R-exts.pdf", "refman.pdf"} {
+		p := filepath.Join("/usr/share/R/doc/manual", name)
+		if _, err := os.Stat(p); err == nil {
+			docs = append(docs, struct{ name, path string }{strings.TrimSuffix(name, ".pdf"), p})
+		}
+	}
+	for i := range docs {
+		if docs[i].path == "" {
+			docs[i].path, _ = confWrite(b, pdfgen.Sample(200))
+		}
+	}
+	for _, d := range docs {
+		for _, ne := range conformanceEngines(b) {
+			b.Run(d.name+"/"+ne.name, func(b *testing.B) {
+				pages := 0
+				for b.Loop() {
+					doc, err := ne.eng.Open(d.path, "")
+					if err != nil {
+						b.Fatal(err)
+					}
+					if _, err := doc.Outline(); err != nil {
+						b.Fatal(err)
+					}
+					sd, structured := doc.(StructuredDocument)
+					for i := range doc.NumPages() {
+						var err error
+						if structured { // what Extract reads
+							_, err = sd.PageBlocks(context.Background(), i)
+						} else {
+							_, err = doc.PageText(i)
+						}
+						if err != nil {
+							b.Fatal(err)
+						}
+					}
+					pages += doc.NumPages()
+					doc.Close()
+				}
+				b.ReportMetric(float64(pages)/b.Elapsed().Seconds(), "pages/s")
+			})
+		}
+	}
+}

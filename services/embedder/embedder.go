@@ -269,29 +269,23 @@ func (s *Service) logStats(ctx context.Context) error {
 
 // Run embeds chunks and answers queries until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
-	cons, err := s.res.Consumer(ctx, pipeline.Embed)
+	r, err := stage.ForStage(ctx, s.res, pipeline.Embed, s, s.log, s.cfg.Workers, 0)
 	if err != nil {
 		return err
+	}
+	fail := r.OnFail
+	r.OnFail = func(ctx context.Context, taskID string, err error) error {
+		if err := fail(ctx, taskID, err); err != nil {
+			return err
+		}
+		s.ended.markEnded(taskID) // spend no more calls on its other chunks
+		return nil
 	}
 	if err := s.checkDefault(ctx); err != nil {
 		return err
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		r := &stage.Runner{
-			Name: string(pipeline.Embed), Consumer: cons, Handler: s, Log: s.log,
-			Concurrency: s.cfg.Workers, MaxDeliver: s.res.Config.MaxDeliver,
-			Progress: s.res.Config.AckWait / 3,
-			OnFail: func(ctx context.Context, taskID string, err error) error {
-				if err := s.status.Fail(ctx, taskID, string(pipeline.Embed), err); err != nil {
-					return err
-				}
-				s.ended.markEnded(taskID)
-				return nil
-			},
-		}
-		return r.Run(gctx)
-	})
+	g.Go(func() error { return r.Run(gctx) })
 	g.Go(func() error { return s.serveQueries(gctx) })
 	g.Go(func() error { return s.logStats(gctx) })
 	return g.Wait()

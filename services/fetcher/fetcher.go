@@ -109,17 +109,9 @@ func New(cfg Config, res *pipeline.Resources, log *slog.Logger) (*Service, error
 
 // Run fetches until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
-	cons, err := s.res.Consumer(ctx, pipeline.Fetch)
+	r, err := stage.ForStage(ctx, s.res, pipeline.Fetch, s, s.log, s.cfg.Workers, s.cfg.RetryDelay)
 	if err != nil {
 		return err
-	}
-	r := &stage.Runner{
-		Name: string(pipeline.Fetch), Consumer: cons, Handler: s, Log: s.log,
-		Concurrency: s.cfg.Workers, MaxDeliver: s.res.Config.MaxDeliver,
-		Progress: s.res.Config.AckWait / 3, BaseDelay: s.cfg.RetryDelay,
-		OnFail: func(ctx context.Context, taskID string, err error) error {
-			return s.status.Fail(ctx, taskID, string(pipeline.Fetch), err)
-		},
 	}
 	return r.Run(ctx)
 }

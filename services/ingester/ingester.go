@@ -100,17 +100,9 @@ func New(cfg Config, res *pipeline.Resources, nc *nats.Conn, log *slog.Logger) (
 // Run ingests until ctx ends, then closes the gRPC connection.
 func (s *Service) Run(ctx context.Context) error {
 	defer s.conn.Close()
-	cons, err := s.res.Consumer(ctx, pipeline.Ingest)
+	r, err := stage.ForStage(ctx, s.res, pipeline.Ingest, s, s.log, s.cfg.Workers, s.cfg.RetryDelay)
 	if err != nil {
 		return err
-	}
-	r := &stage.Runner{
-		Name: string(pipeline.Ingest), Consumer: cons, Handler: s, Log: s.log,
-		Concurrency: s.cfg.Workers, MaxDeliver: s.res.Config.MaxDeliver,
-		Progress: s.res.Config.AckWait / 3, BaseDelay: s.cfg.RetryDelay,
-		OnFail: func(ctx context.Context, taskID string, err error) error {
-			return s.status.Fail(ctx, taskID, string(pipeline.Ingest), err)
-		},
 	}
 	return r.Run(ctx)
 }

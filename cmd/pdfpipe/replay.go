@@ -26,10 +26,7 @@ func replay(ctx context.Context, args []string, getenv func(string) string, stdo
 		return errors.New("replay: want STAGE TASK_ID (STAGE: fetch, parse, embed or ingest)")
 	}
 	st, id := pipeline.Stage(args[0]), args[1]
-	url := getenv("NATS_URL")
-	if url == "" {
-		url = "nats://127.0.0.1:4222"
-	}
+	url := natsURL(getenv)
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	nc, err := pipeline.Connect(url, "pdfpipe-replay", slog.New(slog.NewTextHandler(stderr, nil)))

@@ -21,10 +21,7 @@ func showStatus(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	url := getenv("NATS_URL")
-	if url == "" {
-		url = "nats://127.0.0.1:4222"
-	}
+	url := natsURL(getenv)
 	nc, err := pipeline.Connect(url, "pdfpipe-status", slog.New(slog.NewTextHandler(stderr, nil)))
 	if err != nil {
 		return err

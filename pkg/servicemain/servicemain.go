@@ -18,10 +18,14 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pdfpipe/pdfpipe/pkg/envconf"
 	"github.com/pdfpipe/pdfpipe/pkg/logging"
+	"github.com/pdfpipe/pdfpipe/pkg/metrics"
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
 )
 
@@ -110,10 +114,18 @@ func Run(ctx context.Context, name string, getenv envconf.Getenv, stderr io.Writ
 	return err
 }
 
-// ServeHealth answers /healthz (process alive) and /readyz (NATS
-// connected) on addr until ctx ends.
+// ServeHealth answers /healthz (process alive), /readyz (NATS connected)
+// and /metrics (Prometheus: queue depth per stage from JetStream, Go
+// runtime and process) on addr until ctx ends.
 func ServeHealth(ctx context.Context, addr string, nc *nats.Conn) error {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("health: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(metrics.New(js), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !nc.IsConnected() {

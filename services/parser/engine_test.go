@@ -77,3 +77,47 @@ func TestNewEngine(t *testing.T) {
 		})
 	}
 }
+
+func TestConfigChunkSettings(t *testing.T) {
+	tests := []struct {
+		name                  string
+		env                   map[string]string
+		wantUnit              pdftext.Unit
+		wantSize, wantOverlap int
+		wantScheme            string
+		wantErr               string // part of the error; "" for none
+	}{
+		{name: "defaults", env: nil, wantUnit: pdftext.UnitRunes, wantSize: 1000, wantOverlap: 100, wantScheme: ChunkIDDocID},
+		{name: "tokens defaults", env: map[string]string{"CHUNK_UNIT": "tokens"}, wantUnit: pdftext.UnitTokens, wantSize: 400, wantOverlap: 40, wantScheme: ChunkIDDocID},
+		{name: "tokens sized", env: map[string]string{"CHUNK_UNIT": "tokens", "CHUNK_SIZE": "512", "CHUNK_OVERLAP": "64"}, wantUnit: pdftext.UnitTokens, wantSize: 512, wantOverlap: 64, wantScheme: ChunkIDDocID},
+		{name: "content ids", env: map[string]string{"CHUNK_ID_SCHEME": "content"}, wantUnit: pdftext.UnitRunes, wantSize: 1000, wantOverlap: 100, wantScheme: ChunkIDContent},
+		{name: "bad unit", env: map[string]string{"CHUNK_UNIT": "bytes"}, wantErr: "CHUNK_UNIT"},
+		{name: "bad scheme", env: map[string]string{"CHUNK_ID_SCHEME": "uuid"}, wantErr: "CHUNK_ID_SCHEME"},
+		{name: "too small", env: map[string]string{"CHUNK_UNIT": "tokens", "CHUNK_SIZE": "50"}, wantErr: "CHUNK_SIZE"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg, err := ConfigFromEnv(func(k string) string {
+				if k == "TEMP_DIR" {
+					return dir
+				}
+				return tc.env[k]
+			})
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("got error %v, want one about %s", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := cfg.Chunks
+			if c.Unit != tc.wantUnit || c.TargetRunes != tc.wantSize || c.OverlapRunes != tc.wantOverlap || cfg.ChunkIDScheme != tc.wantScheme {
+				t.Errorf("got unit %q size %d overlap %d scheme %q, want %q %d %d %q",
+					c.Unit, c.TargetRunes, c.OverlapRunes, cfg.ChunkIDScheme, tc.wantUnit, tc.wantSize, tc.wantOverlap, tc.wantScheme)
+			}
+		})
+	}
+}

@@ -7,6 +7,7 @@ package parser
 import (
 	"context"
 	"crypto/md5"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -29,7 +30,10 @@ import (
 type Config struct {
 	Workers int    // PARSE_WORKERS, default 2: documents parsed at once
 	TempDir string // TEMP_DIR, default the OS temp dir: one file per document in flight
-	// Chunks: CHUNK_SIZE, CHUNK_OVERLAP, MAX_PAGES, PARSE_PAGE_WORKERS (page
+	// Chunks: CHUNK_UNIT ("runes", the default, or "tokens": estimated as
+	// the embedder does, 1 per 3 ASCII bytes + 1 per other rune),
+	// CHUNK_SIZE and CHUNK_OVERLAP in that unit (defaults 1000 and 100
+	// runes, 400 and 40 tokens), MAX_PAGES, PARSE_PAGE_WORKERS (page
 	// ranges of one document read at once, default one per CPU up to 4),
 	// PARSE_PAGE_TIMEOUT (default 20s: a slower page is skipped and
 	// counted) and PARSE_DOC_TIMEOUT (default 30m: the task fails).
@@ -40,23 +44,41 @@ type Config struct {
 	// Engine is the PDF engine, PDF_ENGINE: "mupdf" (the default, also
 	// when empty) or "pdfium" (PDFium in WebAssembly: no AGPL code).
 	Engine string
+	// ChunkIDScheme is CHUNK_ID_SCHEME: "docid" (the default, also when
+	// empty; ChunkID, what the backend has always stored) or "content"
+	// (ContentChunkID: from the document's bytes and the chunking
+	// settings, the same on every re-run of the same file and settings).
+	ChunkIDScheme string
 }
+
+// Chunk id schemes.
+const (
+	ChunkIDDocID   = "docid"
+	ChunkIDContent = "content"
+)
 
 // ConfigFromEnv reads the parser's settings.
 func ConfigFromEnv(getenv envconf.Getenv) (Config, error) {
 	r := envconf.New(getenv)
+	unit := pdftext.Unit(r.String("CHUNK_UNIT", string(pdftext.UnitRunes)))
+	size, overlap := pdftext.DefaultTargetRunes, pdftext.DefaultOverlapRunes
+	if unit == pdftext.UnitTokens {
+		size, overlap = pdftext.DefaultTargetTokens, pdftext.DefaultOverlapTokens
+	}
 	c := Config{
 		Workers: r.Int("PARSE_WORKERS", 2),
 		TempDir: r.String("TEMP_DIR", os.TempDir()),
 		Chunks: pdftext.Options{
-			TargetRunes:  r.Int("CHUNK_SIZE", pdftext.DefaultTargetRunes),
-			OverlapRunes: r.Int("CHUNK_OVERLAP", pdftext.DefaultOverlapRunes),
+			Unit:         unit,
+			TargetRunes:  r.Int("CHUNK_SIZE", size),
+			OverlapRunes: r.Int("CHUNK_OVERLAP", overlap),
 			MaxPages:     r.Int("MAX_PAGES", pdftext.DefaultMaxPages),
 			Workers:      r.Int("PARSE_PAGE_WORKERS", 0),
 			PageTimeout:  r.Duration("PARSE_PAGE_TIMEOUT", pdftext.DefaultPageTimeout),
 			DocTimeout:   r.Duration("PARSE_DOC_TIMEOUT", pdftext.DefaultDocTimeout),
 		},
-		Engine: r.String("PDF_ENGINE", "mupdf"),
+		Engine:        r.String("PDF_ENGINE", "mupdf"),
+		ChunkIDScheme: r.String("CHUNK_ID_SCHEME", ChunkIDDocID),
 	}
 	if err := r.Err(); err != nil {
 		return c, err
@@ -69,8 +91,11 @@ func (c Config) Validate() error {
 	if c.Workers < 1 {
 		return errors.New("PARSE_WORKERS must be at least 1")
 	}
+	if c.Chunks.Unit != "" && c.Chunks.Unit != pdftext.UnitRunes && c.Chunks.Unit != pdftext.UnitTokens {
+		return fmt.Errorf("CHUNK_UNIT %q: want runes or tokens", c.Chunks.Unit)
+	}
 	if c.Chunks.TargetRunes < 100 {
-		return errors.New("CHUNK_SIZE must be at least 100 runes")
+		return errors.New("CHUNK_SIZE must be at least 100 (runes or tokens)")
 	}
 	if c.Chunks.Workers < 0 {
 		return errors.New("PARSE_PAGE_WORKERS must not be negative (0: one per CPU, at most 4)")
@@ -84,15 +109,19 @@ func (c Config) Validate() error {
 	if c.Engine != "" && c.Engine != "mupdf" && c.Engine != "pdfium" {
 		return fmt.Errorf("PDF_ENGINE %q: want mupdf or pdfium", c.Engine)
 	}
+	if c.ChunkIDScheme != "" && c.ChunkIDScheme != ChunkIDDocID && c.ChunkIDScheme != ChunkIDContent {
+		return fmt.Errorf("CHUNK_ID_SCHEME %q: want %s or %s", c.ChunkIDScheme, ChunkIDDocID, ChunkIDContent)
+	}
 	return nil
 }
 
 // LogValue lists the settings for the start-up log line.
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(slog.Int("workers", c.Workers), slog.String("temp_dir", c.TempDir),
-		slog.Int("chunk_size", c.Chunks.TargetRunes), slog.Int("chunk_overlap", c.Chunks.OverlapRunes),
+		slog.String("chunk_unit", string(c.Chunks.Unit)), slog.Int("chunk_size", c.Chunks.TargetRunes), slog.Int("chunk_overlap", c.Chunks.OverlapRunes),
 		slog.Int("page_workers", c.Chunks.Workers), slog.Duration("page_timeout", c.Chunks.PageTimeout),
-		slog.Duration("doc_timeout", c.Chunks.DocTimeout), slog.String("engine", c.Engine))
+		slog.Duration("doc_timeout", c.Chunks.DocTimeout), slog.String("engine", c.Engine),
+		slog.String("chunk_id_scheme", c.ChunkIDScheme))
 }
 
 // Service is a running parser.
@@ -148,7 +177,10 @@ func (s *Service) Run(ctx context.Context) error {
 	return r.Run(ctx)
 }
 
-// Handle parses one document. Chunks are published as they are made; a
+// Handle parses one document. Chunks are published as they are made,
+// without waiting for each PubAck (at most ackWindow outstanding); every
+// PubAck is checked before the ingest job is published and the parse job
+// acknowledged. A
 // redelivered job publishes them again under the same message ids, which
 // the stream's duplicate window drops, and the vector stream keeps one
 // vector per chunk whatever happens.
@@ -173,16 +205,33 @@ func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
 	}
 	defer os.Remove(path)
 
+	chunkID := func(index int) string { return ChunkID(t.DocumentID(), index) }
+	if s.cfg.ChunkIDScheme == ChunkIDContent {
+		docSHA := job.Document.SHA256
+		if docSHA == "" {
+			if docSHA, err = fileSHA256(path); err != nil {
+				return err
+			}
+		}
+		digest := s.cfg.Chunks.Digest(engineName(s.cfg))
+		chunkID = func(index int) string { return ContentChunkID(docSHA, digest, index) }
+	}
+
+	// Chunks go out asynchronously, up to ackWindow awaiting their PubAck;
+	// the ingest job (and so the parse job's ack) waits for all of them.
+	pub := newAckWindowPublisher(s.res.JS, ackWindow, pubAckTimeout)
 	skip := t.SkipEmbedding()
 	info, err := pdftext.Extract(ctx, s.engine, path, s.cfg.Chunks, func(c pdftext.Chunk) error {
 		idx := strconv.Itoa(c.Index)
-		_, err := pipeline.Publish(ctx, s.res.JS, pipeline.Embed.Subject(t.ID, idx), t.ID, pipeline.MsgID(t.ID, job.Replay, "embed", idx),
+		return pub.publish(ctx, pipeline.Embed.Subject(t.ID, idx), t.ID, pipeline.MsgID(t.ID, job.Replay, "embed", idx),
 			pipeline.EmbedJob{TaskID: t.ID, SkipEmbedding: skip, Replay: job.Replay, Chunk: pipeline.Chunk{
-				ID: ChunkID(t.DocumentID(), c.Index), Index: c.Index, Text: c.Text,
+				ID: chunkID(c.Index), Index: c.Index, Text: c.Text,
 				Chapter: c.Chapter, ChapterNum: c.ChapterNum, PageStart: c.PageStart, PageEnd: c.PageEnd,
 			}})
-		return err
 	})
+	if err == nil {
+		err = pub.wait(ctx)
+	}
 	if err != nil {
 		return classify(t.ID, err)
 	}
@@ -236,6 +285,38 @@ func classify(taskID string, err error) error {
 		}
 	}
 	return fmt.Errorf("parse %s: %w", taskID, err)
+}
+
+// ContentChunkID is the chunk id of CHUNK_ID_SCHEME=content: the first
+// 32 hex digits of the SHA-256 of the document's SHA-256 (hex), the
+// chunking settings' digest (pdftext.Options.Digest) and the chunk's
+// index, so the same file cut the same way gets the same ids whatever its
+// task or DocID.
+func ContentChunkID(docSHA256, configDigest string, index int) string {
+	sum := sha256.Sum256([]byte(docSHA256 + "\x00" + configDigest + "\x00" + strconv.Itoa(index)))
+	return hex.EncodeToString(sum[:16])
+}
+
+// engineName is the engine's name in the chunking digest.
+func engineName(cfg Config) string {
+	if cfg.Engine == "pdfium" {
+		return "pdfium"
+	}
+	return "mupdf"
+}
+
+// fileSHA256 returns the lowercase hex SHA-256 of a file.
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("hash pdf: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("hash pdf: %w", err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // ChunkID is the id the backend stores a chunk under: md5 hex of

@@ -25,6 +25,7 @@ import (
 	"github.com/pdfpipe/pdfpipe/pkg/status"
 	"github.com/pdfpipe/pdfpipe/pkg/task"
 	"github.com/pdfpipe/pdfpipe/services/parser"
+	"github.com/pdfpipe/pdfpipe/services/parser/pdftext"
 )
 
 const samplePages = 3
@@ -76,8 +77,16 @@ func encryptedPDF(t *testing.T) []byte {
 
 func startParser(t *testing.T, e *env) (tempDir string) {
 	t.Helper()
+	return startParserWith(t, e, parser.Config{})
+}
+
+// startParserWith runs a parser with cfg, whose Workers, TempDir and
+// RetryDelay are set for tests.
+func startParserWith(t *testing.T, e *env, cfg parser.Config) (tempDir string) {
+	t.Helper()
 	tempDir = t.TempDir()
-	svc := parser.New(parser.Config{Workers: 2, TempDir: tempDir, RetryDelay: 50 * time.Millisecond}, e.Res, stagetest.Logger(t))
+	cfg.Workers, cfg.TempDir, cfg.RetryDelay = 2, tempDir, 50*time.Millisecond
+	svc := parser.New(cfg, e.Res, stagetest.Logger(t))
 	stagetest.Run(t, svc.Run)
 	return tempDir
 }
@@ -115,6 +124,12 @@ func md5ID(docID string, i int) string {
 // expectParsed checks everything a parsed document leaves behind and
 // returns its chunks in publication order.
 func (e *env) expectParsed(t *testing.T, job pipeline.ParseJob) []pipeline.Chunk {
+	t.Helper()
+	return e.expectParsedIDs(t, job, func(i int) string { return md5ID(job.Task.DocID, i) })
+}
+
+// expectParsedIDs is expectParsed with chunk i's id wantID(i).
+func (e *env) expectParsedIDs(t *testing.T, job pipeline.ParseJob, wantID func(i int) string) []pipeline.Chunk {
 	t.Helper()
 	id := job.Task.ID
 	m := e.NextMsg(t, pipeline.Ingest.Subject(id))
@@ -157,6 +172,9 @@ func (e *env) expectParsed(t *testing.T, job pipeline.ParseJob) []pipeline.Chunk
 		if want := pipeline.Embed.Subject(id, strconv.Itoa(i)); m.Subject() != want {
 			t.Errorf("embed job %d: got subject %s, want %s", i, m.Subject(), want)
 		}
+		if got, want := m.Headers().Get(jetstream.MsgIDHeader), pipeline.MsgID(id, 0, "embed", strconv.Itoa(i)); got != want {
+			t.Errorf("embed job %d: got message id %q, want %q", i, got, want)
+		}
 		if got := m.Headers().Get(pipeline.HeaderTaskID); got != id {
 			t.Errorf("embed job %d header: got %q, want %q", i, got, id)
 		}
@@ -167,8 +185,8 @@ func (e *env) expectParsed(t *testing.T, job pipeline.ParseJob) []pipeline.Chunk
 		if ch.Index != i {
 			t.Errorf("embed job %d: got chunk index %d, want %d", i, ch.Index, i)
 		}
-		if want := md5ID(job.Task.DocID, i); ch.ID != want || parser.ChunkID(job.Task.DocID, i) != want {
-			t.Errorf("chunk %d: got id %s, want md5(%q) = %s", i, ch.ID, job.Task.DocID+"_"+strconv.Itoa(i), want)
+		if want := wantID(i); ch.ID != want {
+			t.Errorf("chunk %d: got id %s, want %s", i, ch.ID, want)
 		}
 		if strings.TrimSpace(ch.Text) == "" {
 			t.Errorf("chunk %d: empty text", i)
@@ -238,6 +256,50 @@ func TestParseGoodPDF(t *testing.T) {
 	}
 	e.WaitSettled(t, pipeline.Parse)
 	expectNoTempFiles(t, dir)
+}
+
+func TestChunkIDDefault(t *testing.T) {
+	for i := range 3 {
+		if got, want := parser.ChunkID("doc-A", i), md5ID("doc-A", i); got != want {
+			t.Errorf("ChunkID(doc-A, %d): got %s, want md5(\"doc-A_%d\") = %s", i, got, i, want)
+		}
+	}
+}
+
+func TestParseContentChunkIDs(t *testing.T) {
+	e := newEnv(t)
+	startParserWith(t, e, parser.Config{ChunkIDScheme: parser.ChunkIDContent})
+	pdf := samplePDF(t)
+	sum := sha256.Sum256(pdf)
+	digest := pdftext.Options{}.Digest("mupdf")
+	want := func(i int) string {
+		h := sha256.Sum256([]byte(hex.EncodeToString(sum[:]) + "\x00" + digest + "\x00" + strconv.Itoa(i)))
+		return hex.EncodeToString(h[:16])
+	}
+	// Two tasks with different DocIDs: the ids come from the bytes and the
+	// settings only, so both get the same ones.
+	first := e.expectParsedIDs(t, e.submit(t, "task-c1", "doc-C1", pdf, true), want)
+	again := e.expectParsedIDs(t, e.submit(t, "task-c2", "doc-C2", pdf, true), want)
+	if len(first) != len(again) {
+		t.Fatalf("second parse: got %d chunks, want %d", len(again), len(first))
+	}
+	seen := map[string]bool{}
+	for i, ch := range first {
+		if len(ch.ID) != 32 || ch.ID == md5ID("doc-C1", i) {
+			t.Errorf("chunk %d: got id %q, want 32 hex digits other than the docid scheme's", i, ch.ID)
+		}
+		if seen[ch.ID] {
+			t.Errorf("chunk %d: id %s repeated", i, ch.ID)
+		}
+		seen[ch.ID] = true
+	}
+	if got := parser.ContentChunkID(hex.EncodeToString(sum[:]), digest, 1); got != want(1) {
+		t.Errorf("ContentChunkID: got %s, want %s", got, want(1))
+	}
+	if a, b := parser.ContentChunkID("x", pdftext.Options{}.Digest("mupdf"), 0),
+		parser.ContentChunkID("x", pdftext.Options{TargetRunes: 500}.Digest("mupdf"), 0); a == b {
+		t.Errorf("ContentChunkID ignores the chunking settings: %s for both", a)
+	}
 }
 
 func TestParseBadInput(t *testing.T) {

@@ -1,19 +1,26 @@
 package pdftext
 
 import (
-	"strings"
+	"sort"
 	"unicode"
+	"unicode/utf8"
 )
 
 // chunker accumulates paragraphs and cuts them into chunks of at most
-// target runes, carrying up to overlap runes of each chunk's tail into the
-// next one. It never holds more than target runes plus one paragraph.
+// target runes (or estimated tokens), carrying up to overlap of each
+// chunk's tail into the next one. It never holds more than target plus one
+// paragraph.
 type chunker struct {
 	target  int
 	overlap int
+	tokens  bool // sizes are EstimateTokens, not runes
 	out     func(text string, pageStart, pageEnd int) error
 
-	buf      []rune
+	buf []rune
+	// With tokens, weight[i] is the weight of buf[:i]: 1 per ASCII rune, 3
+	// per other rune, so that the tokens of buf[a:b] are
+	// ceil((weight[b]-weight[a])/3), exactly EstimateTokens.
+	weight   []int
 	paraEnds []int      // offsets in buf right after a paragraph's last rune
 	marks    []pageMark // where each page's text starts in buf, ascending
 	fresh    int        // buf[fresh:] has not been emitted yet
@@ -21,22 +28,65 @@ type chunker struct {
 
 type pageMark struct{ off, page int }
 
-func newChunker(target, overlap int, out func(text string, pageStart, pageEnd int) error) *chunker {
-	return &chunker{target: target, overlap: overlap, out: out}
+func newChunker(target, overlap int, tokens bool, out func(text string, pageStart, pageEnd int) error) *chunker {
+	c := &chunker{target: target, overlap: overlap, tokens: tokens, out: out}
+	if tokens {
+		c.weight = []int{0}
+	}
+	return c
+}
+
+// size returns the size of buf[a:b].
+func (c *chunker) size(a, b int) int {
+	if !c.tokens {
+		return b - a
+	}
+	return (c.weight[b] - c.weight[a] + 2) / 3
+}
+
+// reach returns the largest end <= len(buf) with size(0, end) <= budget.
+func (c *chunker) reach(budget int) int {
+	if !c.tokens {
+		return min(len(c.buf), budget)
+	}
+	// size(0, i) grows with i: find the first i where it exceeds budget.
+	return sort.Search(len(c.buf)+1, func(i int) bool { return c.size(0, i) > budget }) - 1
+}
+
+// back returns the smallest start >= 0 with size(start, end) <= budget.
+func (c *chunker) back(end, budget int) int {
+	if !c.tokens {
+		return max(end-budget, 0)
+	}
+	return sort.Search(end, func(i int) bool { return c.size(i, end) <= budget })
+}
+
+// appendRunes adds s to buf (and its weights).
+func (c *chunker) appendRunes(s string) {
+	for _, r := range s {
+		c.buf = append(c.buf, r)
+		if c.tokens {
+			w := 3
+			if r < utf8.RuneSelf {
+				w = 1
+			}
+			c.weight = append(c.weight, c.weight[len(c.weight)-1]+w)
+		}
+	}
 }
 
 // add appends one normalised, non-empty paragraph from page (1-based) and
 // emits every chunk that is complete.
 func (c *chunker) add(page int, para string) error {
 	if len(c.buf) > 0 {
-		c.buf = append(c.buf, '\n', '\n')
+		c.appendRunes("\n\n")
 	}
 	if n := len(c.marks); n == 0 || c.marks[n-1].page != page {
 		c.marks = append(c.marks, pageMark{off: len(c.buf), page: page})
 	}
-	c.buf = append(c.buf, []rune(para)...)
+	c.appendRunes(para)
 	c.paraEnds = append(c.paraEnds, len(c.buf))
-	for len(c.buf) > c.target {
+	for c.size(0, len(c.buf)) > c.target {
 		if err := c.cut(); err != nil {
 			return err
 		}
@@ -52,6 +102,9 @@ func (c *chunker) flush() error {
 		err = c.emit(len(c.buf))
 	}
 	c.buf, c.paraEnds, c.marks, c.fresh = c.buf[:0], c.paraEnds[:0], c.marks[:0], 0
+	if c.tokens {
+		c.weight = c.weight[:1]
+	}
 	return err
 }
 
@@ -71,8 +124,8 @@ func (c *chunker) cut() error {
 // lo keeps chunks from becoming small and guarantees progress past the
 // overlap.
 func (c *chunker) cutPoint() int {
-	limit := min(len(c.buf), c.target)
-	lo := max(c.target/2, c.fresh+1)
+	limit := c.reach(c.target)
+	lo := max(c.reach(c.target/2), c.fresh+1)
 	if lo > limit {
 		lo = limit
 	}
@@ -111,7 +164,7 @@ func (c *chunker) overlapStart(end int) int {
 	if c.overlap <= 0 {
 		return end
 	}
-	from := max(end-c.overlap, 0)
+	from := c.back(end, c.overlap)
 	for j := from; j < end; j++ {
 		if !unicode.IsSpace(c.buf[j]) && c.sentenceStartsAt(j) {
 			return j
@@ -171,6 +224,13 @@ func (c *chunker) shift(start, end int) {
 	c.fresh = max(end-start, 0)
 
 	c.buf = append(c.buf[:0], c.buf[start:]...)
+	if c.tokens {
+		base := c.weight[start]
+		c.weight = append(c.weight[:0], c.weight[start:]...)
+		for i := range c.weight {
+			c.weight[i] -= base
+		}
+	}
 
 	ends := c.paraEnds[:0]
 	for _, e := range c.paraEnds {
@@ -193,5 +253,10 @@ func (c *chunker) shift(start, end int) {
 }
 
 func hasText(rs []rune) bool {
-	return strings.TrimSpace(string(rs)) != ""
+	for _, r := range rs {
+		if !unicode.IsSpace(r) {
+			return true
+		}
+	}
+	return false
 }

@@ -20,7 +20,7 @@ type para struct {
 func runChunker(t *testing.T, target, overlap int, paras []para) []gotChunk {
 	t.Helper()
 	var got []gotChunk
-	c := newChunker(target, overlap, func(text string, ps, pe int) error {
+	c := newChunker(target, overlap, false, func(text string, ps, pe int) error {
 		got = append(got, gotChunk{text, ps, pe})
 		return nil
 	})
@@ -118,5 +118,107 @@ func TestChunkerCuts(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestEstimateTokens(t *testing.T) {
+	tests := []struct {
+		text string
+		want int
+	}{
+		{"", 0},
+		{"a", 1},
+		{"abc", 1},
+		{"abcd", 2},
+		{"中文", 2},
+		{"ab中", 2},
+		{"héllo", 3}, // 4 ASCII bytes (2 tokens) + é
+	}
+	for _, tc := range tests {
+		t.Run(tc.text, func(t *testing.T) {
+			if got := EstimateTokens(tc.text); got != tc.want {
+				t.Errorf("EstimateTokens(%q): got %d, want %d", tc.text, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestChunkerTokens(t *testing.T) {
+	latin := "Alpha beta gamma delta. Epsilon zeta eta theta. Iota kappa lambda mu. Nu xi omicron pi."
+	cjk := "一二三四五六七八。九十一二三四五六！七八九十一二三四？五六七八九十一二。"
+	tests := []struct {
+		name            string
+		target, overlap int
+		paras           []para
+	}{
+		{"latin, no overlap", 10, 0, []para{{1, latin}, {2, latin}}},
+		{"latin, overlap", 12, 5, []para{{1, latin}, {2, latin}}},
+		{"cjk", 10, 0, []para{{1, cjk}}},
+		{"mixed, overlap", 15, 6, []para{{1, latin}, {1, cjk}, {2, latin + " " + cjk}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			c := newChunker(tc.target, tc.overlap, true, func(text string, ps, pe int) error {
+				got = append(got, text)
+				return nil
+			})
+			for _, p := range tc.paras {
+				if err := c.add(p.page, p.text); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := c.flush(); err != nil {
+				t.Fatal(err)
+			}
+			if len(got) < 2 {
+				t.Fatalf("got %d chunks, want several", len(got))
+			}
+			runes := 0
+			for i, text := range got {
+				if n := EstimateTokens(text); n > tc.target {
+					t.Errorf("chunk %d %q: got %d tokens, want <= %d", i, text, n, tc.target)
+				}
+				// Cut by runes, the same target would give much larger
+				// chunks of Latin text: tokens must be what is counted.
+				runes = max(runes, utf8.RuneCountInString(text))
+			}
+			if !strings.ContainsRune(tc.paras[0].text, '一') && runes <= tc.target {
+				t.Errorf("largest Latin chunk has %d runes, want more than %d (tokens, not runes)", runes, tc.target)
+			}
+			// Without overlap, the chunks are the text, in order.
+			if tc.overlap == 0 {
+				var want []string
+				for _, p := range tc.paras {
+					want = append(want, strings.Fields(p.text)...)
+				}
+				if g := strings.Fields(strings.Join(got, " ")); strings.Join(g, "") != strings.Join(want, "") {
+					t.Errorf("chunks %q do not add up to the text", got)
+				}
+			}
+		})
+	}
+}
+
+func TestOptionsDigest(t *testing.T) {
+	base := Options{}.Digest("mupdf")
+	if len(base) != 64 {
+		t.Fatalf("got digest %q, want 64 hex digits", base)
+	}
+	if got := (Options{TargetRunes: DefaultTargetRunes, OverlapRunes: DefaultOverlapRunes, Unit: UnitRunes}).Digest("mupdf"); got != base {
+		t.Errorf("explicit defaults: got %s, want %s (the effective settings count)", got, base)
+	}
+	for name, d := range map[string]string{
+		"size":    Options{TargetRunes: 2000}.Digest("mupdf"),
+		"overlap": Options{OverlapRunes: -1}.Digest("mupdf"),
+		"unit":    Options{Unit: UnitTokens}.Digest("mupdf"),
+		"engine":  Options{}.Digest("pdfium"),
+	} {
+		if d == base {
+			t.Errorf("changing the %s leaves the digest unchanged", name)
+		}
+	}
+	if got := (Options{Workers: 3, Password: "x"}).Digest("mupdf"); got != base {
+		t.Errorf("workers and password changed the digest: got %s, want %s", got, base)
 	}
 }

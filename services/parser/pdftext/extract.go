@@ -1,6 +1,6 @@
 // Package pdftext extracts the text of a PDF page by page and cuts it into
-// chunks of about Options.TargetRunes runes, labelled with the chapter and
-// the pages they came from.
+// chunks of about Options.TargetRunes runes (or estimated tokens, see
+// Options.Unit), labelled with the chapter and the pages they came from.
 //
 // The PDF engine sits behind the small Engine/Document interfaces;
 // FitzEngine implements them with MuPDF. Engines whose documents also
@@ -15,30 +15,54 @@ package pdftext
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"runtime"
 	"time"
+	"unicode/utf8"
 )
 
 // Defaults for Options fields left zero.
 const (
-	DefaultTargetRunes  = 1000
-	DefaultOverlapRunes = 100
-	DefaultMaxPages     = 100000
-	DefaultPageTimeout  = 20 * time.Second
-	DefaultDocTimeout   = 30 * time.Minute
+	DefaultTargetRunes   = 1000
+	DefaultOverlapRunes  = 100
+	DefaultTargetTokens  = 400 // with UnitTokens
+	DefaultOverlapTokens = 40  // with UnitTokens
+	DefaultMaxPages      = 100000
+	DefaultPageTimeout   = 20 * time.Second
+	DefaultDocTimeout    = 30 * time.Minute
 )
+
+// Unit is what chunk sizes are measured in.
+type Unit string
+
+// Units.
+const (
+	// UnitRunes counts Unicode code points (the default).
+	UnitRunes Unit = "runes"
+	// UnitTokens counts estimated tokens, as EstimateTokens does: one per
+	// three ASCII bytes (rounded up) plus one per other rune.
+	UnitTokens Unit = "tokens"
+)
+
+// ChunkerVersion changes whenever the same document and Options may be
+// cut into different chunks; it is part of Options.Digest.
+const ChunkerVersion = 1
 
 // Options control Extract and Probe. The zero value uses the defaults.
 type Options struct {
-	// TargetRunes is the maximum chunk size in runes (default 1000). Chunks
-	// are cut at a paragraph end, else a sentence end, else a word boundary
-	// between TargetRunes/2 and TargetRunes.
+	// Unit is what TargetRunes and OverlapRunes count: UnitRunes (also
+	// when empty) or UnitTokens.
+	Unit Unit
+	// TargetRunes is the maximum chunk size in Unit (default 1000 runes or
+	// 400 tokens). Chunks are cut at a paragraph end, else a sentence end,
+	// else a word boundary between TargetRunes/2 and TargetRunes.
 	TargetRunes int
 	// OverlapRunes is how much of a chunk's tail (whole sentences if
-	// possible, else whole words) is repeated at the start of the next chunk
-	// of the same chapter: 0 means the default 100, negative means none. It
-	// is capped at TargetRunes/2.
+	// possible, else whole words), in Unit, is repeated at the start of the
+	// next chunk of the same chapter: 0 means the default (100 runes or 40
+	// tokens), negative means none. It is capped at TargetRunes/2.
 	OverlapRunes int
 	// MaxPages refuses documents with more pages (ErrTooManyPages);
 	// 0 means 100000.
@@ -61,12 +85,18 @@ type Options struct {
 }
 
 func (o Options) withDefaults() Options {
+	target, overlap := DefaultTargetRunes, DefaultOverlapRunes
+	if o.Unit == UnitTokens {
+		target, overlap = DefaultTargetTokens, DefaultOverlapTokens
+	} else {
+		o.Unit = UnitRunes
+	}
 	if o.TargetRunes <= 0 {
-		o.TargetRunes = DefaultTargetRunes
+		o.TargetRunes = target
 	}
 	switch {
 	case o.OverlapRunes == 0:
-		o.OverlapRunes = DefaultOverlapRunes
+		o.OverlapRunes = overlap
 	case o.OverlapRunes < 0:
 		o.OverlapRunes = 0
 	}
@@ -84,6 +114,36 @@ func (o Options) withDefaults() Options {
 		o.DocTimeout = DefaultDocTimeout
 	}
 	return o
+}
+
+// Digest identifies how Extract cuts a document with these options and
+// the named engine: equal digests (with the same document) mean the same
+// chunks. It is the lowercase hex SHA-256 of the unit, the effective size
+// and overlap, the engine and ChunkerVersion.
+func (o Options) Digest(engine string) string {
+	o = o.withDefaults()
+	sum := sha256.Sum256(fmt.Appendf(nil, "pdftext chunks v%d unit=%s size=%d overlap=%d engine=%s",
+		ChunkerVersion, o.Unit, o.TargetRunes, o.OverlapRunes, engine))
+	return hex.EncodeToString(sum[:])
+}
+
+// EstimateTokens is the approximate token count of text the embedder
+// uses (its provider.EstimateTokens): one token per 3 ASCII bytes
+// (rounded up) plus one per non-ASCII rune. UnitTokens measures chunks
+// with it.
+func EstimateTokens(text string) int {
+	ascii, other := 0, 0
+	for i := 0; i < len(text); {
+		if text[i] < utf8.RuneSelf {
+			ascii++
+			i++
+			continue
+		}
+		_, size := utf8.DecodeRuneInString(text[i:])
+		other++
+		i += size
+	}
+	return (ascii+2)/3 + other
 }
 
 // Chunk is a piece of a document's text.
@@ -165,14 +225,14 @@ func Extract(ctx context.Context, eng Engine, path string, opts Options, emit fu
 	a := &assembler{info: &info}
 	_, structured := doc.(StructuredDocument)
 	switch {
-	case len(chapters.entries) > 0 && (!structured || outlineTrusted(ctx, doc, chapters.entries, opts)):
+	case len(chapters.entries) > 0 && (!structured || outlineTrusted(doc, chapters.entries, pr.sample)):
 		a.outline = chapters.entries
 	case structured:
-		a.headings = &headingTracker{levels: headingLevels{body: bodySize(ctx, doc, info.Pages, opts)}}
+		a.headings = &headingTracker{levels: headingLevels{body: bodySize(info.Pages, pr.sample)}}
 	}
 
 	seen := make(map[string]struct{})
-	a.ck = newChunker(opts.TargetRunes, opts.OverlapRunes, func(text string, pageStart, pageEnd int) error {
+	a.ck = newChunker(opts.TargetRunes, opts.OverlapRunes, opts.Unit == UnitTokens, func(text string, pageStart, pageEnd int) error {
 		c := Chunk{Index: info.Chunks, Text: text, PageStart: pageStart, PageEnd: pageEnd}
 		if a.cur != nil {
 			c.Chapter, c.ChapterNum = a.cur.path, a.cur.num
@@ -228,13 +288,14 @@ func Extract(ctx context.Context, eng Engine, path string, opts Options, emit fu
 // outlineTrusted reports whether the titles of a sample of outline entries
 // appear on their target pages (or the page after): an outline that does
 // not match the text (undecodable titles, stale targets) is not used.
-func outlineTrusted(ctx context.Context, doc Document, entries []chapterEntry, opts Options) bool {
+// read returns a page of doc.
+func outlineTrusted(doc Document, entries []chapterEntry, read func(i int) pageData) bool {
 	n := min(len(entries), outlineSample)
 	found := 0
 	for s := range n {
 		e := entries[s*len(entries)/n]
 		for p := e.page; p <= min(e.page+1, doc.NumPages()-1); p++ {
-			pd := readPage(ctx, doc, p, opts)
+			pd := read(p)
 			if pageHasTitle(pd.lines, e.key) {
 				found++
 				break
@@ -253,12 +314,13 @@ func pageHasTitle(lines []pline, key string) bool {
 	return false
 }
 
-// bodySize returns the font size of most characters on a sample of pages.
-func bodySize(ctx context.Context, doc Document, pages int, opts Options) float64 {
+// bodySize returns the font size of most characters on a sample of pages,
+// read with read.
+func bodySize(pages int, read func(i int) pageData) float64 {
 	n := min(pages, bodySample)
 	runes := make(map[float64]int)
 	for s := range n {
-		pd := readPage(ctx, doc, s*pages/n, opts)
+		pd := read(s * pages / n)
 		for _, l := range pd.lines {
 			runes[roundSize(l.size)] += len(l.text)
 		}

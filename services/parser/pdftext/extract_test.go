@@ -893,3 +893,60 @@ func TestExtractLayout(t *testing.T) {
 		})
 	}
 }
+
+// blockCounter wraps an Engine whose documents are structured and counts
+// PageBlocks calls per page.
+type blockCounter struct {
+	Engine
+	reads map[int]int
+}
+
+func (e *blockCounter) Open(path, password string) (Document, error) {
+	d, err := e.Engine.Open(path, password)
+	if err != nil {
+		return nil, err
+	}
+	return &blockCountingDoc{Document: d, e: e}, nil
+}
+
+type blockCountingDoc struct {
+	Document
+	e *blockCounter
+}
+
+func (d *blockCountingDoc) PageBlocks(ctx context.Context, i int) ([]Block, error) {
+	d.e.reads[i]++
+	return d.Document.(StructuredDocument).PageBlocks(ctx, i)
+}
+
+// TestExtractReadsPagesOnce checks that the pages sampled before the text
+// is read (outline check, body size) are not read a second time by a
+// single worker, and that the chunks are those of a fresh read.
+func TestExtractReadsPagesOnce(t *testing.T) {
+	withOutline := pdfgen.Sample(20)
+	noOutline := pdfgen.Sample(20)
+	noOutline.Outline = nil
+	for name, d := range map[string]pdfgen.Doc{"outline": withOutline, "headings": noOutline} {
+		t.Run(name, func(t *testing.T) {
+			path := writePDF(t, d)
+			eng := &blockCounter{Engine: NewFitzEngine(), reads: map[int]int{}}
+			var got []Chunk
+			info, err := Extract(context.Background(), eng, path, Options{Workers: 1}, func(c Chunk) error {
+				got = append(got, c)
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range info.Pages {
+				if eng.reads[i] != 1 {
+					t.Errorf("page %d read %d times, want 1", i+1, eng.reads[i])
+				}
+			}
+			want, _ := collect(t, path, Options{Workers: 1})
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("chunks differ from a plain extraction:\n got %+v\nwant %+v", got, want)
+			}
+		})
+	}
+}

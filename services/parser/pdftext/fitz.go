@@ -341,6 +341,10 @@ func decodeLayout(b []byte) ([]Block, error) {
 	const rectLen, lineLen = 16, 16 + 4 + 1 + 4
 	f32 := func(b []byte) float64 { return float64(math.Float32frombits(binary.NativeEndian.Uint32(b))) }
 	rect := func(b []byte) Rect { return Rect{f32(b), f32(b[4:]), f32(b[8:]), f32(b[12:])} }
+	// One string holds the page's bytes; line texts are slices of it, so
+	// a page costs one allocation for its text rather than one per line.
+	all := string(b)
+	base := len(b)
 	var blocks []Block
 	for len(b) > 0 {
 		switch b[0] {
@@ -361,7 +365,7 @@ func decodeLayout(b []byte) ([]Block, error) {
 			bl := &blocks[len(blocks)-1]
 			bl.Lines = append(bl.Lines, Line{
 				BBox: rect(b[1:]), Size: f32(b[1+16:]), Bold: b[1+20]&C.PT_LINE_BOLD != 0,
-				Text: string(b[1+lineLen : 1+lineLen+n]),
+				Text: all[base-len(b)+1+lineLen : base-len(b)+1+lineLen+n],
 			})
 			b = b[1+lineLen+n:]
 		default:

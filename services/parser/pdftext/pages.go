@@ -104,6 +104,10 @@ type pageReader struct {
 	opts    Options
 	workers int
 
+	// sampled holds pages read by sample before run, for run to use
+	// instead of reading them again (sequential reading only).
+	sampled map[int]pageData
+
 	batches int
 	tokens  chan struct{}   // one per batch claimed and not yet consumed
 	results chan []pageData // batches, in any order
@@ -161,6 +165,23 @@ func (r *pageReader) work(doc Document) {
 	}
 }
 
+// sample reads page i with the first Document before run, for a look at
+// the document (outline check, body text size). With one worker the page
+// is kept for run, which then does not read it again.
+func (r *pageReader) sample(i int) pageData {
+	if pd, ok := r.sampled[i]; ok {
+		return pd
+	}
+	pd := readPage(r.ctx, r.first, i, r.opts)
+	if r.workers <= 1 && pd.err == nil {
+		if r.sampled == nil {
+			r.sampled = make(map[int]pageData)
+		}
+		r.sampled[i] = pd
+	}
+	return pd
+}
+
 // close stops the workers and waits for them; it is safe to call twice.
 func (r *pageReader) close() {
 	r.cancel(nil)
@@ -176,7 +197,12 @@ func (r *pageReader) run(each func(*pageData) error) error {
 			if err := r.ctx.Err(); err != nil {
 				return fmt.Errorf("extract page %d: %w", i+1, context.Cause(r.ctx))
 			}
-			pd := readPage(r.ctx, r.first, i, r.opts)
+			pd, ok := r.sampled[i]
+			if ok {
+				delete(r.sampled, i)
+			} else {
+				pd = readPage(r.ctx, r.first, i, r.opts)
+			}
 			if err := each(&pd); err != nil {
 				return err
 			}

@@ -1,5 +1,6 @@
 // Command parsebench measures pdftext.Extract (parse and chunk, no
-// publishing) on one PDF and prints one line:
+// publishing) on one PDF with MuPDF (or PDFium, -engine pdfium) and prints
+// one line:
 //
 //	pages=<n> chunks=<n> chapters=<n> empty=<n> seconds=<s> pages_per_s=<r> rss_kib=<peak>
 //
@@ -35,6 +36,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	dump := fs.Bool("dump", false, "print the chunks instead of the summary")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile to this file")
 	arenas := fs.Int("arenas", 2, "glibc malloc arenas (0: leave the C library's default), as cmd/parser sets them")
+	engine := fs.String("engine", "mupdf", "PDF engine: mupdf or pdfium (PDFium's module is compiled before timing starts)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -55,7 +57,20 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	eng := &pdftext.FitzEngine{MaxStore: *store << 20}
+	var eng pdftext.Engine
+	switch *engine {
+	case "mupdf":
+		eng = &pdftext.FitzEngine{MaxStore: *store << 20}
+	case "pdfium":
+		pe := pdftext.NewPDFiumEngine(pdftext.PDFiumConfig{MaxInstances: max(4, *workers)})
+		defer pe.Close()
+		if err := pe.Init(); err != nil {
+			return err
+		}
+		eng = pe
+	default:
+		return fmt.Errorf("-engine %q: want mupdf or pdfium", *engine)
+	}
 	opts := pdftext.Options{Workers: *workers}
 	var (
 		best time.Duration

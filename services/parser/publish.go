@@ -1,0 +1,99 @@
+package parser
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
+)
+
+// Chunk publishing.
+const (
+	// ackWindow is how many chunk publishes of one document may await
+	// their PubAck at once: enough to hide the round trip, small enough
+	// to keep a slow stream from queueing a whole document in memory.
+	ackWindow = 256
+	// pubAckTimeout bounds the wait for one PubAck; past it the job fails
+	// (and is redelivered: the republished chunks are deduplicated by
+	// their message ids).
+	pubAckTimeout = time.Minute
+)
+
+// ackWindowPublisher publishes messages asynchronously, keeping at most
+// size of them unacknowledged; wait returns once every one is stored. It
+// is not safe for concurrent use.
+type ackWindowPublisher struct {
+	js      jetstream.JetStream
+	size    int
+	timeout time.Duration
+	pending []jetstream.PubAckFuture // oldest first, from head
+	head    int
+	timer   *time.Timer
+}
+
+func newAckWindowPublisher(js jetstream.JetStream, size int, timeout time.Duration) *ackWindowPublisher {
+	return &ackWindowPublisher{js: js, size: max(size, 1), timeout: timeout}
+}
+
+// publish sends v as pipeline.Publish would, without waiting for its
+// PubAck unless size publishes are already outstanding (then the oldest
+// is waited for first).
+func (p *ackWindowPublisher) publish(ctx context.Context, subj, taskID, msgID string, v any) error {
+	if len(p.pending)-p.head >= p.size {
+		if err := p.waitOldest(ctx); err != nil {
+			return err
+		}
+	}
+	m, err := pipeline.NewMsg(subj, taskID, v)
+	if err != nil {
+		return err
+	}
+	f, err := p.js.PublishMsgAsync(m, jetstream.WithMsgID(msgID))
+	if err != nil {
+		return fmt.Errorf("publish %s: %w", subj, err)
+	}
+	if p.head > 0 && p.head == len(p.pending) {
+		p.pending, p.head = p.pending[:0], 0
+	}
+	p.pending = append(p.pending, f)
+	return nil
+}
+
+// wait returns once every message published so far is stored, or with the
+// first error: a failed publish, ctx's end, or pubAckTimeout.
+func (p *ackWindowPublisher) wait(ctx context.Context) error {
+	for p.head < len(p.pending) {
+		if err := p.waitOldest(ctx); err != nil {
+			return err
+		}
+	}
+	p.pending, p.head = p.pending[:0], 0
+	if p.timer != nil {
+		p.timer.Stop()
+	}
+	return nil
+}
+
+func (p *ackWindowPublisher) waitOldest(ctx context.Context) error {
+	f := p.pending[p.head]
+	p.pending[p.head] = nil
+	p.head++
+	if p.timer == nil {
+		p.timer = time.NewTimer(p.timeout)
+	} else {
+		p.timer.Reset(p.timeout)
+	}
+	select {
+	case <-f.Ok():
+		return nil
+	case err := <-f.Err():
+		return fmt.Errorf("publish %s: %w", f.Msg().Subject, err)
+	case <-ctx.Done():
+		return fmt.Errorf("publish %s: %w", f.Msg().Subject, context.Cause(ctx))
+	case <-p.timer.C:
+		return fmt.Errorf("publish %s: no PubAck within %s: %w", f.Msg().Subject, p.timeout, jetstream.ErrAsyncPublishTimeout)
+	}
+}

@@ -1,0 +1,103 @@
+package parser
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// fakeFuture is a PubAckFuture the test resolves.
+type fakeFuture struct {
+	msg *nats.Msg
+	ok  chan *jetstream.PubAck
+	err chan error
+}
+
+func (f *fakeFuture) Ok() <-chan *jetstream.PubAck { return f.ok }
+func (f *fakeFuture) Err() <-chan error            { return f.err }
+func (f *fakeFuture) Msg() *nats.Msg               { return f.msg }
+
+// fakeJS records async publishes; every other method is unused.
+type fakeJS struct {
+	jetstream.JetStream
+	futures []*fakeFuture
+}
+
+func (j *fakeJS) PublishMsgAsync(m *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
+	f := &fakeFuture{msg: m, ok: make(chan *jetstream.PubAck, 1), err: make(chan error, 1)}
+	j.futures = append(j.futures, f)
+	return f, nil
+}
+
+func TestAckWindowPublisher(t *testing.T) {
+	ctx := context.Background()
+	t.Run("all acked", func(t *testing.T) {
+		js := &fakeJS{}
+		p := newAckWindowPublisher(js, 2, time.Minute)
+		for i, id := range []string{"a", "b"} {
+			if err := p.publish(ctx, "s", "t", id, i); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if len(js.futures) != 2 {
+			t.Fatalf("got %d publishes, want 2", len(js.futures))
+		}
+		// The window is full: a third publish must wait for the oldest
+		// ack, so with an ended context it fails without publishing.
+		ended, cancel := context.WithCancel(ctx)
+		cancel()
+		if err := p.publish(ended, "s", "t", "c", 3); !errors.Is(err, context.Canceled) || len(js.futures) != 2 {
+			t.Fatalf("publish into a full window: got %v after %d publishes, want %v after 2", err, len(js.futures), context.Canceled)
+		}
+		js.futures[1].ok <- &jetstream.PubAck{}
+		if err := p.publish(ctx, "s", "t", "c", 3); err != nil || len(js.futures) != 3 {
+			t.Fatalf("publish after an ack: got %v after %d publishes, want nil after 3", err, len(js.futures))
+		}
+		js.futures[2].ok <- &jetstream.PubAck{}
+		if err := p.wait(ctx); err != nil {
+			t.Fatalf("wait: %v", err)
+		}
+	})
+	t.Run("failed ack", func(t *testing.T) {
+		js := &fakeJS{}
+		p := newAckWindowPublisher(js, 8, time.Minute)
+		for i := range 3 {
+			if err := p.publish(ctx, "s", "t", "x", i); err != nil {
+				t.Fatal(err)
+			}
+		}
+		boom := errors.New("stream full")
+		js.futures[0].ok <- &jetstream.PubAck{}
+		js.futures[1].err <- boom
+		js.futures[2].ok <- &jetstream.PubAck{}
+		if err := p.wait(ctx); !errors.Is(err, boom) {
+			t.Fatalf("wait: got %v, want %v", err, boom)
+		}
+	})
+	t.Run("no ack in time", func(t *testing.T) {
+		js := &fakeJS{}
+		p := newAckWindowPublisher(js, 8, 10*time.Millisecond)
+		if err := p.publish(ctx, "s", "t", "x", 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.wait(ctx); !errors.Is(err, jetstream.ErrAsyncPublishTimeout) {
+			t.Fatalf("wait: got %v, want %v", err, jetstream.ErrAsyncPublishTimeout)
+		}
+	})
+	t.Run("context ends", func(t *testing.T) {
+		js := &fakeJS{}
+		p := newAckWindowPublisher(js, 8, time.Minute)
+		if err := p.publish(ctx, "s", "t", "x", 1); err != nil {
+			t.Fatal(err)
+		}
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		if err := p.wait(cctx); !errors.Is(err, context.Canceled) {
+			t.Fatalf("wait: got %v, want %v", err, context.Canceled)
+		}
+	})
+}

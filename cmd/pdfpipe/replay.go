@@ -5,10 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
 	"github.com/pdfpipe/pdfpipe/pkg/status"
@@ -26,22 +23,13 @@ func replay(ctx context.Context, args []string, getenv func(string) string, stdo
 		return errors.New("replay: want STAGE TASK_ID (STAGE: fetch, parse, embed or ingest)")
 	}
 	st, id := pipeline.Stage(args[0]), args[1]
-	url := natsURL(getenv)
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	nc, err := pipeline.Connect(url, "pdfpipe-replay", slog.New(slog.NewTextHandler(stderr, nil)))
+	nc, res, err := openPipeline(ctx, "replay", getenv, stderr)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	res, err := pipeline.Setup(ctx, js, pipeline.Config{})
-	if err != nil {
-		return fmt.Errorf("replay: pipeline on %s: %w", url, err)
-	}
 	state, ok := map[pipeline.Stage]status.State{pipeline.Fetch: status.Queued, pipeline.Parse: status.Fetching,
 		pipeline.Embed: status.Embedding, pipeline.Ingest: status.Embedding}[st]
 	if !ok {

@@ -5,12 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
 	"github.com/pdfpipe/pdfpipe/pkg/status"
 )
 
@@ -21,21 +17,12 @@ func showStatus(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	url := natsURL(getenv)
-	nc, err := pipeline.Connect(url, "pdfpipe-status", slog.New(slog.NewTextHandler(stderr, nil)))
+	nc, res, err := openPipeline(ctx, "status", getenv, stderr)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	kv, err := js.KeyValue(ctx, pipeline.StatusBucket)
-	if err != nil {
-		return fmt.Errorf("status bucket on %s: %w (is pdfpipe running there?)", url, err)
-	}
-	st, err := status.New(kv).Get(ctx, args[0])
+	st, err := status.New(res.Status).Get(ctx, args[0])
 	if err != nil {
 		return err
 	}

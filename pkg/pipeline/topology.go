@@ -272,3 +272,26 @@ func (r *Resources) Consumer(ctx context.Context, st Stage) (jetstream.Consumer,
 	}
 	return c, nil
 }
+
+// Open binds to a pipeline that Setup created, without changing any of its
+// configuration: for tools (status, replay) that must not reset an
+// operator's retention or replicas to defaults.
+func Open(ctx context.Context, js jetstream.JetStream) (*Resources, error) {
+	r := &Resources{JS: js}
+	var err error
+	if r.Keys, err = js.KeyValue(ctx, KeysBucket); err != nil {
+		return nil, fmt.Errorf("kv %s: %w (is pdfpipe running on this server?)", KeysBucket, err)
+	}
+	if r.Status, err = js.KeyValue(ctx, StatusBucket); err != nil {
+		return nil, fmt.Errorf("kv %s: %w", StatusBucket, err)
+	}
+	if r.Objects, err = js.ObjectStore(ctx, ObjectsBucket); err != nil {
+		return nil, fmt.Errorf("object store %s: %w", ObjectsBucket, err)
+	}
+	s, err := js.Stream(ctx, Stream)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", Stream, err)
+	}
+	r.Config = Config{Retention: s.CachedInfo().Config.MaxAge, Replicas: s.CachedInfo().Config.Replicas}
+	return r, nil
+}

@@ -33,24 +33,6 @@ const dim = 384
 // without InProgress would be redelivered during the test.
 const ackWait = 2 * time.Second
 
-// syncBuffer is a log sink shared by every goroutine of a service.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // harness is one embedded JetStream server with the pipeline's topology,
 // and the embedders a test starts on it.
 type harness struct {
@@ -60,7 +42,7 @@ type harness struct {
 	nc   *nats.Conn
 	js   jetstream.JetStream
 	res  *pipeline.Resources
-	logs *syncBuffer
+	logs *testenv.LogBuffer
 
 	mu       sync.Mutex
 	stops    []func()
@@ -89,7 +71,7 @@ func newHarness(t *testing.T) *harness {
 	if err != nil {
 		t.Fatalf("pipeline.Setup: %v", err)
 	}
-	h := &harness{t: t, ctx: ctx, srv: srv, nc: nc, js: js, res: res, logs: &syncBuffer{}}
+	h := &harness{t: t, ctx: ctx, srv: srv, nc: nc, js: js, res: res, logs: &testenv.LogBuffer{}}
 	t.Cleanup(h.stopAll) // runs before nc.Close and srv.Stop
 	return h
 }

@@ -1,7 +1,6 @@
 package gateway_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,7 +9,6 @@ import (
 	"net"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -39,24 +37,6 @@ const (
 	pollStep = 20 * time.Millisecond
 )
 
-// syncBuffer is a log sink safe for the gateway's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // harness is a gateway on a real redis-server and an in-process JetStream
 // server. It is not running until run is called.
 type harness struct {
@@ -68,7 +48,7 @@ type harness struct {
 	cfg    gateway.Config
 	gw     *gateway.Service
 	status *status.Store
-	logs   *syncBuffer
+	logs   *testenv.LogBuffer
 }
 
 // newHarness starts Redis and NATS and builds a gateway from env (on top
@@ -112,7 +92,7 @@ func newHarness(t *testing.T, env map[string]string) *harness {
 	rdb := redis.NewClient(opt)
 	t.Cleanup(func() { rdb.Close() })
 
-	logs := &syncBuffer{}
+	logs := &testenv.LogBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	gw, err := gateway.New(cfg, res, nc, log)
 	if err != nil {

@@ -78,7 +78,7 @@ func TestKillNineAndRestart(t *testing.T) {
 		"ACK_WAIT=3s",
 		"LOG_LEVEL=warn",
 	)
-	logs := &syncBuffer{}
+	logs := &testenv.LogBuffer{}
 	start := func() *exec.Cmd {
 		cmd := exec.Command(bin, "up")
 		cmd.Env = env

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,27 +21,10 @@ import (
 	"github.com/pdfpipe/pdfpipe/pkg/natsembed"
 	"github.com/pdfpipe/pdfpipe/pkg/pdfgen"
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
+	"github.com/pdfpipe/pdfpipe/pkg/testenv"
 	"github.com/pdfpipe/pdfpipe/services/gateway"
 	"github.com/pdfpipe/pdfpipe/tools/ingestsink"
 )
-
-// syncBuffer collects every log line of the run, for the secrets check.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // stack is a running pipeline: gateway and every stage on one JetStream
 // server, the reference sink as the backend.
@@ -51,7 +33,7 @@ type stack struct {
 	JS        jetstream.JetStream
 	Res       *pipeline.Resources
 	Sink      *ingestsink.Sink
-	Logs      *syncBuffer
+	Logs      *testenv.LogBuffer
 	KeyConn   *grpc.ClientConn // APIKeyService
 	EmbedConn *grpc.ClientConn // EmbeddingService, VectorizerService
 }
@@ -62,7 +44,7 @@ func startStack(t *testing.T, env map[string]string) *stack {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	getenv := func(k string) string { return env[k] }
-	logs := &syncBuffer{}
+	logs := &testenv.LogBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
 	srv, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir()})

@@ -1,0 +1,34 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
+)
+
+// openPipeline connects a command-line tool to a running pipeline (see
+// natsURL) without changing its configuration. The caller closes nc.
+func openPipeline(ctx context.Context, name string, getenv func(string) string, stderr io.Writer) (*nats.Conn, *pipeline.Resources, error) {
+	url := natsURL(getenv)
+	nc, err := pipeline.Connect(url, "pdfpipe-"+name, slog.New(slog.NewTextHandler(stderr, nil)))
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	res, err := pipeline.Open(ctx, js)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("%s: pipeline on %s: %w", name, url, err)
+	}
+	return nc, res, nil
+}

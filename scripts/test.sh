@@ -36,5 +36,13 @@ done
 echo "== go vet"
 go vet work
 
+echo "== build without MuPDF (AGPL-free: -tags nomupdf, CGO_ENABLED=0) and run it"
+nomupdf=$(mktemp -d)
+CGO_ENABLED=0 go build -tags nomupdf -o "$nomupdf/pdfpipe" ./cmd/pdfpipe
+if go tool nm "$nomupdf/pdfpipe" | grep -q ' T fz_'; then echo "MuPDF is linked into the -tags nomupdf build"; exit 1; fi
+"$nomupdf/pdfpipe" sample -pages 5 "$nomupdf/s.pdf" >/dev/null
+"$nomupdf/pdfpipe" run -out "$nomupdf/chunks.jsonl" "$nomupdf/s.pdf" >/dev/null
+rm -rf "$nomupdf"
+
 echo "== go test -race"
 go test -race -count=1 -timeout 15m work

@@ -77,7 +77,7 @@ func ConfigFromEnv(getenv envconf.Getenv) (Config, error) {
 			PageTimeout:  r.Duration("PARSE_PAGE_TIMEOUT", pdftext.DefaultPageTimeout),
 			DocTimeout:   r.Duration("PARSE_DOC_TIMEOUT", pdftext.DefaultDocTimeout),
 		},
-		Engine:        r.String("PDF_ENGINE", "mupdf"),
+		Engine:        r.String("PDF_ENGINE", pdftext.DefaultEngine),
 		ChunkIDScheme: r.String("CHUNK_ID_SCHEME", ChunkIDDocID),
 	}
 	if err := r.Err(); err != nil {
@@ -108,6 +108,9 @@ func (c Config) Validate() error {
 	}
 	if c.Engine != "" && c.Engine != "mupdf" && c.Engine != "pdfium" {
 		return fmt.Errorf("PDF_ENGINE %q: want mupdf or pdfium", c.Engine)
+	}
+	if c.Engine == "mupdf" && pdftext.DefaultEngine != "mupdf" {
+		return errors.New("PDF_ENGINE=mupdf: this binary was built without MuPDF (-tags nomupdf); use pdfium")
 	}
 	if c.ChunkIDScheme != "" && c.ChunkIDScheme != ChunkIDDocID && c.ChunkIDScheme != ChunkIDContent {
 		return fmt.Errorf("CHUNK_ID_SCHEME %q: want %s or %s", c.ChunkIDScheme, ChunkIDDocID, ChunkIDContent)

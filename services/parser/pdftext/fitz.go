@@ -1,3 +1,5 @@
+//go:build !nomupdf
+
 package pdftext
 
 /*
@@ -7,14 +9,11 @@ package pdftext
 import "C"
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"math"
-	"os"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -46,13 +45,14 @@ type FitzEngine struct {
 // resident size close to what the documents need. Call it once at start.
 func LimitMallocArenas(n int) bool { return C.pt_set_malloc_arenas(C.int(n)) == 1 }
 
+// DefaultEngine is the engine a parser uses unless configured otherwise.
+// Build with -tags nomupdf for a binary without MuPDF (AGPL-3.0), whose
+// default is PDFium.
+const DefaultEngine = "mupdf"
+
 // NewFitzEngine returns a MuPDF engine with default settings.
 func NewFitzEngine() *FitzEngine { return &FitzEngine{} }
 
-// pdfHeaderWindow is how far into the file the "%PDF-" header may start,
-// and how close to the end "%%EOF" must be; readers such as Acrobat accept
-// up to 1024 bytes of junk at either end.
-const pdfHeaderWindow = 1024
 
 const (
 	defaultMaxStore = 64 << 20
@@ -103,47 +103,6 @@ func (e *FitzEngine) Open(path string, password string) (_ Document, err error) 
 	return d, nil
 }
 
-// sniffPDF returns ErrNotPDF unless the file has a PDF header within its
-// first pdfHeaderWindow bytes, and ErrCorrupt when it has no %%EOF marker
-// within its last pdfHeaderWindow bytes: a truncated upload. MuPDF would
-// "repair" such a file and silently return only the pages it still finds.
-func sniffPDF(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("open pdf: %w", err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("open pdf: %w", err)
-	}
-	if st.Size() == 0 {
-		return fmt.Errorf("empty file: %w", ErrNotPDF)
-	}
-	buf := make([]byte, min(st.Size(), pdfHeaderWindow))
-	if _, err := io.ReadFull(f, buf); err != nil {
-		return fmt.Errorf("read pdf header: %w", err)
-	}
-	if !bytes.Contains(buf, []byte("%PDF-")) {
-		return fmt.Errorf("no %%PDF- header: %w", ErrNotPDF)
-	}
-	if _, err := f.ReadAt(buf, st.Size()-int64(len(buf))); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("read pdf trailer: %w", err)
-	}
-	if !bytes.Contains(buf, []byte("%%EOF")) {
-		return fmt.Errorf("truncated: no %%%%EOF marker at the end: %w", ErrCorrupt)
-	}
-	return nil
-}
-
-// recoverAs turns a panic inside go-fitz into an error wrapping ErrCorrupt.
-// It must be deferred directly.
-func recoverAs(err *error, op string) {
-	if r := recover(); r != nil {
-		*err = fmt.Errorf("%s: engine panic: %v: %w", op, r, ErrCorrupt)
-	}
-}
-
 // mupdfDoc is a Document backed by the MuPDF shim. The mutex only keeps
 // misuse from corrupting MuPDF state; it is not an invitation to share a
 // Document between goroutines.
@@ -159,7 +118,6 @@ type mupdfDoc struct {
 // trimEvery is how many pages are read between two pt_trim calls.
 const trimEvery = 256
 
-var errClosed = errors.New("document is closed")
 
 func (d *mupdfDoc) NumPages() int { return d.pages }
 

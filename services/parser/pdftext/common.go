@@ -55,4 +55,3 @@ func recoverAs(err *error, op string) {
 		*err = fmt.Errorf("%s: engine panic: %v: %w", op, r, ErrCorrupt)
 	}
 }
-

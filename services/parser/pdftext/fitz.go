@@ -53,7 +53,6 @@ const DefaultEngine = "mupdf"
 // NewFitzEngine returns a MuPDF engine with default settings.
 func NewFitzEngine() *FitzEngine { return &FitzEngine{} }
 
-
 const (
 	defaultMaxStore = 64 << 20
 	errBufLen       = 256
@@ -117,7 +116,6 @@ type mupdfDoc struct {
 
 // trimEvery is how many pages are read between two pt_trim calls.
 const trimEvery = 256
-
 
 func (d *mupdfDoc) NumPages() int { return d.pages }
 

@@ -9,6 +9,7 @@
 #   docker build --target ingester    -t pdfpipe/ingester .
 #   docker build --target ingest-sink -t pdfpipe/ingest-sink .
 #   docker build --target pdfpipe     -t pdfpipe/pdfpipe .
+#   docker build --target parser-nomupdf -t pdfpipe/parser-nomupdf .   # no MuPDF (AGPL): PDFium
 #
 # (`docker compose build` builds them all; see docker-compose.yml.)
 #
@@ -53,6 +54,8 @@ RUN --mount=type=cache,target=/go/pkg/mod \
             -ldflags='-s -w -linkmode external -extldflags "-static"' \
             -o /out/ "$pkg"; \
     done; \
+    CGO_ENABLED=0 go build -trimpath -tags nomupdf -ldflags='-s -w' \
+        -o /out/parser-nomupdf ./services/parser/cmd/parser; \
     GOWORK=off CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' \
         -o /out/healthcheck ./deploy/healthcheck/main.go; \
     for b in /out/*; do \
@@ -62,7 +65,7 @@ RUN --mount=type=cache,target=/go/pkg/mod \
 
 # -------------------------------------------------------------- runtime
 # Shared base of the images: distroless static, nonroot, JSON logs, the
-# health endpoint (/healthz, /readyz) on :8080 and the probe binary.
+# health endpoint (/healthz, /readyz, /metrics) on :8080 and the probe binary.
 FROM ${RUNTIME_IMAGE} AS runtime
 COPY --from=build /out/healthcheck /usr/local/bin/healthcheck
 ENV HEALTH_ADDR=:8080 \
@@ -85,6 +88,14 @@ COPY --from=build /out/parser /usr/local/bin/parser
 # One temp file per document in flight. /tmp/pdfpipe is owned by nonroot, so
 # a fresh named volume (compose) or an emptyDir (Kubernetes) there is writable
 # under a read-only root filesystem.
+COPY --from=build --chown=65532:65532 /out/data /tmp/pdfpipe
+ENV TEMP_DIR=/tmp/pdfpipe
+EXPOSE 8080
+ENTRYPOINT ["/usr/local/bin/parser"]
+
+# The parser without MuPDF (AGPL-3.0): PDFium in WebAssembly, MIT, no cgo.
+FROM runtime AS parser-nomupdf
+COPY --from=build /out/parser-nomupdf /usr/local/bin/parser
 COPY --from=build --chown=65532:65532 /out/data /tmp/pdfpipe
 ENV TEMP_DIR=/tmp/pdfpipe
 EXPOSE 8080

@@ -7,35 +7,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/pdfpipe/pdfpipe/pkg/metrics"
-	"github.com/pdfpipe/pdfpipe/pkg/natsembed"
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
+	"github.com/pdfpipe/pdfpipe/pkg/stagetest"
 )
 
 func TestCollectorReportsQueueDepthPerStage(t *testing.T) {
-	srv, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	nc, err := srv.Connect("metrics-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	env := stagetest.New(t)
+	js := env.JS
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := pipeline.Setup(ctx, js, pipeline.Config{}); err != nil {
-		t.Fatal(err)
-	}
 	for i := range 3 {
 		id := fmt.Sprintf("t%d", i)
 		if _, err := pipeline.Publish(ctx, js, pipeline.Parse.Subject(id), id, "", pipeline.ParseJob{}); err != nil {

@@ -24,9 +24,19 @@ import (
 // WaitLimit bounds every wait in these tests.
 const WaitLimit = 8 * time.Second
 
+// The consumers' limits in an Env: short, so a handler that waits longer
+// than AckWait without InProgress is redelivered within a test.
+const (
+	AckWait    = 2 * time.Second
+	MaxDeliver = 3
+)
+
 // Env is a real in-process JetStream server with the pipeline set up
 // (MaxDeliver 3, AckWait 2s) for testing one stage.
 type Env struct {
+	// Srv is the server, for tests that want more connections (one per
+	// replica of a stage).
+	Srv    *natsembed.Server
 	NC     *nats.Conn
 	JS     jetstream.JetStream
 	Res    *pipeline.Resources
@@ -52,11 +62,11 @@ func New(t testing.TB) *Env {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), WaitLimit)
 	defer cancel()
-	res, err := pipeline.Setup(ctx, js, pipeline.Config{MaxDeliver: 3, AckWait: 2 * time.Second})
+	res, err := pipeline.Setup(ctx, js, pipeline.Config{MaxDeliver: MaxDeliver, AckWait: AckWait})
 	if err != nil {
 		t.Fatalf("setup: %v", err)
 	}
-	return &Env{NC: nc, JS: js, Res: res, Status: status.New(res.Status)}
+	return &Env{Srv: srv, NC: nc, JS: js, Res: res, Status: status.New(res.Status)}
 }
 
 // Run starts a stage's Run and stops it (waiting for it) when the test ends,

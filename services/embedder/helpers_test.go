@@ -20,6 +20,7 @@ import (
 
 	"github.com/pdfpipe/pdfpipe/pkg/natsembed"
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
+	"github.com/pdfpipe/pdfpipe/pkg/stagetest"
 	"github.com/pdfpipe/pdfpipe/pkg/status"
 	"github.com/pdfpipe/pdfpipe/pkg/testenv"
 	"github.com/pdfpipe/pdfpipe/services/embedder"
@@ -31,7 +32,7 @@ const dim = 384
 
 // ackWait is the consumers' AckWait: short, so a handler that waits longer
 // without InProgress would be redelivered during the test.
-const ackWait = 2 * time.Second
+const ackWait = stagetest.AckWait
 
 // harness is one embedded JetStream server with the pipeline's topology,
 // and the embedders a test starts on it.
@@ -51,28 +52,11 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	srv, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatalf("start nats: %v", err)
-	}
-	t.Cleanup(srv.Stop)
-	nc, err := srv.Connect("test")
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatalf("jetstream: %v", err)
-	}
+	env := stagetest.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
-	res, err := pipeline.Setup(ctx, js, pipeline.Config{MaxDeliver: 3, AckWait: ackWait})
-	if err != nil {
-		t.Fatalf("pipeline.Setup: %v", err)
-	}
-	h := &harness{t: t, ctx: ctx, srv: srv, nc: nc, js: js, res: res, logs: &testenv.LogBuffer{}}
-	t.Cleanup(h.stopAll) // runs before nc.Close and srv.Stop
+	h := &harness{t: t, ctx: ctx, srv: env.Srv, nc: env.NC, js: env.JS, res: env.Res, logs: &testenv.LogBuffer{}}
+	t.Cleanup(h.stopAll) // runs before the connection and the server go away
 	return h
 }
 
@@ -98,7 +82,7 @@ func (h *harness) newService(env map[string]string) *embedder.Service {
 	if err != nil {
 		h.t.Fatalf("jetstream: %v", err)
 	}
-	res, err := pipeline.Setup(h.ctx, js, pipeline.Config{MaxDeliver: 3, AckWait: ackWait})
+	res, err := pipeline.Setup(h.ctx, js, pipeline.Config{MaxDeliver: stagetest.MaxDeliver, AckWait: ackWait})
 	if err != nil {
 		h.t.Fatalf("pipeline.Setup: %v", err)
 	}

@@ -6,30 +6,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/pdfpipe/pdfpipe/pkg/natsembed"
-	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
+	"github.com/pdfpipe/pdfpipe/pkg/stagetest"
 )
 
 func TestLimiterTokensPerMinute(t *testing.T) {
-	srv, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	nc, err := srv.Connect("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
+	res := stagetest.New(t).Res
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	res, err := pipeline.Setup(ctx, js, pipeline.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	now := time.Unix(1_700_000_000, 0)
 	// 6000 tokens per minute: 100 per second, a bucket of 100.
 	l := &limiter{kv: res.EmbedRate, tpm: 6000, now: func() time.Time { return now }}

@@ -14,15 +14,7 @@ import (
 
 func newGeminiEmbedder(t *testing.T, srv *providertest.GeminiServer, mod func(*provider.Config)) provider.Embedder {
 	t.Helper()
-	cfg := provider.Config{Provider: "Gemini", APIKey: providertest.GeminiKey, BaseURL: srv.URL}
-	if mod != nil {
-		mod(&cfg)
-	}
-	e, err := provider.New(cfg, nil)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	return provider.WithRetry(e, fastRetry)
+	return newTestEmbedder(t, provider.Config{Provider: "Gemini", APIKey: providertest.GeminiKey, BaseURL: srv.URL}, mod)
 }
 
 // geminiTol allows for the client re-normalising the fake's float32 vectors.

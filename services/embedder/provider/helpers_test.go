@@ -70,3 +70,16 @@ func kindOf(err error) string {
 	}
 	return "none"
 }
+
+// newTestEmbedder builds cfg, changed by mod, with the tests' fast retries.
+func newTestEmbedder(t *testing.T, cfg provider.Config, mod func(*provider.Config)) provider.Embedder {
+	t.Helper()
+	if mod != nil {
+		mod(&cfg)
+	}
+	e, err := provider.New(cfg, nil)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return provider.WithRetry(e, fastRetry)
+}

@@ -17,15 +17,7 @@ import (
 
 func newOpenAIEmbedder(t *testing.T, srv *providertest.OpenAIServer, mod func(*provider.Config)) provider.Embedder {
 	t.Helper()
-	cfg := provider.Config{Provider: "OpenAI", APIKey: providertest.OpenAIKey, BaseURL: srv.URL}
-	if mod != nil {
-		mod(&cfg)
-	}
-	e, err := provider.New(cfg, nil)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	return provider.WithRetry(e, fastRetry)
+	return newTestEmbedder(t, provider.Config{Provider: "OpenAI", APIKey: providertest.OpenAIKey, BaseURL: srv.URL}, mod)
 }
 
 func TestOpenAIEmbed(t *testing.T) {

@@ -3,6 +3,8 @@ package provider
 import (
 	"strings"
 	"unicode/utf8"
+
+	"github.com/pdfpipe/pdfpipe/pkg/tokens"
 )
 
 // Token limits documented by the APIs.
@@ -19,28 +21,9 @@ const (
 	GeminiMaxInputTokens = 2048
 )
 
-// EstimateTokens is the approximate token count of text used for batch
-// budgets and input limits, without a tokenizer: one token per 3 ASCII
-// bytes (rounded up) plus one per non-ASCII rune. English text averages
-// about 4 characters per token in OpenAI's cl100k and Gemini's tokenizers,
-// so the estimate errs high by about a third there; Chinese and Japanese
-// run about one token per character, which it counts exactly. The
-// estimate is deliberately conservative: an input it lets through should
-// not be refused by the API as too long.
-func EstimateTokens(text string) int {
-	ascii, other := 0, 0
-	for i := 0; i < len(text); {
-		if text[i] < utf8.RuneSelf {
-			ascii++
-			i++
-			continue
-		}
-		_, size := utf8.DecodeRuneInString(text[i:])
-		other++
-		i += size
-	}
-	return (ascii+2)/3 + other
-}
+// EstimateTokens is tokens.Estimate: the approximate token count of text
+// used for batch budgets and input limits.
+func EstimateTokens(text string) int { return tokens.Estimate(text) }
 
 // TruncateTokens returns the longest prefix of text whose EstimateTokens
 // is at most maxTokens, cut at a rune boundary and, when one is near, at

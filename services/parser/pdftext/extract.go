@@ -20,7 +20,8 @@ import (
 	"fmt"
 	"runtime"
 	"time"
-	"unicode/utf8"
+
+	"github.com/pdfpipe/pdfpipe/pkg/tokens"
 )
 
 // Defaults for Options fields left zero.
@@ -127,24 +128,9 @@ func (o Options) Digest(engine string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// EstimateTokens is the approximate token count of text the embedder
-// uses (its provider.EstimateTokens): one token per 3 ASCII bytes
-// (rounded up) plus one per non-ASCII rune. UnitTokens measures chunks
-// with it.
-func EstimateTokens(text string) int {
-	ascii, other := 0, 0
-	for i := 0; i < len(text); {
-		if text[i] < utf8.RuneSelf {
-			ascii++
-			i++
-			continue
-		}
-		_, size := utf8.DecodeRuneInString(text[i:])
-		other++
-		i += size
-	}
-	return (ascii+2)/3 + other
-}
+// EstimateTokens is tokens.Estimate, the count the embedder uses too;
+// UnitTokens measures chunks with it.
+func EstimateTokens(text string) int { return tokens.Estimate(text) }
 
 // Chunk is a piece of a document's text.
 type Chunk struct {

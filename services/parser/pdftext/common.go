@@ -55,3 +55,14 @@ func recoverAs(err *error, op string) {
 		*err = fmt.Errorf("%s: engine panic: %v: %w", op, r, ErrCorrupt)
 	}
 }
+
+// checkPage refuses a page of a closed document or out of range.
+func checkPage(closed bool, i, pages int) error {
+	if closed {
+		return fmt.Errorf("page %d: %w", i+1, errClosed)
+	}
+	if i < 0 || i >= pages {
+		return fmt.Errorf("page %d of %d: out of range", i+1, pages)
+	}
+	return nil
+}

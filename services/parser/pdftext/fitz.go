@@ -191,11 +191,8 @@ const (
 func (d *mupdfDoc) PageText(i int) (_ string, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.closed {
-		return "", fmt.Errorf("page %d: %w", i+1, errClosed)
-	}
-	if i < 0 || i >= d.pages {
-		return "", fmt.Errorf("page %d of %d: out of range", i+1, d.pages)
+	if err := checkPage(d.closed, i, d.pages); err != nil {
+		return "", err
 	}
 	defer recoverAs(&err, fmt.Sprintf("page %d", i+1))
 
@@ -238,11 +235,8 @@ const stextFlags = 64 // FZ_STEXT_MEDIABOX_CLIP
 func (d *mupdfDoc) PageBlocks(ctx context.Context, i int) (_ []Block, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.closed {
-		return nil, fmt.Errorf("page %d: %w", i+1, errClosed)
-	}
-	if i < 0 || i >= d.pages {
-		return nil, fmt.Errorf("page %d of %d: out of range", i+1, d.pages)
+	if err := checkPage(d.closed, i, d.pages); err != nil {
+		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("page %d: %w", i+1, err)

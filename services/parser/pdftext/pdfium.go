@@ -534,11 +534,8 @@ func (d *pdfiumDoc) PageText(i int) (string, error) {
 func (d *pdfiumDoc) PageBlocks(ctx context.Context, i int) (_ []Block, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.closed {
-		return nil, fmt.Errorf("page %d: %w", i+1, errClosed)
-	}
-	if i < 0 || i >= d.pages {
-		return nil, fmt.Errorf("page %d of %d: out of range", i+1, d.pages)
+	if err := checkPage(d.closed, i, d.pages); err != nil {
+		return nil, err
 	}
 	defer recoverAs(&err, fmt.Sprintf("page %d", i+1))
 

@@ -85,8 +85,8 @@ func readPage(ctx context.Context, doc Document, i int, opts Options) pageData {
 
 // Page-range parallelism.
 const (
-	batchPages       = 8  // pages a worker reads in a row
-	minParallelPages = 48 // smaller documents are read by one worker
+	batchPages       = 32 // pages a worker reads in a row
+	minParallelPages = 64 // smaller documents are read by one worker
 )
 
 // pageReader reads pages [0, n) of a document in order. With more than

@@ -35,7 +35,17 @@ type FitzEngine struct {
 	// MaxStore bounds MuPDF's resource cache (fonts, images) per open
 	// document, in bytes; 0 means 64 MiB.
 	MaxStore int
+
+	// fullPageTree makes MuPDF build its map of every page on the first
+	// page load, as it does by default (tests compare both ways).
+	fullPageTree bool
 }
+
+// LazyPageTree reports whether this build finds pages by walking the page
+// tree rather than through MuPDF's map of every page (see
+// pt_lazy_page_tree in mupdf_shim.h): less memory and time on large
+// documents. It is false only if the bundled MuPDF's layout changed.
+func LazyPageTree() bool { return C.pt_lazy_page_tree() == 1 }
 
 // LimitMallocArenas caps the C library's malloc arenas for the whole
 // process (glibc's M_ARENA_MAX; a no-op elsewhere) and reports whether it
@@ -80,7 +90,11 @@ func (e *FitzEngine) Open(path string, password string) (_ Document, err error) 
 		pages C.int
 		ebuf  [errBufLen]C.char
 	)
-	rc := C.pt_open(cpath, cpass, C.size_t(maxStore), &ctx, &doc, &pages, &ebuf[0], errBufLen)
+	full := C.int(0)
+	if e.fullPageTree {
+		full = 1
+	}
+	rc := C.pt_open(cpath, cpass, C.size_t(maxStore), full, &ctx, &doc, &pages, &ebuf[0], errBufLen)
 	msg := C.GoString(&ebuf[0])
 	switch rc {
 	case C.PT_OK:
@@ -95,6 +109,7 @@ func (e *FitzEngine) Open(path string, password string) (_ Document, err error) 
 		return nil, fmt.Errorf("open pdf: mupdf: %s: %w", msg, ErrCorrupt)
 	}
 	d := &mupdfDoc{ctx: ctx, doc: doc, pages: int(pages)}
+	d.trimmedAt = uint64(C.pt_live_bytes(ctx))
 	if d.pages <= 0 {
 		d.Close()
 		return nil, fmt.Errorf("open pdf: no pages: %w", ErrCorrupt)
@@ -111,11 +126,33 @@ type mupdfDoc struct {
 	doc    *C.fz_document
 	pages  int
 	closed bool
-	read   int // pages read since the last trim
+
+	read      int    // pages read since the last trim
+	trimmedAt uint64 // bytes MuPDF held just after the last trim
 }
 
-// trimEvery is how many pages are read between two pt_trim calls.
-const trimEvery = 256
+// MuPDF keeps every PDF object it parses until told to forget those
+// nothing else uses (pt_trim). Forgetting too often costs time: objects
+// come in streams of a hundred or so, and a stream is parsed again for any
+// one of them. The reader trims when MuPDF's memory has grown by
+// trimBudget since the last trim (a 2,415-page manual: 10 trims, peak
+// 17 MiB of MuPDF memory; link-heavy index pages grow 0.3 MiB each), or
+// every trimEvery pages where the C library cannot tell sizes.
+const (
+	trimBudget = 4 << 20
+	trimEvery  = 256
+)
+
+// maybeTrim trims after a page when the budget is spent.
+func (d *mupdfDoc) maybeTrim() {
+	d.read++
+	live := uint64(C.pt_live_bytes(d.ctx))
+	if (live == 0 && d.read >= trimEvery) || live > d.trimmedAt+trimBudget {
+		C.pt_trim(d.ctx, d.doc)
+		d.read = 0
+		d.trimmedAt = uint64(C.pt_live_bytes(d.ctx))
+	}
+}
 
 func (d *mupdfDoc) NumPages() int { return d.pages }
 
@@ -160,24 +197,33 @@ func (d *mupdfDoc) Outline() (_ []OutlineEntry, err error) {
 		b = b[4+ul:]
 		out = append(out, OutlineEntry{Level: level, Title: title, Page: -1})
 	}
-	// Resolving destinations loads the page tree and the object streams
-	// around it; MuPDF may forget the objects nothing refers to afterwards.
-	for i, uri := range uris {
-		if uri == "" {
-			continue
+	// Resolving destinations parses the objects around them; the shim
+	// trims as it goes.
+	if len(uris) > 0 {
+		curis := make([]*C.char, len(uris))
+		for i, u := range uris {
+			if u != "" {
+				curis[i] = C.CString(u)
+			}
 		}
-		curi := C.CString(uri)
-		var (
-			page C.int
-			y    C.float
-		)
-		rc := C.pt_resolve_link(d.ctx, d.doc, curi, &page, &y, &ebuf[0], errBufLen)
-		C.free(unsafe.Pointer(curi))
-		if rc == 0 && page >= 0 && int(page) < d.pages {
-			out[i].Page, out[i].Y = int(page), float64(y)
+		// The URI pointers live in C memory, so the array may be passed.
+		carr := (**C.char)(C.calloc(C.size_t(len(uris)), C.size_t(unsafe.Sizeof(curis[0]))))
+		copy(unsafe.Slice(carr, len(uris)), curis)
+		pages := make([]C.int, len(uris))
+		ys := make([]C.float, len(uris))
+		C.pt_resolve_links(d.ctx, d.doc, C.int(len(uris)), carr, &pages[0], &ys[0], C.size_t(trimBudget))
+		C.free(unsafe.Pointer(carr))
+		for _, c := range curis {
+			C.free(unsafe.Pointer(c)) // free(NULL) is fine
+		}
+		for i, p := range pages {
+			if p >= 0 && int(p) < d.pages {
+				out[i].Page, out[i].Y = int(p), float64(ys[i])
+			}
 		}
 	}
 	C.pt_trim(d.ctx, d.doc)
+	d.trimmedAt = uint64(C.pt_live_bytes(d.ctx))
 	return out, nil
 }
 
@@ -198,6 +244,7 @@ func (d *mupdfDoc) PageText(i int) (_ string, err error) {
 
 	var ebuf [errBufLen]C.char
 	buf := C.pt_page_text(d.ctx, d.doc, C.int(i), &ebuf[0], errBufLen)
+	d.maybeTrim()
 	if buf == nil {
 		return "", fmt.Errorf("page %d: mupdf: %s: %w", i+1, C.GoString(&ebuf[0]), ErrCorrupt)
 	}
@@ -258,10 +305,7 @@ func (d *mupdfDoc) PageBlocks(ctx context.Context, i int) (_ []Block, err error)
 		ebuf    [errBufLen]C.char
 	)
 	buf := C.pt_page_layout(d.ctx, d.doc, C.int(i), stextFlags, cookie, &aborted, &ebuf[0], errBufLen)
-	if d.read++; d.read >= trimEvery {
-		d.read = 0
-		C.pt_trim(d.ctx, d.doc)
-	}
+	d.maybeTrim()
 	if !stop() {
 		<-aborting // the abort has been written; the cookie may be freed
 	}

@@ -2,15 +2,23 @@
 
 #include "mupdf_shim.h"
 
+#include <pthread.h>
 #include <setjmp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(__GLIBC__)
+#if defined(__linux__)
 #include <malloc.h>
+#define PT_USABLE_SIZE(p) malloc_usable_size(p)
 #endif
 
-typedef struct fz_alloc_context fz_alloc_context;
+typedef struct {
+	void *user;
+	void *(*malloc_)(void *, size_t);
+	void *(*realloc_)(void *, void *, size_t);
+	void (*free_)(void *, void *);
+} fz_alloc_context;
 typedef struct fz_locks_context fz_locks_context;
 typedef struct fz_stream fz_stream;
 typedef struct fz_page fz_page;
@@ -111,8 +119,23 @@ int fz_outline_iterator_down(fz_context *ctx, fz_outline_iterator *iter);
 int fz_is_external_link(fz_context *ctx, const char *uri);
 fz_location fz_resolve_link(fz_context *ctx, fz_document *doc, const char *uri, float *xp, float *yp);
 typedef struct pdf_document pdf_document;
+typedef struct pdf_obj pdf_obj;
 pdf_document *pdf_document_from_fz_document(fz_context *ctx, fz_document *doc);
 void pdf_clear_xref(fz_context *ctx, pdf_document *doc);
+pdf_obj *pdf_lookup_page_obj(fz_context *ctx, pdf_document *doc, int needle);
+int pdf_to_num(fz_context *ctx, pdf_obj *obj);
+fz_stream *fz_open_memory(fz_context *ctx, const unsigned char *data, size_t len);
+void fz_set_user_context(fz_context *ctx, void *user);
+void *fz_user_context(fz_context *ctx);
+pdf_obj *pdf_load_name_tree(fz_context *ctx, pdf_document *doc, pdf_obj *which);
+pdf_obj *pdf_new_name(fz_context *ctx, const char *str);
+pdf_obj *pdf_dict_gets(fz_context *ctx, pdf_obj *dict, const char *key);
+int pdf_is_dict(fz_context *ctx, pdf_obj *obj);
+void pdf_sort_dict(fz_context *ctx, pdf_obj *dict);
+void pdf_drop_obj(fz_context *ctx, pdf_obj *obj);
+char *pdf_parse_link_dest(fz_context *ctx, pdf_document *doc, pdf_obj *dest);
+char *fz_decode_uri_component(fz_context *ctx, const char *s);
+void fz_free(fz_context *ctx, void *p);
 
 // fz_try/fz_catch as defined in mupdf/fitz/context.h and system.h (MuPDF
 // uses sigsetjmp/siglongjmp on unix, setjmp/longjmp elsewhere).
@@ -139,7 +162,225 @@ static void pt_caught(fz_context *ctx, char *errbuf, int errlen) {
 	}
 }
 
-int pt_open(const char *filename, const char *password, size_t max_store,
+// Memory accounting: each context allocates through these, counting the
+// bytes it holds, so the reader can let MuPDF forget parsed objects when
+// they pass a budget rather than every so many pages.
+typedef struct {
+	size_t live;
+} pt_mem;
+
+static void *pt_malloc(void *user, size_t n) {
+	void *p = malloc(n);
+#ifdef PT_USABLE_SIZE
+	if (p != NULL) {
+		((pt_mem *)user)->live += PT_USABLE_SIZE(p);
+	}
+#endif
+	(void)user;
+	return p;
+}
+
+static void *pt_realloc(void *user, void *old, size_t n) {
+#ifdef PT_USABLE_SIZE
+	size_t was = old != NULL ? PT_USABLE_SIZE(old) : 0;
+	void *p = realloc(old, n);
+	if (p != NULL) {
+		((pt_mem *)user)->live += PT_USABLE_SIZE(p) - was;
+	} else if (n == 0) {
+		((pt_mem *)user)->live -= was;
+	}
+	return p;
+#else
+	(void)user;
+	return realloc(old, n);
+#endif
+}
+
+static void pt_free(void *user, void *p) {
+#ifdef PT_USABLE_SIZE
+	if (p != NULL) {
+		((pt_mem *)user)->live -= PT_USABLE_SIZE(p);
+	}
+#endif
+	(void)user;
+	free(p);
+}
+
+size_t pt_live_bytes(fz_context *ctx) {
+	pt_mem *m = ctx != NULL ? fz_user_context(ctx) : NULL;
+	return m != NULL ? m->live : 0;
+}
+
+// pt_new_context makes a context that counts its memory in a pt_mem
+// (released by pt_drop_context).
+static fz_context *pt_new_context(size_t max_store) {
+	pt_mem *m = calloc(1, sizeof *m);
+	if (m == NULL) {
+		return NULL;
+	}
+	fz_alloc_context alloc = {m, pt_malloc, pt_realloc, pt_free};
+	fz_context *ctx = fz_new_context_imp(&alloc, NULL, max_store, PT_FZ_VERSION);
+	if (ctx == NULL) {
+		free(m);
+		return NULL;
+	}
+	fz_set_user_context(ctx, m);
+	fz_set_error_callback(ctx, pt_quiet, NULL);
+	fz_set_warning_callback(ctx, pt_quiet, NULL);
+	return ctx;
+}
+
+static void pt_drop_context(fz_context *ctx) {
+	pt_mem *m = fz_user_context(ctx);
+	fz_drop_context(ctx);
+	free(m);
+}
+
+// The page-tree mark (see pt_lazy_page_tree in the header). Fields are
+// looked for in the first pt_probe_span bytes of pdf_document; in 1.24.9
+// the page count of the map, the two map pointers and the mark follow
+// each other a little over 300 bytes in, well inside the structure.
+enum { pt_probe_span = 400, pt_probe_pages = 7 };
+static pthread_once_t pt_probe_once = PTHREAD_ONCE_INIT;
+static long pt_broken_offset = -1;
+
+// pt_probe_pdf writes a valid PDF of pt_probe_pages empty pages in one
+// flat page tree into buf and returns its length, or 0 if buf is short.
+static size_t pt_probe_pdf(char *buf, size_t cap) {
+	long offs[3 + pt_probe_pages];
+	size_t n = 0;
+	int k, w;
+#define PT_PUT(...) \
+	do { \
+		w = snprintf(buf + n, cap - n, __VA_ARGS__); \
+		if (w < 0 || (size_t)w >= cap - n) return 0; \
+		n += (size_t)w; \
+	} while (0)
+	PT_PUT("%%PDF-1.4\n");
+	offs[1] = (long)n;
+	PT_PUT("1 0 obj\n<</Type/Catalog/Pages 2 0 R>>\nendobj\n");
+	offs[2] = (long)n;
+	PT_PUT("2 0 obj\n<</Type/Pages/Count %d/Kids[", pt_probe_pages);
+	for (k = 0; k < pt_probe_pages; k++) {
+		PT_PUT("%d 0 R ", 3 + k);
+	}
+	PT_PUT("]>>\nendobj\n");
+	for (k = 0; k < pt_probe_pages; k++) {
+		offs[3 + k] = (long)n;
+		PT_PUT("%d 0 obj\n<</Type/Page/Parent 2 0 R/MediaBox[0 0 100 100]>>\nendobj\n", 3 + k);
+	}
+	long xref = (long)n;
+	PT_PUT("xref\n0 %d\n0000000000 65535 f \n", 3 + pt_probe_pages);
+	for (k = 1; k < 3 + pt_probe_pages; k++) {
+		PT_PUT("%010ld 00000 n \n", offs[k]);
+	}
+	PT_PUT("trailer\n<</Size %d/Root 1 0 R>>\nstartxref\n%ld\n%%%%EOF\n", 3 + pt_probe_pages, xref);
+#undef PT_PUT
+	return n;
+}
+
+static int pt_int_at(const unsigned char *b, long off) {
+	int v;
+	memcpy(&v, b + off, sizeof v);
+	return v;
+}
+
+static void *pt_ptr_at(const unsigned char *b, long off) {
+	void *v;
+	memcpy(&v, b + off, sizeof v);
+	return v;
+}
+
+// pt_find_broken_offset returns the offset of the mark given the bytes of
+// a pdf_document before and after MuPDF built its page map, or -1 unless
+// exactly one place looks like {int count: 0 -> pages; map pointers:
+// NULL -> set; int mark: 0 -> 0}.
+static long pt_find_broken_offset(const unsigned char *before, const unsigned char *after) {
+	long found = -1;
+	const long ps = (long)sizeof(void *);
+	for (long o = 0; o + 4 <= pt_probe_span; o += 4) {
+		if (pt_int_at(before, o) != 0 || pt_int_at(after, o) != pt_probe_pages) {
+			continue;
+		}
+		long q = (o + 4 + ps - 1) / ps * ps;
+		if (q + 2 * ps + 4 > pt_probe_span) {
+			continue;
+		}
+		if (pt_ptr_at(before, q) != NULL || pt_ptr_at(before, q + ps) != NULL ||
+			pt_ptr_at(after, q) == NULL || pt_ptr_at(after, q + ps) == NULL ||
+			pt_int_at(before, q + 2 * ps) != 0 || pt_int_at(after, q + 2 * ps) != 0) {
+			continue;
+		}
+		if (found >= 0) {
+			return -1; // ambiguous
+		}
+		found = q + 2 * ps;
+	}
+	return found;
+}
+
+static void pt_probe(void) {
+	char pdfbuf[2048];
+	size_t len = pt_probe_pdf(pdfbuf, sizeof pdfbuf);
+	fz_context *ctx = len > 0 ? pt_new_context(1 << 20) : NULL;
+	fz_document *volatile doc1 = NULL, *volatile doc2 = NULL;
+	fz_stream *volatile stm = NULL;
+	volatile long found = -1;
+	if (ctx == NULL) {
+		return;
+	}
+	PT_TRY(ctx) {
+		unsigned char before[pt_probe_span], after[pt_probe_span];
+		fz_register_document_handlers(ctx);
+		stm = fz_open_memory(ctx, (const unsigned char *)pdfbuf, len);
+		doc1 = fz_open_document_with_stream(ctx, "application/pdf", stm);
+		fz_drop_stream(ctx, stm);
+		stm = NULL;
+		pdf_document *pdf1 = pdf_document_from_fz_document(ctx, doc1);
+		if (pdf1 != NULL && fz_count_pages(ctx, doc1) == pt_probe_pages) {
+			memcpy(before, pdf1, sizeof before);
+			pdf_obj *want = pdf_lookup_page_obj(ctx, pdf1, 5); // builds the map
+			memcpy(after, pdf1, sizeof after);
+			long off = pt_find_broken_offset(before, after);
+			const long ps = (long)sizeof(void *);
+			// The forward map must hold that very page object.
+			if (off >= 0 && ((pdf_obj **)pt_ptr_at(after, off - ps))[5] == want) {
+				stm = fz_open_memory(ctx, (const unsigned char *)pdfbuf, len);
+				doc2 = fz_open_document_with_stream(ctx, "application/pdf", stm);
+				fz_drop_stream(ctx, stm);
+				stm = NULL;
+				pdf_document *pdf2 = pdf_document_from_fz_document(ctx, doc2);
+				*(int *)((unsigned char *)pdf2 + off) = 1;
+				pdf_obj *got = pdf_lookup_page_obj(ctx, pdf2, 5);
+				// The walk found the same page and no map was built.
+				if (pdf_to_num(ctx, got) == pdf_to_num(ctx, want) &&
+					pt_ptr_at((unsigned char *)pdf2, off - ps) == NULL &&
+					pt_int_at((unsigned char *)pdf2, off - 2 * ps) == 0) {
+					found = off;
+				}
+			}
+		}
+	}
+	PT_CATCH(ctx) {
+		found = -1;
+	}
+	PT_TRY(ctx) {
+		fz_drop_stream(ctx, stm);
+		fz_drop_document(ctx, doc2);
+		fz_drop_document(ctx, doc1);
+	}
+	PT_CATCH(ctx) {
+	}
+	pt_drop_context(ctx);
+	pt_broken_offset = found;
+}
+
+int pt_lazy_page_tree(void) {
+	pthread_once(&pt_probe_once, pt_probe);
+	return pt_broken_offset >= 0;
+}
+
+int pt_open(const char *filename, const char *password, size_t max_store, int full_page_tree,
 	fz_context **pctx, fz_document **pdoc, int *pages, char *errbuf, int errlen) {
 	fz_context *ctx;
 	fz_stream *volatile stm = NULL;
@@ -150,13 +391,11 @@ int pt_open(const char *filename, const char *password, size_t max_store,
 	*pctx = NULL;
 	*pdoc = NULL;
 	*pages = 0;
-	ctx = fz_new_context_imp(NULL, NULL, max_store, PT_FZ_VERSION);
+	ctx = pt_new_context(max_store);
 	if (ctx == NULL) {
 		snprintf(errbuf, (size_t)errlen, "cannot create mupdf context (library version is not %s?)", PT_FZ_VERSION);
 		return PT_ERR_CONTEXT;
 	}
-	fz_set_error_callback(ctx, pt_quiet, NULL);
-	fz_set_warning_callback(ctx, pt_quiet, NULL);
 
 	PT_TRY(ctx) {
 		fz_register_document_handlers(ctx);
@@ -198,6 +437,12 @@ int pt_open(const char *filename, const char *password, size_t max_store,
 	if (rc != PT_OK) {
 		pt_close(ctx, doc);
 		return rc;
+	}
+	if (!full_page_tree && pt_lazy_page_tree()) {
+		pdf_document *pdf = pdf_document_from_fz_document(ctx, doc);
+		if (pdf != NULL) {
+			*(int *)((unsigned char *)pdf + pt_broken_offset) = 1;
+		}
 	}
 	*pctx = ctx;
 	*pdoc = doc;
@@ -241,7 +486,7 @@ void pt_close(fz_context *ctx, fz_document *doc) {
 	}
 	PT_CATCH(ctx) {
 	}
-	fz_drop_context(ctx);
+	pt_drop_context(ctx);
 }
 
 
@@ -396,6 +641,11 @@ void pt_trim(fz_context *ctx, fz_document *doc) {
 	}
 	PT_CATCH(ctx) {
 	}
+#if defined(__GLIBC__)
+	// Give the freed pages back to the system too, or the resident size
+	// keeps the high-water mark of every object stream ever parsed.
+	malloc_trim(0);
+#endif
 }
 
 void pt_trim(fz_context *ctx, fz_document *doc);
@@ -467,22 +717,87 @@ fz_buffer *pt_outline_records(fz_context *ctx, fz_document *doc, int max_items, 
 	return out;
 }
 
-int pt_resolve_link(fz_context *ctx, fz_document *doc, const char *uri, int *page, float *y, char *errbuf, int errlen) {
-	volatile int rc = 0;
-	*page = -1;
-	*y = 0;
-	PT_TRY(ctx) {
-		if (uri[0] != 0 && !fz_is_external_link(ctx, uri)) {
-			float x = 0;
-			fz_location loc = fz_resolve_link(ctx, doc, uri, &x, y);
-			*page = loc.chapter == 0 ? loc.page : -1;
+static const char pt_nameddest[] = "#nameddest=";
+
+// pt_load_dests reads the document's destination name tree into one
+// sorted dictionary (NULL when there is none). May throw.
+static pdf_obj *pt_load_dests(fz_context *ctx, fz_document *doc) {
+	pdf_document *pdf = pdf_document_from_fz_document(ctx, doc);
+	if (pdf == NULL) {
+		return NULL;
+	}
+	pdf_obj *tree = pdf_load_name_tree(ctx, pdf, pdf_new_name(ctx, "Dests"));
+	if (tree != NULL) {
+		pdf_sort_dict(ctx, tree);
+	}
+	return tree;
+}
+
+// pt_named_dest_uri returns "#page=..." for a "#nameddest=..." URI found
+// in dests, to free with fz_free, or NULL. May throw.
+static char *pt_named_dest_uri(fz_context *ctx, fz_document *doc, pdf_obj *dests, const char *uri) {
+	if (dests == NULL || strncmp(uri, pt_nameddest, sizeof pt_nameddest - 1) != 0) {
+		return NULL;
+	}
+	char *name = fz_decode_uri_component(ctx, uri + sizeof pt_nameddest - 1);
+	pdf_obj *dest = pdf_dict_gets(ctx, dests, name);
+	fz_free(ctx, name);
+	if (pdf_is_dict(ctx, dest)) {
+		dest = pdf_dict_gets(ctx, dest, "D");
+	}
+	if (dest == NULL) {
+		return NULL;
+	}
+	return pdf_parse_link_dest(ctx, pdf_document_from_fz_document(ctx, doc), dest);
+}
+
+void pt_resolve_links(fz_context *ctx, fz_document *doc, int n, const char **uris, int *pages, float *ys, size_t trim_budget) {
+	pdf_obj *volatile dests = NULL;
+	size_t trimmed_at = pt_live_bytes(ctx);
+	int named = 0;
+	for (int i = 0; i < n; i++) {
+		pages[i] = -1;
+		ys[i] = 0;
+		named |= uris[i] != NULL && strncmp(uris[i], pt_nameddest, sizeof pt_nameddest - 1) == 0;
+	}
+	if (named) {
+		PT_TRY(ctx) {
+			dests = pt_load_dests(ctx, doc);
+		}
+		PT_CATCH(ctx) {
+			dests = NULL; // MuPDF's own lookup, name by name
 		}
 	}
-	PT_CATCH(ctx) {
-		pt_caught(ctx, errbuf, errlen);
-		rc = -1;
+	for (int i = 0; i < n; i++) {
+		const char *uri = uris[i];
+		char *volatile explicit_uri = NULL;
+		if (uri == NULL || uri[0] == 0) {
+			continue;
+		}
+		PT_TRY(ctx) {
+			if (!fz_is_external_link(ctx, uri)) {
+				float x = 0;
+				explicit_uri = pt_named_dest_uri(ctx, doc, dests, uri);
+				fz_location loc = fz_resolve_link(ctx, doc, explicit_uri != NULL ? explicit_uri : uri, &x, &ys[i]);
+				pages[i] = loc.chapter == 0 ? loc.page : -1;
+			}
+		}
+		PT_CATCH(ctx) {
+			pages[i] = -1;
+		}
+		fz_free(ctx, explicit_uri);
+		// The dictionary keeps the destinations; whatever else was
+		// parsed on the way can go.
+		if (pt_live_bytes(ctx) > trimmed_at + trim_budget) {
+			pt_trim(ctx, doc);
+			trimmed_at = pt_live_bytes(ctx);
+		}
 	}
-	return rc;
+	PT_TRY(ctx) {
+		pdf_drop_obj(ctx, dests);
+	}
+	PT_CATCH(ctx) {
+	}
 }
 
 int pt_set_malloc_arenas(int n) {

@@ -29,11 +29,14 @@ var ErrNoKey = errors.New("no API key for task")
 // PutAPIKey stores a task's key for at most ttl (the bucket's per-key TTL).
 // A key sent again replaces the earlier one.
 func PutAPIKey(ctx context.Context, kv jetstream.KeyValue, taskID string, k APIKey, ttl time.Duration) error {
+	return putKey(ctx, kv, Token(taskID), taskID, k, ttl)
+}
+
+func putKey(ctx context.Context, kv jetstream.KeyValue, key, taskID string, k APIKey, ttl time.Duration) error {
 	data, err := json.Marshal(k)
 	if err != nil {
 		return err
 	}
-	key := Token(taskID)
 	for range 3 {
 		_, err = kv.Create(ctx, key, data, jetstream.KeyTTL(ttl))
 		if !errors.Is(err, jetstream.ErrKeyExists) {
@@ -54,7 +57,10 @@ func PutAPIKey(ctx context.Context, kv jetstream.KeyValue, taskID string, k APIK
 // not arrived yet. It watches the key (no polling) and returns ErrNoKey
 // when none came in time.
 func GetAPIKey(ctx context.Context, kv jetstream.KeyValue, taskID string, wait time.Duration) (APIKey, error) {
-	key := Token(taskID)
+	return getKey(ctx, kv, Token(taskID), taskID, wait)
+}
+
+func getKey(ctx context.Context, kv jetstream.KeyValue, key, taskID string, wait time.Duration) (APIKey, error) {
 	if k, err := readKey(ctx, kv, key); err == nil || !errors.Is(err, ErrNoKey) || wait <= 0 {
 		return k, err
 	}
@@ -84,13 +90,37 @@ func GetAPIKey(ctx context.Context, kv jetstream.KeyValue, taskID string, wait t
 	}
 }
 
-// DeleteAPIKey removes a task's key (when the task ends).
+// DeleteAPIKey removes a task's key and PDF password (when the task
+// ends).
 func DeleteAPIKey(ctx context.Context, kv jetstream.KeyValue, taskID string) error {
-	err := kv.Purge(ctx, Token(taskID))
-	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return fmt.Errorf("delete key of task %s: %w", taskID, err)
+	for _, key := range []string{Token(taskID), passwordKey(taskID)} {
+		err := kv.Purge(ctx, key)
+		if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return fmt.Errorf("delete key of task %s: %w", taskID, err)
+		}
 	}
 	return nil
+}
+
+// PDFPasswordProvider is the provider name under which APIKeyService's
+// ProvideAPIKey takes a task's PDF password instead of an API key. The
+// password is kept in the KeysBucket beside the task's API key, with the
+// same TTL, never in a stage message and never logged, and deleted when
+// the task ends.
+const PDFPasswordProvider = "pdf"
+
+func passwordKey(taskID string) string { return Token(taskID) + ".pdf" }
+
+// PutPDFPassword stores the password that opens the task's PDF.
+func PutPDFPassword(ctx context.Context, kv jetstream.KeyValue, taskID, password string, ttl time.Duration) error {
+	return putKey(ctx, kv, passwordKey(taskID), taskID, APIKey{Provider: PDFPasswordProvider, Key: password}, ttl)
+}
+
+// GetPDFPassword returns the task's PDF password, waiting up to wait for
+// one that has not arrived yet; ErrNoKey when none came in time.
+func GetPDFPassword(ctx context.Context, kv jetstream.KeyValue, taskID string, wait time.Duration) (string, error) {
+	k, err := getKey(ctx, kv, passwordKey(taskID), taskID, wait)
+	return k.Key, err
 }
 
 func readKey(ctx context.Context, kv jetstream.KeyValue, key string) (APIKey, error) {

@@ -294,3 +294,46 @@ func TestAPIKeyLogValueMasksKey(t *testing.T) {
 		t.Errorf("text log output reveals the key: %s", buf.String())
 	}
 }
+
+// A task's PDF password lives beside its API key: each is read back on
+// its own, a late password is waited for, and DeleteAPIKey removes both.
+func TestPDFPassword(t *testing.T) {
+	r := setup(t, pipeline.Config{})
+	ctx := testCtx(t)
+	for _, id := range []string{"t1", "with.dots and spaces"} {
+		t.Run(id, func(t *testing.T) {
+			if _, err := pipeline.GetPDFPassword(ctx, r.Keys, id, 0); !errors.Is(err, pipeline.ErrNoKey) {
+				t.Fatalf("password before any: got %v, want ErrNoKey", err)
+			}
+			key := pipeline.APIKey{Provider: "openai", Key: secret}
+			if err := pipeline.PutAPIKey(ctx, r.Keys, id, key, time.Hour); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := pipeline.GetPDFPassword(ctx, r.Keys, id, 0); !errors.Is(err, pipeline.ErrNoKey) {
+				t.Fatalf("an API key is not a password: got %v, want ErrNoKey", err)
+			}
+			go func() {
+				time.Sleep(200 * time.Millisecond)
+				if err := pipeline.PutPDFPassword(context.Background(), r.Keys, id, "pdf-pass "+id, time.Hour); err != nil {
+					t.Error(err)
+				}
+			}()
+			got, err := pipeline.GetPDFPassword(ctx, r.Keys, id, 5*time.Second)
+			if err != nil || got != "pdf-pass "+id {
+				t.Fatalf("late password: got %q, %v", got, err)
+			}
+			if k, err := pipeline.GetAPIKey(ctx, r.Keys, id, 0); err != nil || k != key {
+				t.Errorf("API key after the password: got %+v, %v; want %+v", k, err, key)
+			}
+			if err := pipeline.DeleteAPIKey(ctx, r.Keys, id); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := pipeline.GetPDFPassword(ctx, r.Keys, id, 0); !errors.Is(err, pipeline.ErrNoKey) {
+				t.Errorf("password after DeleteAPIKey: got %v, want ErrNoKey", err)
+			}
+			if _, err := pipeline.GetAPIKey(ctx, r.Keys, id, 0); !errors.Is(err, pipeline.ErrNoKey) {
+				t.Errorf("key after DeleteAPIKey: got %v, want ErrNoKey", err)
+			}
+		})
+	}
+}

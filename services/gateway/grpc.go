@@ -92,7 +92,9 @@ type KeyServer struct {
 func (s *Service) KeyServer() *KeyServer { return &KeyServer{s: s} }
 
 // ProvideAPIKey stores a task's key in the keys bucket, where the
-// embedders find it by task id. The key itself is never logged.
+// embedders find it by task id; with provider "pdf" the key is the
+// password of the task's PDF, which the parser finds there. Neither is
+// ever logged.
 func (k *KeyServer) ProvideAPIKey(ctx context.Context, req *pb.APIKeyRequest) (*pb.APIKeyResponse, error) {
 	id := strings.TrimSpace(req.GetTaskId())
 	prov := strings.ToLower(strings.TrimSpace(req.GetProvider()))
@@ -102,8 +104,9 @@ func (k *KeyServer) ProvideAPIKey(ctx context.Context, req *pb.APIKeyRequest) (*
 		return nil, status.Error(codes.InvalidArgument, "task_id is required")
 	case req.GetApiKey() == "":
 		return nil, status.Errorf(codes.InvalidArgument, "task %s: api_key is empty", id)
-	case prov != "openai" && prov != "gemini":
-		return nil, status.Errorf(codes.InvalidArgument, "task %s: provider %q is not supported (want openai or gemini)", id, req.GetProvider())
+	case prov != "openai" && prov != "gemini" && prov != pipeline.PDFPasswordProvider:
+		return nil, status.Errorf(codes.InvalidArgument, "task %s: provider %q is not supported (want openai, gemini, or %s for the PDF's password)",
+			id, req.GetProvider(), pipeline.PDFPasswordProvider)
 	}
 	st, err := k.s.status.Get(ctx, id)
 	if err == nil && st.State.Terminal() {
@@ -112,6 +115,13 @@ func (k *KeyServer) ProvideAPIKey(ctx context.Context, req *pb.APIKeyRequest) (*
 	}
 	if err != nil && !errors.Is(err, taskstatus.ErrNotFound) {
 		return nil, status.Errorf(codes.Unavailable, "task %s: reading status: %v", id, err)
+	}
+	if prov == pipeline.PDFPasswordProvider {
+		if err := pipeline.PutPDFPassword(ctx, k.s.res.Keys, id, req.GetApiKey(), k.s.cfg.KeyTTL); err != nil {
+			return nil, status.Errorf(codes.Unavailable, "task %s: storing PDF password: %v", id, err)
+		}
+		log.Info("pdf password stored")
+		return &pb.APIKeyResponse{Success: true, Message: "PDF password stored for task " + id}, nil
 	}
 	if err := pipeline.PutAPIKey(ctx, k.s.res.Keys, id, pipeline.APIKey{Provider: prov, Key: req.GetApiKey()}, k.s.cfg.KeyTTL); err != nil {
 		return nil, status.Errorf(codes.Unavailable, "task %s: storing key: %v", id, err)

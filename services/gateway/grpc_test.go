@@ -101,6 +101,25 @@ func TestProvideAPIKey(t *testing.T) {
 		}
 	})
 
+	t.Run("PDF password beside the API key", func(t *testing.T) {
+		const pass = "pdf-secret-password-15"
+		secrets = append(secrets, pass)
+		resp, err := client.ProvideAPIKey(ctx, &pb.APIKeyRequest{TaskId: "t-openai", ApiKey: pass, Provider: "PDF"})
+		if err != nil || !resp.GetSuccess() {
+			t.Fatalf("ProvideAPIKey(pdf): %v, %v", resp, err)
+		}
+		if got, err := pipeline.GetPDFPassword(ctx, h.res.Keys, "t-openai", 0); err != nil || got != pass {
+			t.Errorf("stored password matches: %v (err %v)", got == pass, err)
+		}
+		if k, err := pipeline.GetAPIKey(ctx, h.res.Keys, "t-openai", 0); err != nil || k.Key != "sk-secret-openai-1" {
+			t.Errorf("the task's API key was replaced by its PDF password (err %v)", err)
+		}
+		resp, err = client.ProvideAPIKey(ctx, &pb.APIKeyRequest{TaskId: "t-done", ApiKey: pass, Provider: "pdf"})
+		if err != nil || resp.GetSuccess() {
+			t.Errorf("password for an ended task: %v, %v; want success=false", resp, err)
+		}
+	})
+
 	t.Run("keys never logged", func(t *testing.T) {
 		logs := h.logs.String()
 		if !strings.Contains(logs, "api key stored") {

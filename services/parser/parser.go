@@ -49,6 +49,11 @@ type Config struct {
 	// (ContentChunkID: from the document's bytes and the chunking
 	// settings, the same on every re-run of the same file and settings).
 	ChunkIDScheme string
+	// PasswordWait is PDF_PASSWORD_WAIT (default 10s): how long an
+	// encrypted PDF that no empty password opens waits for its task's
+	// password (APIKeyService.ProvideAPIKey with provider "pdf") before
+	// the task fails; 0 reads what is there without waiting.
+	PasswordWait time.Duration
 }
 
 // Chunk id schemes.
@@ -79,6 +84,7 @@ func ConfigFromEnv(getenv envconf.Getenv) (Config, error) {
 		},
 		Engine:        r.String("PDF_ENGINE", pdftext.DefaultEngine),
 		ChunkIDScheme: r.String("CHUNK_ID_SCHEME", ChunkIDDocID),
+		PasswordWait:  r.Duration("PDF_PASSWORD_WAIT", 10*time.Second),
 	}
 	if err := r.Err(); err != nil {
 		return c, err
@@ -111,6 +117,9 @@ func (c Config) Validate() error {
 	}
 	if c.Engine == "mupdf" && pdftext.DefaultEngine != "mupdf" {
 		return errors.New("PDF_ENGINE=mupdf: this binary was built without MuPDF (-tags nomupdf); use pdfium")
+	}
+	if c.PasswordWait < 0 {
+		return errors.New("PDF_PASSWORD_WAIT must not be negative")
 	}
 	if c.ChunkIDScheme != "" && c.ChunkIDScheme != ChunkIDDocID && c.ChunkIDScheme != ChunkIDContent {
 		return fmt.Errorf("CHUNK_ID_SCHEME %q: want %s or %s", c.ChunkIDScheme, ChunkIDDocID, ChunkIDContent)
@@ -224,14 +233,22 @@ func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
 	// the ingest job (and so the parse job's ack) waits for all of them.
 	pub := newAckWindowPublisher(s.res.JS, ackWindow, pubAckTimeout)
 	skip := t.SkipEmbedding()
-	info, err := pdftext.Extract(ctx, s.engine, path, s.cfg.Chunks, func(c pdftext.Chunk) error {
+	emit := func(c pdftext.Chunk) error {
 		idx := strconv.Itoa(c.Index)
 		return pub.publish(ctx, pipeline.Embed.Subject(t.ID, idx), t.ID, pipeline.MsgID(t.ID, job.Replay, "embed", idx),
 			pipeline.EmbedJob{TaskID: t.ID, SkipEmbedding: skip, Replay: job.Replay, Chunk: pipeline.Chunk{
 				ID: chunkID(c.Index), Index: c.Index, Text: c.Text,
 				Chapter: c.Chapter, ChapterNum: c.ChapterNum, PageStart: c.PageStart, PageEnd: c.PageEnd,
 			}})
-	})
+	}
+	info, err := pdftext.Extract(ctx, s.engine, path, s.cfg.Chunks, emit)
+	if errors.Is(err, pdftext.ErrEncrypted) && s.cfg.Chunks.Password == "" {
+		// Opening failed before any chunk was cut: try the task's password.
+		var opts pdftext.Options
+		if opts, err = s.withPassword(ctx, t.ID, err); err == nil {
+			info, err = pdftext.Extract(ctx, s.engine, path, opts, emit)
+		}
+	}
 	if err == nil {
 		err = pub.wait(ctx)
 	}
@@ -251,6 +268,25 @@ func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
 		Chunks: info.Chunks, Chapters: info.Chapters, Replay: job.Replay,
 	})
 	return err
+}
+
+// withPassword returns the chunking options with the task's PDF password,
+// for a PDF that needs one (encErr says so: an empty user password did
+// not open it). The password comes from the keys bucket (the gateway puts
+// it there), waiting up to PasswordWait for it; it never enters a log line
+// or a message.
+func (s *Service) withPassword(ctx context.Context, taskID string, encErr error) (pdftext.Options, error) {
+	opts := s.cfg.Chunks
+	pass, err := pipeline.GetPDFPassword(ctx, s.res.Keys, taskID, s.cfg.PasswordWait)
+	switch {
+	case errors.Is(err, pipeline.ErrNoKey):
+		return opts, fmt.Errorf("%w (no password for the task arrived within %s; send it with ProvideAPIKey, provider %q)",
+			encErr, s.cfg.PasswordWait, pipeline.PDFPasswordProvider)
+	case err != nil:
+		return opts, err // transient: the keys bucket is unavailable
+	}
+	opts.Password = pass
+	return opts, nil
 }
 
 // download copies the PDF into a temporary file: MuPDF wants a seekable

@@ -17,6 +17,7 @@ import (
 
 	"log/slog"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pdfpipe/pdfpipe/pkg/pdfgen"
@@ -24,6 +25,7 @@ import (
 	"github.com/pdfpipe/pdfpipe/pkg/stagetest"
 	"github.com/pdfpipe/pdfpipe/pkg/status"
 	"github.com/pdfpipe/pdfpipe/pkg/task"
+	"github.com/pdfpipe/pdfpipe/pkg/testenv"
 	"github.com/pdfpipe/pdfpipe/services/parser"
 	"github.com/pdfpipe/pdfpipe/services/parser/pdftext"
 )
@@ -49,11 +51,18 @@ func blankPDF(t *testing.T) []byte {
 	return buf.Bytes()
 }
 
-// encryptedPDF encrypts the sample with a user password using mutool.
-func encryptedPDF(t *testing.T) []byte {
+// encryptedPDF encrypts the sample with the user password "user" using
+// mutool.
+func encryptedPDF(t *testing.T) []byte { return encryptedPDFWith(t, "user") }
+
+// encryptedPDFWith encrypts the sample (AES-256) with user password user.
+func encryptedPDFWith(t *testing.T, user string) []byte {
 	t.Helper()
 	mutool, err := exec.LookPath("mutool")
 	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("mutool not installed (required when CI is set): %v", err)
+		}
 		t.Skip("mutool not installed: cannot make an encrypted PDF")
 	}
 	dir := t.TempDir()
@@ -61,7 +70,7 @@ func encryptedPDF(t *testing.T) []byte {
 	if err := os.WriteFile(in, samplePDF(t), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(mutool, "clean", "-E", "aes-256", "-U", "user", "-O", "owner", in, out)
+	cmd := exec.Command(mutool, "clean", "-E", "aes-256", "-U", user, "-O", "owner", in, out)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("mutool clean: %v: %s", err, b)
 	}
@@ -461,6 +470,7 @@ func BenchmarkParseService(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	pdftext.LimitMallocArenas(2) // as cmd/parser does
 	pages := 0
 	for i := 0; b.Loop(); i++ {
 		b.StopTimer()
@@ -469,9 +479,14 @@ func BenchmarkParseService(b *testing.B) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- svc.Run(ctx) }()
-		b.StartTimer()
+		// Storing the PDF is the fetcher's work: the clock starts when
+		// the parse job is published.
 		id := "bench-" + strconv.Itoa(i)
-		e.submit(b, id, id, data, true)
+		if _, err := e.Res.Objects.PutBytes(ctx, pipeline.Token(id), data); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		e.submit(b, id, id, data, false)
 		c, err := e.JS.OrderedConsumer(ctx, pipeline.Stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{pipeline.Ingest.Subject(id)}})
 		if err != nil {
 			b.Fatal(err)
@@ -491,4 +506,102 @@ func BenchmarkParseService(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(pages)/b.Elapsed().Seconds(), "pages/s")
+}
+
+// TestParseTaskPassword opens a PDF encrypted with a user password with
+// the password its task sent through the gateway (the keys bucket), also
+// when it arrives after the parse started, and fails the task with the
+// reason when it is wrong or never comes. The password is in no log line
+// and no message.
+func TestParseTaskPassword(t *testing.T) {
+	const user, wrong = "Pdf-User-Secret-42", "Not-The-Password-Secret-7"
+	enc := encryptedPDFWith(t, user)
+	tests := []struct {
+		name       string
+		password   string        // "" sends none
+		late       time.Duration // sent this long after the job
+		wantReason []string      // empty: the task is parsed
+	}{
+		{name: "before the job", password: user},
+		{name: "after the job", password: user, late: 300 * time.Millisecond},
+		{name: "wrong", password: wrong, wantReason: []string{"wrong password", "pdf is encrypted"}},
+		{name: "never", wantReason: []string{"password required", "pdf is encrypted", "within 1s", `provider "pdf"`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			logs := &testenv.LogBuffer{}
+			cfg := parser.Config{Workers: 1, TempDir: t.TempDir(), RetryDelay: 50 * time.Millisecond, PasswordWait: time.Second}
+			stagetest.Run(t, parser.New(cfg, e.Res, slog.New(slog.NewTextHandler(logs, nil))).Run)
+			const id = "enc-1"
+			put := func() {
+				if err := pipeline.PutPDFPassword(context.Background(), e.Res.Keys, id, tc.password, time.Hour); err != nil {
+					t.Error(err)
+				}
+			}
+			if tc.password != "" && tc.late == 0 {
+				put()
+			}
+			job := e.submit(t, id, id, enc, true)
+			if tc.password != "" && tc.late > 0 {
+				time.AfterFunc(tc.late, put)
+			}
+			if len(tc.wantReason) == 0 {
+				if chunks := e.expectParsed(t, job); len(chunks) == 0 {
+					t.Fatal("no chunks")
+				}
+			} else {
+				st := e.WaitTerminal(t, id)
+				if st.State != status.Failed {
+					t.Fatalf("got state %s, want %s", st.State, status.Failed)
+				}
+				for _, want := range tc.wantReason {
+					if !strings.Contains(st.Error, want) {
+						t.Errorf("reason %q: want it to contain %q", st.Error, want)
+					}
+				}
+			}
+			e.WaitSettled(t, pipeline.Parse)
+			if !strings.Contains(logs.String(), id) {
+				t.Fatalf("log capture is not working: no line names %s", id)
+			}
+			if !streamContains(t, e, `"`+id+`"`) {
+				t.Fatalf("stream reading is not working: no message names %s", id)
+			}
+			for _, secret := range []string{user, wrong} {
+				if strings.Contains(logs.String(), secret) {
+					t.Errorf("a password appears in the logs:\n%s", logs)
+				}
+				if streamContains(t, e, secret) {
+					t.Errorf("a password appears in a message of %s", pipeline.Stream)
+				}
+			}
+		})
+	}
+}
+
+// streamContains reports whether any message of the pipeline stream
+// contains s.
+func streamContains(t *testing.T, e *env, s string) bool {
+	t.Helper()
+	ctx := t.Context()
+	c, err := e.JS.OrderedConsumer(ctx, pipeline.Stream, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		m, err := c.Next(jetstream.FetchMaxWait(200 * time.Millisecond))
+		if errors.Is(err, jetstream.ErrMsgIteratorClosed) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
+			return false
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(m.Data()), s) {
+			return true
+		}
+		if md, err := m.Metadata(); err == nil && md.NumPending == 0 {
+			return false
+		}
+	}
 }

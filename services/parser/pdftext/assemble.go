@@ -175,7 +175,13 @@ func (a *assembler) starts(pd *pageData) []lineStart {
 		}
 		at := -1
 		for j := pos; j < len(pd.lines); j++ {
-			if !pd.lines[j].remove && titleMatches(titleKey(pd.lines[j].text), e.key) {
+			if pd.lines[j].remove {
+				continue
+			}
+			if ok, num := lineHasTitle(pd.lines[j].text, e.key); ok {
+				if num != "" && !e.titled {
+					e.ch.num = num // the heading's own number beats the outline position
+				}
 				at = j
 				break
 			}

@@ -29,16 +29,24 @@ type chapterIndex struct {
 
 // chapterEntry is a placeable outline entry.
 type chapterEntry struct {
-	page int
-	y    float64 // target position from the top of the page
-	key  string  // titleKey of the title
-	ch   chapter
+	page   int
+	y      float64 // target position from the top of the page
+	key    string  // titleKey of the title
+	ch     chapter
+	titled bool // ch.num comes from the title, not the outline position
 }
 
 // headingNum matches a heading's own numbering: "2", "2.1", "3.2.1." followed
 // by a space or the end. Parts have at most three digits so that titles
 // like "2024 Annual Report" are not taken for numbers.
 var headingNum = regexp.MustCompile(`^(\d{1,3}(?:\.\d{1,3})*)\.?(?:\s|$)`)
+
+// lineNum is a section number that starts a heading line: "2", "2.1",
+// "2.1.3" or an appendix's "A.1", followed by space.
+var lineNum = regexp.MustCompile(`^(\d{1,3}(?:\.\d{1,3})*|[A-Z](?:\.\d{1,3})+)\.?\s+`)
+
+// tocLine is a table-of-contents line: dot leaders, then a page number.
+var tocLine = regexp.MustCompile(`(?:\.\s?){4,}\s*[0-9ivxlc]+\s*$`)
 
 func newChapterIndex(outline []OutlineEntry) chapterIndex {
 	var (
@@ -58,7 +66,8 @@ func newChapterIndex(outline []OutlineEntry) chapterIndex {
 		counter[level-1]++
 
 		num := ""
-		if m := headingNum.FindStringSubmatch(title); m != nil {
+		m := headingNum.FindStringSubmatch(title)
+		if m != nil {
 			num = m[1]
 		} else {
 			parts := make([]string, level)
@@ -70,7 +79,7 @@ func newChapterIndex(outline []OutlineEntry) chapterIndex {
 		if o.Page < 0 {
 			continue // cannot be placed; still counts for paths and numbering
 		}
-		entries = append(entries, chapterEntry{page: o.Page, y: o.Y, key: titleKey(title),
+		entries = append(entries, chapterEntry{page: o.Page, y: o.Y, key: titleKey(title), titled: m != nil,
 			ch: chapter{path: strings.Join(titles, chapterSep), num: num}})
 	}
 	sort.SliceStable(entries, func(i, j int) bool { return entries[i].page < entries[j].page })
@@ -119,6 +128,20 @@ func titleMatches(lineKey, key string) bool {
 	return strings.HasPrefix(key, lineKey) && 2*len(lineKey) >= len(key)
 }
 
+// lineHasTitle reports whether a line of text is where a title (as a
+// titleKey) is set, also when the line puts a section number before a
+// title the outline gives without it ("1.1 The R environment" for "The R
+// environment"); num is then that number.
+func lineHasTitle(text, key string) (ok bool, num string) {
+	if titleMatches(titleKey(text), key) {
+		return true, ""
+	}
+	if m := lineNum.FindStringSubmatch(text); m != nil && titleMatches(titleKey(text[len(m[0]):]), key) {
+		return true, m[1]
+	}
+	return false, ""
+}
+
 // headingLevels assigns levels to headings found by their typography.
 type headingLevels struct {
 	body     float64         // body text size
@@ -131,7 +154,7 @@ func roundSize(s float64) float64 { return math.Round(s*2) / 2 }
 // isHeading reports whether a paragraph set in size and bold, made of
 // lines lines and text, looks like a heading.
 func (h *headingLevels) isHeading(text string, lines int, size float64, bold bool) bool {
-	if h.body <= 0 || lines > 3 || utf8.RuneCountInString(text) > 160 {
+	if h.body <= 0 || lines > 3 || utf8.RuneCountInString(text) > 160 || tocLine.MatchString(text) {
 		return false
 	}
 	big := size >= h.body*1.15

@@ -293,7 +293,7 @@ func outlineTrusted(doc Document, entries []chapterEntry, read func(i int) pageD
 
 func pageHasTitle(lines []pline, key string) bool {
 	for _, l := range lines {
-		if titleMatches(titleKey(l.text), key) {
+		if ok, _ := lineHasTitle(l.text, key); ok {
 			return true
 		}
 	}

@@ -950,3 +950,51 @@ func TestExtractReadsPagesOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestExtractOutlineWithoutNumbers: many producers (texinfo, for one)
+// number their headings in the text but leave the numbers out of the
+// outline. The outline is still trusted, each chapter starts at its
+// numbered heading line, and chapter_num is the heading's own number,
+// not the outline position (an unnumbered preface comes first here). A
+// table of contents with dot leaders is not mistaken for headings.
+func TestExtractOutlineWithoutNumbers(t *testing.T) {
+	heading := func(text string) pdfgen.Block { return pdfgen.Block{Text: text, Size: 16, Bold: true} }
+	body := func(text string) pdfgen.Block { return pdfgen.Block{Text: text} }
+	pages := []pdfgen.Page{
+		{Blocks: []pdfgen.Block{heading("Contents"),
+			body("Preface . . . . . . . . . . . . . . 2\n1 Getting started . . . . . . . . . 3\n1.1 Installing . . . . . . . . . . . . 3\n2 Using it . . . . . . . . . . . . . . 4")}},
+		{Blocks: []pdfgen.Block{heading("Preface"), body("Why this manual exists.")}},
+		{Blocks: []pdfgen.Block{heading("1 Getting started"), body("First steps."), heading("1.1 Installing"), body("Install it like this.")}},
+		{Blocks: []pdfgen.Block{heading("2 Using it"), body("Daily use.")}},
+	}
+	outline := []pdfgen.OutlineItem{
+		{Title: "Preface", Page: 1},
+		{Title: "Getting started", Page: 2, Children: []pdfgen.OutlineItem{{Title: "Installing", Page: 2}}},
+		{Title: "Using it", Page: 3},
+	}
+	path := writePDF(t, pdfgen.Doc{Pages: pages, Outline: outline})
+	chunks, _ := collect(t, path, Options{})
+	want := []chunkLabel{
+		{"", "", 1, 1},
+		{"Preface", "1", 2, 2},
+		{"Getting started", "1", 3, 3},
+		{"Getting started › Installing", "1.1", 3, 3},
+		{"Using it", "2", 4, 4},
+	}
+	if got := labels(chunks); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("with outline: got chunks %+v, want %+v", got, want)
+	}
+
+	// Without an outline, the headings are found by their typography; the
+	// contents lines, set in body type with leaders, are not headings.
+	path = writePDF(t, pdfgen.Doc{Pages: pages})
+	chunks, _ = collect(t, path, Options{})
+	for _, c := range chunks {
+		if strings.Contains(c.Chapter, ". . .") {
+			t.Errorf("chunk %d: chapter %q is a table-of-contents line", c.Index, c.Chapter)
+		}
+	}
+	if got := labels(chunks); len(got) == 0 || got[len(got)-1].Chapter != "2 Using it" || got[len(got)-1].ChapterNum != "2" {
+		t.Errorf("without outline: got chunks %+v, want the last in chapter \"2 Using it\" (2)", got)
+	}
+}

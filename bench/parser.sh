@@ -6,7 +6,9 @@
 # their ratio, our peak RSS; then the same with the PDFium engine for the
 # largest manual and R-intro.pdf; then, for the largest manual, ours with two
 # page-range workers on two cores against single-core mutool, and the RSS
-# of a 30-page excerpt of the same manual for the memory ratio.
+# of a 30-page excerpt of the same manual for the memory ratio; and the
+# parser service (BenchmarkParseService) on one core, with its NATS server
+# in the same process and, as deployed, on the other core.
 #
 # Usage: bench/parser.sh [runs]   (runs per measurement, best kept; default 3)
 # Installs r-doc-pdf octave-doc gnuplot-doc mupdf-tools with apt-get when
@@ -128,13 +130,26 @@ printf '  mutool 1 core %.0f pages/s; ours 2 workers %.0f pages/s; ratio %.2f (t
 	"$(echo "$(field rss_kib "$line2") / 1024" | bc -l)"
 
 echo
-echo "$(basename "$big"), parser service on one core (embedded JetStream; chunks published asynchronously, at most 256 awaiting their PubAck, all acked before the ingest job):"
+echo "$(basename "$big"), parser service on one core (chunks published asynchronously, at most 256 awaiting their PubAck, all acked before the ingest job):"
 # Best of $runs single-run benchmarks, as for parsebench and mutool.
 svc=$(PARSER_BENCH_PDF="$big" taskset -c 0 "$tmp/parser.test" -test.run '^$' -test.bench BenchmarkParseService \
 	-test.benchtime 1x -test.count "$runs" | awk '{for (i = 2; i <= NF; i++) if ($i == "pages/s" && $(i-1) > best) best = $(i-1)} END {print best}')
 bp=$(field pages "$(ours "$big" 0 1)")
-printf '  service %.0f pages/s (best of %d runs); mutool %.0f pages/s; ratio %.2f (target >= 0.9)\n' \
+printf '  NATS in the same process, same core: service %.0f pages/s (best of %d runs); mutool %.0f pages/s; ratio %.2f (target >= 0.9)\n' \
 	"$svc" "$runs" "$(echo "$bp / $big_ms" | bc -l)" "$(echo "$svc / ($bp / $big_ms)" | bc -l)"
+# As deployed: the NATS server is a process of its own (here on the other
+# core), the parser has core 0 to itself.
+(cd "$root/pkg" && go build -o "$tmp/nats-server" github.com/nats-io/nats-server/v2)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null || echo 14222)
+taskset -c 1 "$tmp/nats-server" -js -sd "$tmp/js" -a 127.0.0.1 -p "$port" >"$tmp/nats.log" 2>&1 &
+nats_pid=$!
+trap 'kill $nats_pid 2>/dev/null; rm -rf "$tmp"' EXIT
+for _ in $(seq 50); do (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+svc2=$(PARSER_BENCH_NATS_URL="nats://127.0.0.1:$port" PARSER_BENCH_PDF="$big" taskset -c 0 "$tmp/parser.test" -test.run '^$' \
+	-test.bench BenchmarkParseService -test.benchtime 1x -test.count "$runs" | awk '{for (i = 2; i <= NF; i++) if ($i == "pages/s" && $(i-1) > best) best = $(i-1)} END {print best}')
+kill $nats_pid 2>/dev/null || true
+printf '  NATS server on the other core (as deployed): service %.0f pages/s; ratio %.2f (target >= 0.9)\n' \
+	"$svc2" "$(echo "$svc2 / ($bp / $big_ms)" | bc -l)"
 
 echo
 mutool merge -o "$tmp/excerpt30.pdf" "$big" 1-30 2>/dev/null

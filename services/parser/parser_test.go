@@ -471,17 +471,24 @@ func BenchmarkParseService(b *testing.B) {
 		b.Fatal(err)
 	}
 	pdftext.LimitMallocArenas(2) // as cmd/parser does
+	// PARSER_BENCH_NATS_URL: a NATS server of its own (bench/parser.sh
+	// runs one on the other core, as production runs NATS apart from the
+	// parser); otherwise one in this process, sharing the parser's CPU.
+	url := os.Getenv("PARSER_BENCH_NATS_URL")
 	pages := 0
 	for i := 0; b.Loop(); i++ {
 		b.StopTimer()
 		e := newEnv(b)
+		if url != "" {
+			e = externalEnv(b, url)
+		}
 		svc := parser.New(parser.Config{Workers: 1, TempDir: b.TempDir()}, e.Res, slog.New(slog.DiscardHandler))
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- svc.Run(ctx) }()
 		// Storing the PDF is the fetcher's work: the clock starts when
 		// the parse job is published.
-		id := "bench-" + strconv.Itoa(i)
+		id := "bench-" + strconv.Itoa(i) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 		if _, err := e.Res.Objects.PutBytes(ctx, pipeline.Token(id), data); err != nil {
 			b.Fatal(err)
 		}
@@ -604,4 +611,26 @@ func streamContains(t *testing.T, e *env, s string) bool {
 			return false
 		}
 	}
+}
+
+// externalEnv connects to a NATS server that is not part of the test
+// process and sets the pipeline up there.
+func externalEnv(b *testing.B, url string) *env {
+	b.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), stagetest.WaitLimit)
+	defer cancel()
+	res, err := pipeline.Setup(ctx, js, pipeline.Config{MaxDeliver: stagetest.MaxDeliver, AckWait: stagetest.AckWait})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return &env{&stagetest.Env{NC: nc, JS: js, Res: res, Status: status.New(res.Status)}}
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -87,5 +88,49 @@ func TestUsageErrors(t *testing.T) {
 		if err := run(context.Background(), args, env(nil), &out, &errOut); err == nil {
 			t.Errorf("pdfpipe %v: no error", args)
 		}
+	}
+}
+
+// TestRunPasswordFile: an encrypted PDF fails without -password-file and
+// is processed with it.
+func TestRunPasswordFile(t *testing.T) {
+	mutool, err := exec.LookPath("mutool")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("mutool not installed (required when CI is set): %v", err)
+		}
+		t.Skip("mutool not installed: cannot make an encrypted PDF")
+	}
+	dir := t.TempDir()
+	plain, enc := filepath.Join(dir, "plain.pdf"), filepath.Join(dir, "secret.pdf")
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"sample", "-pages", "3", plain}, env(nil), &out, &errOut); err != nil {
+		t.Fatalf("sample: %v\n%s", err, errOut.String())
+	}
+	if b, err := exec.Command(mutool, "clean", "-E", "aes-256", "-U", "Run-Pass-9", "-O", "owner", plain, enc).CombinedOutput(); err != nil {
+		t.Fatalf("mutool clean: %v: %s", err, b)
+	}
+	passFile := filepath.Join(dir, "pass.txt")
+	if err := os.WriteFile(passFile, []byte("Run-Pass-9\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	environ := env(map[string]string{"TEMP_DIR": dir, "MAX_DELIVER": "2", "PDF_PASSWORD_WAIT": "0s"})
+
+	out.Reset()
+	errOut.Reset()
+	err = run(context.Background(), []string{"run", "-out", filepath.Join(dir, "a.jsonl"), enc}, environ, &out, &errOut)
+	if err == nil || !strings.Contains(out.String(), "password required") {
+		t.Fatalf("without a password: got %v, want the task failed for its password\n%s", err, out.String())
+	}
+	out.Reset()
+	errOut.Reset()
+	if err := run(context.Background(), []string{"run", "-password-file", passFile, "-out", filepath.Join(dir, "b.jsonl"), enc}, environ, &out, &errOut); err != nil {
+		t.Fatalf("with the password: %v\n%s\n%s", err, out.String(), errOut.String())
+	}
+	if !strings.Contains(out.String(), "secret.pdf  done") {
+		t.Errorf("summary:\n%s", out.String())
+	}
+	if strings.Contains(out.String()+errOut.String(), "Run-Pass-9") {
+		t.Error("the password appears in the output")
 	}
 }

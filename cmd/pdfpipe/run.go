@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -42,8 +43,18 @@ func runFiles(ctx context.Context, args []string, getenv func(string) string, st
 	fs.SetOutput(stderr)
 	out := fs.String("out", "pdfpipe-chunks.jsonl", "where to write the chunks with their vectors (JSONL)")
 	storeDir := fs.String("store", "", "JetStream directory (default: a temporary one, removed at exit)")
+	passFile := fs.String("password-file", "", "file whose first line is the password of encrypted PDFs (given to each task as ProvideAPIKey with provider \"pdf\" would)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	password := ""
+	if *passFile != "" {
+		b, err := os.ReadFile(*passFile)
+		if err != nil {
+			return fmt.Errorf("run: %w", err)
+		}
+		password, _, _ = strings.Cut(string(b), "\n")
+		password = strings.TrimSuffix(password, "\r")
 	}
 	files := fs.Args()
 	if len(files) == 0 {
@@ -138,6 +149,11 @@ func runFiles(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		if _, err := store.Create(ctx, status.Status{TaskID: t.ID, DocID: t.DocID, UserID: t.UserID, FileName: t.FileName, Task: t.Raw}); err != nil {
 			return err
+		}
+		if password != "" {
+			if err := pipeline.PutPDFPassword(ctx, res.Keys, t.ID, password, time.Hour); err != nil {
+				return err
+			}
 		}
 		if _, err := pipeline.Publish(ctx, js, pipeline.Fetch.Subject(t.ID), t.ID, pipeline.MsgID(t.ID, 0, "fetch"), pipeline.FetchJob{Task: t}); err != nil {
 			return err

@@ -48,12 +48,25 @@ type Chunk struct {
 	PageEnd    int    `json:"page_end"`
 }
 
-// EmbedJob asks an embedder to embed one chunk of a task.
+// EmbedJob asks an embedder to embed consecutive chunks of a task: the
+// parser sends Chunks (a few at a time, published at the subject of the
+// first one's index), one message per chunk costing more than the
+// parsing of its text; a job with only Chunk set is one chunk (as every
+// job was before batches).
 type EmbedJob struct {
-	TaskID        string `json:"task_id"`
-	SkipEmbedding bool   `json:"skip_embedding,omitempty"`
-	Chunk         Chunk  `json:"chunk"`
-	Replay        int    `json:"replay,omitempty"`
+	TaskID        string  `json:"task_id"`
+	SkipEmbedding bool    `json:"skip_embedding,omitempty"`
+	Chunk         Chunk   `json:"chunk,omitzero"`
+	Chunks        []Chunk `json:"chunks,omitempty"`
+	Replay        int     `json:"replay,omitempty"`
+}
+
+// All returns the job's chunks in order.
+func (j EmbedJob) All() []Chunk {
+	if len(j.Chunks) > 0 {
+		return j.Chunks
+	}
+	return []Chunk{j.Chunk}
 }
 
 // Vector is an embedded chunk, stored at VectorSubject(task, index).

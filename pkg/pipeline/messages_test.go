@@ -1,6 +1,7 @@
 package pipeline_test
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 
@@ -82,6 +83,31 @@ func TestPublishErrors(t *testing.T) {
 	}
 }
 
+// An embed job carries one chunk (Chunk, as before batches) or several
+// (Chunks); All gives them in order either way, and a batch's JSON has no
+// empty single chunk in it.
+func TestEmbedJobAll(t *testing.T) {
+	one := pipeline.EmbedJob{TaskID: "t", Chunk: pipeline.Chunk{Index: 4, Text: "four"}}
+	if got := one.All(); len(got) != 1 || got[0].Index != 4 {
+		t.Errorf("single: All() = %+v", got)
+	}
+	batch := pipeline.EmbedJob{TaskID: "t", Chunks: []pipeline.Chunk{{Index: 5, Text: "five"}, {Index: 6, Text: "six"}}}
+	if got := batch.All(); len(got) != 2 || got[0].Index != 5 || got[1].Index != 6 {
+		t.Errorf("batch: All() = %+v", got)
+	}
+	m, err := pipeline.NewMsg(pipeline.Embed.Subject("t", "5"), "t", batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(m.Data), `"chunk"`) {
+		t.Errorf("batch JSON carries an empty single chunk: %s", m.Data)
+	}
+	var got pipeline.EmbedJob
+	if err := pipeline.Decode(m.Data, &got); err != nil || !reflect.DeepEqual(got, batch) {
+		t.Errorf("batch round trip: got %+v, %v", got, err)
+	}
+}
+
 func TestNewMsgAndDecode(t *testing.T) {
 	want := pipeline.EmbedJob{TaskID: "a b", SkipEmbedding: true, Chunk: pipeline.Chunk{ID: "c1", Index: 3, Text: "héllo", PageStart: 1, PageEnd: 2}}
 	m, err := pipeline.NewMsg(pipeline.Embed.Subject("a b", "3"), "a b", want)
@@ -98,7 +124,7 @@ func TestNewMsgAndDecode(t *testing.T) {
 	if err := pipeline.Decode(m.Data, &got); err != nil {
 		t.Fatalf("Decode: %v", err)
 	}
-	if got != want {
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("decoded: got %+v, want %+v", got, want)
 	}
 	err = pipeline.Decode([]byte("{not json"), &got)

@@ -71,18 +71,22 @@ func Replay(ctx context.Context, res *Resources, st Stage, taskID string, n int)
 		if err := last(Ingest.Subject(taskID), &j); err != nil {
 			return 0, err
 		}
-		for i := range j.Chunks {
+		// Embed jobs sit at the subject of their first chunk's index.
+		msgs := 0
+		for i := 0; i < j.Chunks; {
 			var e EmbedJob
 			if err := last(Embed.Subject(taskID, strconv.Itoa(i)), &e); err != nil {
-				return i, err
+				return msgs, err
 			}
 			e.Replay = n
 			if _, err := Publish(ctx, res.JS, Embed.Subject(taskID, strconv.Itoa(i)), taskID, MsgID(taskID, n, "embed", strconv.Itoa(i), "replay"), e); err != nil {
-				return i, err
+				return msgs, err
 			}
+			msgs++
+			i += len(e.All())
 		}
 		j.Replay = n
-		return j.Chunks + 1, pub(Ingest.Subject(taskID), "ingest", j)
+		return msgs + 1, pub(Ingest.Subject(taskID), "ingest", j)
 	}
 	return 0, fmt.Errorf("replay: unknown stage %q (want fetch, parse, embed or ingest)", st)
 }

@@ -133,9 +133,14 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg Config) (*Resources,
 	var r *Resources
 	var err error
 	// Two services starting at once may race on creation; the loser sees
-	// "already in use" and succeeds on the second pass.
+	// "already in use" and succeeds on the second pass. A JetStream API
+	// answer that never comes (a busy or restarting server) costs one
+	// attempt, not the caller's whole deadline.
 	for attempt := 0; attempt < 3; attempt++ {
-		if r, err = setup(ctx, js, cfg); err == nil {
+		actx, cancel := context.WithTimeout(ctx, setupAttemptTimeout)
+		r, err = setup(actx, js, cfg)
+		cancel()
+		if err == nil {
 			return r, nil
 		}
 		select {
@@ -146,6 +151,9 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg Config) (*Resources,
 	}
 	return nil, err
 }
+
+// setupAttemptTimeout bounds one pass of Setup.
+const setupAttemptTimeout = 10 * time.Second
 
 func setup(ctx context.Context, js jetstream.JetStream, cfg Config) (*Resources, error) {
 	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{

@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
+	"github.com/pdfpipe/pdfpipe/pkg/testenv"
 )
 
 var stages = []pipeline.Stage{pipeline.Fetch, pipeline.Parse, pipeline.Embed, pipeline.Ingest}
@@ -331,13 +333,17 @@ func TestConsumerFiltersOnlyItsStage(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Consumer: %v", err)
 		}
-		info, err := c.Info(ctx)
-		if err != nil {
-			t.Fatalf("Info: %v", err)
-		}
-		if got, want := info.NumPending, uint64(i+1); got != want {
-			t.Errorf("%s pending: got %d, want %d", st, got, want)
-		}
+		// A new consumer counts what is pending in the background.
+		testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+			info, err := c.Info(ctx)
+			if err != nil {
+				return err
+			}
+			if got, want := info.NumPending, uint64(i+1); got != want {
+				return fmt.Errorf("%s pending: got %d, want %d", st, got, want)
+			}
+			return nil
+		})
 	}
 }
 

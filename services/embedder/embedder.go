@@ -316,7 +316,11 @@ func (s *Service) checkDefault(ctx context.Context) error {
 	}
 }
 
-// Handle embeds one chunk and stores its vector.
+// Handle embeds a job's chunks and stores their vectors. The chunks are
+// embedded at once, so the batcher sends them together (with those of
+// other jobs for the same provider and key); the job is acknowledged when
+// every vector is stored. A redelivered job embeds its chunks again, from
+// the cache.
 func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
 	var job pipeline.EmbedJob
 	if err := pipeline.Decode(msg.Data(), &job); err != nil {
@@ -327,27 +331,66 @@ func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
 	} else if ended {
 		return nil // the task failed elsewhere: spend no API call on it
 	}
-	var vec []float32
+	chunks := job.All()
+	vecs := make([][]float32, len(chunks))
 	model := "none (RagMode false)"
 	if job.SkipEmbedding {
-		vec = make([]float32, s.cfg.Dimension)
+		for i := range vecs {
+			vecs[i] = make([]float32, s.cfg.Dimension)
+		}
 	} else {
 		b, m, err := s.batcherFor(ctx, job.TaskID)
 		if err != nil {
 			return err
 		}
-		if vec, err = s.embedText(ctx, b, job.TaskID, job.Chunk.Index, job.Chunk.Text); err != nil {
+		g, gctx := errgroup.WithContext(ctx)
+		for i, c := range chunks {
+			g.Go(func() error {
+				v, err := s.embedText(gctx, b, job.TaskID, c.Index, c.Text)
+				vecs[i] = v
+				return err
+			})
+		}
+		if err := g.Wait(); err != nil {
 			return classify(job.TaskID, err)
 		}
 		model = m
 	}
-	if len(vec) != s.cfg.Dimension {
-		return stage.Permanent(fmt.Errorf("embed %s chunk %d: got %d dimensions, want %d", job.TaskID, job.Chunk.Index, len(vec), s.cfg.Dimension))
+	futures := make([]jetstream.PubAckFuture, 0, len(chunks))
+	for i, c := range chunks {
+		if len(vecs[i]) != s.cfg.Dimension {
+			return stage.Permanent(fmt.Errorf("embed %s chunk %d: got %d dimensions, want %d", job.TaskID, c.Index, len(vecs[i]), s.cfg.Dimension))
+		}
+		m, err := pipeline.NewMsg(pipeline.VectorSubject(job.TaskID, c.Index), job.TaskID,
+			pipeline.Vector{TaskID: job.TaskID, Model: model, Chunk: c, Vector: vecs[i]})
+		if err != nil {
+			return err
+		}
+		f, err := s.res.JS.PublishMsgAsync(m)
+		if err != nil {
+			return fmt.Errorf("store vector %d of %s: %w", c.Index, job.TaskID, err)
+		}
+		futures = append(futures, f)
 	}
-	_, err := pipeline.Publish(ctx, s.res.JS, pipeline.VectorSubject(job.TaskID, job.Chunk.Index), job.TaskID, "",
-		pipeline.Vector{TaskID: job.TaskID, Model: model, Chunk: job.Chunk, Vector: vec})
-	return err
+	wait := time.NewTimer(vectorStoreTimeout)
+	defer wait.Stop()
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("store vector of %s: %w", job.TaskID, err)
+		case <-wait.C:
+			return fmt.Errorf("store vectors of %s: no PubAck within %s: %w", job.TaskID, vectorStoreTimeout, jetstream.ErrAsyncPublishTimeout)
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+	return nil
 }
+
+// vectorStoreTimeout bounds the wait for a job's vectors to be stored;
+// past it the job is retried.
+const vectorStoreTimeout = time.Minute
 
 // batcherFor picks the task's own provider and key when it has one, else
 // the default provider; with no usable default it waits for the key.

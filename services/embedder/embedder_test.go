@@ -77,6 +77,27 @@ func TestLocalDefaultEmbedsEveryChunkByIndex(t *testing.T) {
 	}
 }
 
+// Jobs of several chunks, as the parser sends them: every chunk gets its
+// vector at its own index, with its own metadata.
+func TestJobsOfSeveralChunks(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.start(map[string]string{})
+	const task = "b2c4e6f8-0a1b-4c3d-8e5f-6a7b8c9d0e1f"
+	h.createTask(task)
+	in := texts(task, 37) // 16 + 16 + 5
+	h.publishBatches(task, in, 16)
+
+	vecs := h.waitVectors(task, 37, 20*time.Second)
+	checkLocal(t, task, vecs, in)
+	for i, v := range vecs {
+		if v.Chunk.Index != i || v.Chunk.ID != fmt.Sprintf("%s-chunk-%d", task, i) || v.Chunk.PageStart != i/3+1 {
+			t.Errorf("vector %d carries chunk %+v", i, v.Chunk)
+		}
+	}
+	h.waitDrained(10 * time.Second)
+}
+
 func TestRagModeFalseSendsZeroVectorsWithoutAPICalls(t *testing.T) {
 	t.Parallel()
 	fake := providertest.NewOpenAI(t)

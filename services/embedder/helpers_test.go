@@ -167,6 +167,22 @@ func (h *harness) publish(taskID string, texts []string, first int, skip bool) {
 	}
 }
 
+// publishBatches sends the chunks from index 0 on as the parser does:
+// size to a message, at the subject of each message's first chunk.
+func (h *harness) publishBatches(taskID string, texts []string, size int) {
+	h.t.Helper()
+	for first := 0; first < len(texts); first += size {
+		var batch []pipeline.Chunk
+		for i := first; i < min(first+size, len(texts)); i++ {
+			batch = append(batch, pipeline.Chunk{ID: fmt.Sprintf("%s-chunk-%d", taskID, i), Index: i, Text: texts[i], PageStart: i/3 + 1, PageEnd: i/3 + 1})
+		}
+		job := pipeline.EmbedJob{TaskID: taskID, Chunks: batch}
+		if _, err := pipeline.Publish(h.ctx, h.js, pipeline.Embed.Subject(taskID, strconv.Itoa(first)), taskID, "", job); err != nil {
+			h.t.Fatalf("publish chunks from %d: %v", first, err)
+		}
+	}
+}
+
 // vectorCount is how many chunks of the task have a vector.
 func (h *harness) vectorCount(taskID string) (int, error) {
 	st, err := h.js.Stream(h.ctx, pipeline.VectorStream)

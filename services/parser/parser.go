@@ -49,12 +49,25 @@ type Config struct {
 	// (ContentChunkID: from the document's bytes and the chunking
 	// settings, the same on every re-run of the same file and settings).
 	ChunkIDScheme string
+	// ChunksPerMessage is CHUNKS_PER_MESSAGE (default 16): chunks sent to
+	// the embedders in one message (fewer when they pass 256 KiB). One
+	// message per chunk cost the parser more than parsing the chunk's
+	// text; 0 means 16.
+	ChunksPerMessage int
 	// PasswordWait is PDF_PASSWORD_WAIT (default 10s): how long an
 	// encrypted PDF that no empty password opens waits for its task's
 	// password (APIKeyService.ProvideAPIKey with provider "pdf") before
 	// the task fails; 0 reads what is there without waiting.
 	PasswordWait time.Duration
 }
+
+// Embed messages.
+const (
+	defaultChunksPerMessage = 16
+	// maxMessageBytes keeps an embed message well under NATS's default
+	// 1 MiB payload limit.
+	maxMessageBytes = 256 << 10
+)
 
 // Chunk id schemes.
 const (
@@ -85,6 +98,8 @@ func ConfigFromEnv(getenv envconf.Getenv) (Config, error) {
 		Engine:        r.String("PDF_ENGINE", pdftext.DefaultEngine),
 		ChunkIDScheme: r.String("CHUNK_ID_SCHEME", ChunkIDDocID),
 		PasswordWait:  r.Duration("PDF_PASSWORD_WAIT", 10*time.Second),
+
+		ChunksPerMessage: r.Int("CHUNKS_PER_MESSAGE", defaultChunksPerMessage),
 	}
 	if err := r.Err(); err != nil {
 		return c, err
@@ -118,6 +133,9 @@ func (c Config) Validate() error {
 	if c.Engine == "mupdf" && pdftext.DefaultEngine != "mupdf" {
 		return errors.New("PDF_ENGINE=mupdf: this binary was built without MuPDF (-tags nomupdf); use pdfium")
 	}
+	if c.ChunksPerMessage < 0 || c.ChunksPerMessage > 1000 {
+		return errors.New("CHUNKS_PER_MESSAGE must be between 1 and 1000 (0: 16)")
+	}
 	if c.PasswordWait < 0 {
 		return errors.New("PDF_PASSWORD_WAIT must not be negative")
 	}
@@ -147,6 +165,9 @@ type Service struct {
 
 // New returns a parser using the engine cfg.Engine names.
 func New(cfg Config, res *pipeline.Resources, log *slog.Logger) *Service {
+	if cfg.ChunksPerMessage <= 0 {
+		cfg.ChunksPerMessage = defaultChunksPerMessage
+	}
 	return &Service{cfg: cfg, res: res, status: status.New(res.Status), engine: newEngine(cfg), log: log}
 }
 
@@ -233,13 +254,33 @@ func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
 	// the ingest job (and so the parse job's ack) waits for all of them.
 	pub := newAckWindowPublisher(s.res.JS, ackWindow, pubAckTimeout)
 	skip := t.SkipEmbedding()
+	// Chunks travel a few to a message (at the subject of the first one's
+	// index): cut the same way on every run, so a redelivered parse
+	// publishes the same messages under the same ids.
+	var (
+		batch      []pipeline.Chunk
+		batchBytes int
+	)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		idx := strconv.Itoa(batch[0].Index)
+		err := pub.publish(ctx, pipeline.Embed.Subject(t.ID, idx), t.ID, pipeline.MsgID(t.ID, job.Replay, "embed", idx),
+			pipeline.EmbedJob{TaskID: t.ID, SkipEmbedding: skip, Replay: job.Replay, Chunks: batch})
+		batch, batchBytes = nil, 0
+		return err
+	}
 	emit := func(c pdftext.Chunk) error {
-		idx := strconv.Itoa(c.Index)
-		return pub.publish(ctx, pipeline.Embed.Subject(t.ID, idx), t.ID, pipeline.MsgID(t.ID, job.Replay, "embed", idx),
-			pipeline.EmbedJob{TaskID: t.ID, SkipEmbedding: skip, Replay: job.Replay, Chunk: pipeline.Chunk{
-				ID: chunkID(c.Index), Index: c.Index, Text: c.Text,
-				Chapter: c.Chapter, ChapterNum: c.ChapterNum, PageStart: c.PageStart, PageEnd: c.PageEnd,
-			}})
+		batch = append(batch, pipeline.Chunk{
+			ID: chunkID(c.Index), Index: c.Index, Text: c.Text,
+			Chapter: c.Chapter, ChapterNum: c.ChapterNum, PageStart: c.PageStart, PageEnd: c.PageEnd,
+		})
+		batchBytes += len(c.Text) + len(c.Chapter) + 128
+		if len(batch) >= s.cfg.ChunksPerMessage || batchBytes >= maxMessageBytes {
+			return flush()
+		}
+		return nil
 	}
 	info, err := pdftext.Extract(ctx, s.engine, path, s.cfg.Chunks, emit)
 	if errors.Is(err, pdftext.ErrEncrypted) && s.cfg.Chunks.Password == "" {
@@ -248,6 +289,9 @@ func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
 		if opts, err = s.withPassword(ctx, t.ID, err); err == nil {
 			info, err = pdftext.Extract(ctx, s.engine, path, opts, emit)
 		}
+	}
+	if err == nil {
+		err = flush()
 	}
 	if err == nil {
 		err = pub.wait(ctx)

@@ -168,51 +168,62 @@ func (e *env) expectParsedIDs(t *testing.T, job pipeline.ParseJob, wantID func(i
 		t.Fatalf("consumer: %v", err)
 	}
 	var chunks []pipeline.Chunk
+	msgs := 0
 	for len(chunks) < ij.Chunks {
 		m, err := c.Next(jetstream.FetchMaxWait(stagetest.WaitLimit))
 		if err != nil {
-			t.Fatalf("embed job %d of %d: %v", len(chunks), ij.Chunks, err)
+			t.Fatalf("embed job after chunk %d of %d: %v", len(chunks), ij.Chunks, err)
 		}
+		msgs++
 		var ej pipeline.EmbedJob
 		if err := pipeline.Decode(m.Data(), &ej); err != nil {
 			t.Fatalf("embed job: %v", err)
 		}
-		i := len(chunks)
-		if want := pipeline.Embed.Subject(id, strconv.Itoa(i)); m.Subject() != want {
-			t.Errorf("embed job %d: got subject %s, want %s", i, m.Subject(), want)
+		// A job holds consecutive chunks, at the subject of the first.
+		first := len(chunks)
+		if want := pipeline.Embed.Subject(id, strconv.Itoa(first)); m.Subject() != want {
+			t.Errorf("embed job from chunk %d: got subject %s, want %s", first, m.Subject(), want)
 		}
-		if got, want := m.Headers().Get(jetstream.MsgIDHeader), pipeline.MsgID(id, 0, "embed", strconv.Itoa(i)); got != want {
-			t.Errorf("embed job %d: got message id %q, want %q", i, got, want)
+		if got, want := m.Headers().Get(jetstream.MsgIDHeader), pipeline.MsgID(id, 0, "embed", strconv.Itoa(first)); got != want {
+			t.Errorf("embed job from chunk %d: got message id %q, want %q", first, got, want)
 		}
 		if got := m.Headers().Get(pipeline.HeaderTaskID); got != id {
-			t.Errorf("embed job %d header: got %q, want %q", i, got, id)
+			t.Errorf("embed job from chunk %d header: got %q, want %q", first, got, id)
 		}
 		if ej.TaskID != id || ej.SkipEmbedding {
-			t.Errorf("embed job %d: got task %q skip %v, want %q false", i, ej.TaskID, ej.SkipEmbedding, id)
+			t.Errorf("embed job from chunk %d: got task %q skip %v, want %q false", first, ej.TaskID, ej.SkipEmbedding, id)
 		}
-		ch := ej.Chunk
-		if ch.Index != i {
-			t.Errorf("embed job %d: got chunk index %d, want %d", i, ch.Index, i)
+		if n := len(ej.Chunks); n == 0 || n > 16 {
+			t.Errorf("embed job from chunk %d holds %d chunks, want 1 to 16", first, n)
 		}
-		if want := wantID(i); ch.ID != want {
-			t.Errorf("chunk %d: got id %s, want %s", i, ch.ID, want)
+		for _, ch := range ej.All() {
+			i := len(chunks)
+			if ch.Index != i {
+				t.Errorf("chunk %d: got index %d", i, ch.Index)
+			}
+			if want := wantID(i); ch.ID != want {
+				t.Errorf("chunk %d: got id %s, want %s", i, ch.ID, want)
+			}
+			if strings.TrimSpace(ch.Text) == "" {
+				t.Errorf("chunk %d: empty text", i)
+			}
+			if ch.PageStart < 1 || ch.PageEnd < ch.PageStart || ch.PageEnd > samplePages {
+				t.Errorf("chunk %d: pages %d-%d, want within 1-%d", i, ch.PageStart, ch.PageEnd, samplePages)
+			}
+			if i > 0 && ch.PageStart < chunks[i-1].PageStart {
+				t.Errorf("chunk %d starts on page %d, before chunk %d (page %d)", i, ch.PageStart, i-1, chunks[i-1].PageStart)
+			}
+			if (ch.Chapter == "") != (ch.ChapterNum == "") {
+				t.Errorf("chunk %d: chapter %q with number %q", i, ch.Chapter, ch.ChapterNum)
+			}
+			chunks = append(chunks, ch)
 		}
-		if strings.TrimSpace(ch.Text) == "" {
-			t.Errorf("chunk %d: empty text", i)
-		}
-		if ch.PageStart < 1 || ch.PageEnd < ch.PageStart || ch.PageEnd > samplePages {
-			t.Errorf("chunk %d: pages %d-%d, want within 1-%d", i, ch.PageStart, ch.PageEnd, samplePages)
-		}
-		if i > 0 && ch.PageStart < chunks[i-1].PageStart {
-			t.Errorf("chunk %d starts on page %d, before chunk %d (page %d)", i, ch.PageStart, i-1, chunks[i-1].PageStart)
-		}
-		if (ch.Chapter == "") != (ch.ChapterNum == "") {
-			t.Errorf("chunk %d: chapter %q with number %q", i, ch.Chapter, ch.ChapterNum)
-		}
-		chunks = append(chunks, ch)
 	}
-	if n := e.Subjects(t, pipeline.Embed.Subject(id)+".>"); n != ij.Chunks {
-		t.Errorf("got %d embed subjects, want %d (the ingest job's count)", n, ij.Chunks)
+	if len(chunks) != ij.Chunks {
+		t.Errorf("embed jobs hold %d chunks, want %d (the ingest job's count)", len(chunks), ij.Chunks)
+	}
+	if n := e.Subjects(t, pipeline.Embed.Subject(id)+".>"); n != msgs || msgs != (ij.Chunks+15)/16 {
+		t.Errorf("got %d embed subjects and %d messages for %d chunks, want %d (16 to a message)", n, msgs, ij.Chunks, (ij.Chunks+15)/16)
 	}
 	var chapters []string
 	for _, ch := range chunks {
@@ -452,8 +463,12 @@ func TestParseReportsEmptyPages(t *testing.T) {
 	if err := pipeline.Decode(e.NextMsg(t, pipeline.Embed.Subject(job.Task.ID, "0")).Data(), &c); err != nil {
 		t.Fatal(err)
 	}
-	if want := "Page two has text.\n\nPage five too."; c.Chunk.Text != want || c.Chunk.PageStart != 2 || c.Chunk.PageEnd != 5 {
-		t.Errorf("chunk: got %q pages %d-%d, want %q pages 2-5", c.Chunk.Text, c.Chunk.PageStart, c.Chunk.PageEnd, want)
+	all := c.All()
+	if len(all) != 1 {
+		t.Fatalf("got %d chunks, want 1", len(all))
+	}
+	if want := "Page two has text.\n\nPage five too."; all[0].Text != want || all[0].PageStart != 2 || all[0].PageEnd != 5 {
+		t.Errorf("chunk: got %q pages %d-%d, want %q pages 2-5", all[0].Text, all[0].PageStart, all[0].PageEnd, want)
 	}
 }
 

@@ -20,18 +20,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-need=()
-[ -e /usr/share/doc/r-doc-pdf/manual/refman.pdf ] || [ -e /usr/share/R/doc/manual/fullrefman.pdf ] || need+=(r-doc-pdf)
-[ -e /usr/share/doc/octave/octave.pdf ] || [ -e /usr/share/doc/octave/octave.pdf.gz ] || need+=(octave-doc)
-[ -e /usr/share/doc/gnuplot/gnuplot.pdf ] || [ -e /usr/share/doc/gnuplot-doc/gnuplot.pdf ] || need+=(gnuplot-doc)
-command -v mutool >/dev/null || need+=(mupdf-tools)
-if [ ${#need[@]} -gt 0 ]; then
-	echo "installing ${need[*]}" >&2
-	sudo=""
-	[ "$(id -u)" -eq 0 ] || sudo=sudo
-	$sudo apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
+need_debian_pdfs
 
 # find_pdf NAME: the first installed copy (gunzipped into $tmp if needed).
 find_pdf() {

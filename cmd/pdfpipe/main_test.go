@@ -6,10 +6,11 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pdfpipe/pdfpipe/pkg/testenv"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -94,21 +95,15 @@ func TestUsageErrors(t *testing.T) {
 // TestRunPasswordFile: an encrypted PDF fails without -password-file and
 // is processed with it.
 func TestRunPasswordFile(t *testing.T) {
-	mutool, err := exec.LookPath("mutool")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("mutool not installed (required when CI is set): %v", err)
-		}
-		t.Skip("mutool not installed: cannot make an encrypted PDF")
-	}
 	dir := t.TempDir()
-	plain, enc := filepath.Join(dir, "plain.pdf"), filepath.Join(dir, "secret.pdf")
+	plain := filepath.Join(dir, "plain.pdf")
 	var out, errOut bytes.Buffer
 	if err := run(context.Background(), []string{"sample", "-pages", "3", plain}, env(nil), &out, &errOut); err != nil {
 		t.Fatalf("sample: %v\n%s", err, errOut.String())
 	}
-	if b, err := exec.Command(mutool, "clean", "-E", "aes-256", "-U", "Run-Pass-9", "-O", "owner", plain, enc).CombinedOutput(); err != nil {
-		t.Fatalf("mutool clean: %v: %s", err, b)
+	enc := filepath.Join(dir, "secret.pdf")
+	if err := os.Rename(testenv.EncryptPDF(t, plain, "aes-256", "Run-Pass-9", "owner"), enc); err != nil {
+		t.Fatal(err)
 	}
 	passFile := filepath.Join(dir, "pass.txt")
 	if err := os.WriteFile(passFile, []byte("Run-Pass-9\n"), 0o600); err != nil {
@@ -118,7 +113,7 @@ func TestRunPasswordFile(t *testing.T) {
 
 	out.Reset()
 	errOut.Reset()
-	err = run(context.Background(), []string{"run", "-out", filepath.Join(dir, "a.jsonl"), enc}, environ, &out, &errOut)
+	err := run(context.Background(), []string{"run", "-out", filepath.Join(dir, "a.jsonl"), enc}, environ, &out, &errOut)
 	if err == nil || !strings.Contains(out.String(), "password required") {
 		t.Fatalf("without a password: got %v, want the task failed for its password\n%s", err, out.String())
 	}

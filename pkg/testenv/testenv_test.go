@@ -2,12 +2,17 @@ package testenv
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pdfpipe/pdfpipe/pkg/pdfgen"
 )
 
 func TestStartRedis(t *testing.T) {
@@ -100,4 +105,22 @@ func (f *fatalTB) Helper() {}
 func (f *fatalTB) Fatalf(format string, args ...any) {
 	f.failed = true
 	f.msg = fmt.Sprintf(format, args...)
+}
+
+func TestEncryptPDF(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "plain.pdf")
+	var buf bytes.Buffer
+	if err := pdfgen.Write(&buf, pdfgen.Sample(2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(src, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := os.ReadFile(EncryptPDF(t, src, "aes-256", "u", "o"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(out, []byte("%PDF-")) || !bytes.Contains(out, []byte("/Encrypt")) {
+		t.Errorf("output is not an encrypted PDF (%d bytes)", len(out))
+	}
 }

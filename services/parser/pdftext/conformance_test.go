@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"unicode"
 
 	"github.com/pdfpipe/pdfpipe/pkg/pdfgen"
+	"github.com/pdfpipe/pdfpipe/pkg/testenv"
 )
 
 // The conformance suite runs every Engine on the same generated fixtures
@@ -313,23 +313,7 @@ func TestConformanceExtract(t *testing.T) {
 // mutoolEncrypt encrypts src with mutool clean; user may be empty.
 func mutoolEncrypt(t *testing.T, src, method, user, owner string) string {
 	t.Helper()
-	mutool, err := exec.LookPath("mutool")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("mutool not installed (required when CI is set): %v", err)
-		}
-		t.Skipf("mutool not installed: %v", err)
-	}
-	dst := filepath.Join(t.TempDir(), "enc-"+method+".pdf")
-	args := []string{"clean", "-E", method, "-O", owner}
-	if user != "" {
-		args = append(args, "-U", user)
-	}
-	out, err := exec.CommandContext(t.Context(), mutool, append(args, src, dst)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("mutool %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return dst
+	return testenv.EncryptPDF(t, src, method, user, owner)
 }
 
 // TestConformanceEncrypted opens encrypted copies of a document with and

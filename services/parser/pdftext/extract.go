@@ -72,7 +72,7 @@ type Options struct {
 	// Documents encrypted with an empty user password open without one.
 	Password string
 	// Workers is how many page ranges of one document are read at once,
-	// each with its own open copy of the document (structured engines, 48
+	// each with its own open copy of the document (structured engines, 64
 	// pages or more). 0 means GOMAXPROCS, at most 4; 1 reads sequentially.
 	Workers int
 	// PageTimeout bounds the time the engine may spend on one page (0: 20s).

@@ -178,11 +178,14 @@ func (a *assembler) starts(pd *pageData) []lineStart {
 			if pd.lines[j].remove {
 				continue
 			}
-			if ok, num := lineHasTitle(pd.lines[j].text, e.key); ok {
+			if ok, num := lineHasTitle(pd.lines[j].text, &e); ok {
 				if num != "" && !e.titled {
 					e.ch.num = num // the heading's own number beats the outline position
 				}
 				at = j
+				if e.titled && j > pos && strings.TrimSuffix(pd.lines[j-1].text, ".") == e.ch.num {
+					at = j - 1 // the title's number, on a line of its own
+				}
 				break
 			}
 		}

@@ -32,6 +32,7 @@ type chapterEntry struct {
 	page   int
 	y      float64 // target position from the top of the page
 	key    string  // titleKey of the title
+	bare   string  // titleKey of the title without its leading number ("" when it has none)
 	ch     chapter
 	titled bool // ch.num comes from the title, not the outline position
 }
@@ -79,7 +80,11 @@ func newChapterIndex(outline []OutlineEntry) chapterIndex {
 		if o.Page < 0 {
 			continue // cannot be placed; still counts for paths and numbering
 		}
-		entries = append(entries, chapterEntry{page: o.Page, y: o.Y, key: titleKey(title), titled: m != nil,
+		bare := ""
+		if m != nil {
+			bare = titleKey(title[len(m[0]):])
+		}
+		entries = append(entries, chapterEntry{page: o.Page, y: o.Y, key: titleKey(title), bare: bare, titled: m != nil,
 			ch: chapter{path: strings.Join(titles, chapterSep), num: num}})
 	}
 	sort.SliceStable(entries, func(i, j int) bool { return entries[i].page < entries[j].page })
@@ -128,19 +133,29 @@ func titleMatches(lineKey, key string) bool {
 	return strings.HasPrefix(key, lineKey) && 2*len(lineKey) >= len(key)
 }
 
-// lineHasTitle reports whether a line of text is where a title (as a
-// titleKey) is set, also when the line puts a section number before a
-// title the outline gives without it ("1.1 The R environment" for "The R
-// environment"); num is then that number.
-func lineHasTitle(text, key string) (ok bool, num string) {
-	if titleMatches(titleKey(text), key) {
+// lineHasTitle reports whether a line of text is where the title of e is
+// set: also when the line puts a section number before a title the
+// outline gives without it ("1.1 The R environment" for "The R
+// environment"; num is then that number), and when the engine put the
+// title's own number on a line of its own ("The docstrip modules" for "1
+// The docstrip modules", as MuPDF does for LaTeX's wide number boxes).
+func lineHasTitle(text string, e *chapterEntry) (ok bool, num string) {
+	lineKey := titleKey(text)
+	if titleMatches(lineKey, e.key) {
 		return true, ""
 	}
-	if m := lineNum.FindStringSubmatch(text); m != nil && titleMatches(titleKey(text[len(m[0]):]), key) {
+	if m := lineNum.FindStringSubmatch(text); m != nil && titleMatches(titleKey(text[len(m[0]):]), e.key) {
 		return true, m[1]
+	}
+	if len(e.bare) >= minBareKey && titleMatches(lineKey, e.bare) {
+		return true, ""
 	}
 	return false, ""
 }
+
+// minBareKey is the shortest title (as a titleKey, its number left out)
+// matched without its number: shorter ones would match too many lines.
+const minBareKey = 6
 
 // headingLevels assigns levels to headings found by their typography.
 type headingLevels struct {

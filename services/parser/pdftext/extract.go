@@ -282,7 +282,7 @@ func outlineTrusted(doc Document, entries []chapterEntry, read func(i int) pageD
 		e := entries[s*len(entries)/n]
 		for p := e.page; p <= min(e.page+1, doc.NumPages()-1); p++ {
 			pd := read(p)
-			if pageHasTitle(pd.lines, e.key) {
+			if pageHasTitle(pd.lines, &e) {
 				found++
 				break
 			}
@@ -291,9 +291,9 @@ func outlineTrusted(doc Document, entries []chapterEntry, read func(i int) pageD
 	return 2*found >= n
 }
 
-func pageHasTitle(lines []pline, key string) bool {
+func pageHasTitle(lines []pline, e *chapterEntry) bool {
 	for _, l := range lines {
-		if ok, _ := lineHasTitle(l.text, key); ok {
+		if ok, _ := lineHasTitle(l.text, e); ok {
 			return true
 		}
 	}

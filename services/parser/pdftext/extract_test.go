@@ -998,3 +998,40 @@ func TestExtractOutlineWithoutNumbers(t *testing.T) {
 		t.Errorf("without outline: got chunks %+v, want the last in chapter \"2 Using it\" (2)", got)
 	}
 }
+
+// TestExtractOutlineNumberOnOwnLine: LaTeX sets a section's number in a
+// box of its own, which MuPDF may return as a line of its own before the
+// title. The outline's "2 Installing the tools" still finds its heading
+// (so the outline is trusted), and the chapter starts at the number.
+func TestExtractOutlineNumberOnOwnLine(t *testing.T) {
+	heading := func(text string) pdfgen.Block { return pdfgen.Block{Text: text, Size: 14, Bold: true} }
+	body := func(text string) pdfgen.Block { return pdfgen.Block{Text: text} }
+	// Headings sit mid-page: a lone number at the top or bottom of every
+	// page is a page number, and is dropped as one. The printed titles
+	// say more than the outline's, so chapters named as the outline names
+	// them come from the outline, not from heading detection.
+	lead := strings.Repeat("Some words before the heading on this page. ", 30)
+	pages := []pdfgen.Page{
+		{Blocks: []pdfgen.Block{body(lead), heading("1\nGetting the sources (draft)"), body("Clone the repository first."), body(lead)}},
+		{Blocks: []pdfgen.Block{body(lead), heading("2\nInstalling the tools (draft)"), body("Run the installer."), body(lead)}},
+		{Blocks: []pdfgen.Block{body(lead), heading("3\nRunning the pipeline (draft)"), body("Start every stage."), body(lead)}},
+	}
+	outline := []pdfgen.OutlineItem{
+		{Title: "1 Getting the sources", Page: 0},
+		{Title: "2 Installing the tools", Page: 1},
+		{Title: "3 Running the pipeline", Page: 2},
+	}
+	chunks, _ := collect(t, writePDF(t, pdfgen.Doc{Pages: pages, Outline: outline}), Options{TargetRunes: 5000})
+	want := []chunkLabel{
+		{"", "", 1, 1},
+		{"1 Getting the sources", "1", 1, 2},
+		{"2 Installing the tools", "2", 2, 3},
+		{"3 Running the pipeline", "3", 3, 3},
+	}
+	if got := labels(chunks); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("got chunks %+v, want %+v", got, want)
+	}
+	if !strings.HasPrefix(chunks[2].Text, "2 Installing the tools") || strings.HasSuffix(chunks[1].Text, "2") {
+		t.Errorf("chapter 2 should start at its number: chunk texts\n%q\n%q", chunks[1].Text, chunks[2].Text)
+	}
+}

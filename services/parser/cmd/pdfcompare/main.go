@@ -165,7 +165,7 @@ func compare(ctx context.Context, mutool, path, password string) (result, error)
 			if a < 0 || b <= a {
 				continue
 			}
-			title := normTitle(strings.ReplaceAll(line[a+1:b], `\"`, `"`))
+			title := normTitle(unescape(line[a+1 : b]))
 			if title == "" {
 				continue
 			}
@@ -232,6 +232,11 @@ func words(s string) []string {
 	}
 	flush()
 	return out
+}
+
+// unescape undoes mutool's escaping of quotes and backslashes in titles.
+func unescape(s string) string {
+	return strings.NewReplacer(`\\`, `\`, `\"`, `"`).Replace(s)
 }
 
 func normTitle(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -38,3 +38,9 @@ func TestBagCoveredBy(t *testing.T) {
 		t.Errorf("empty bag covered = %v, want 1", got)
 	}
 }
+
+func TestUnescape(t *testing.T) {
+	if got, want := unescape(`Provide \\ActivateGenericHook \"x\"`), `Provide \ActivateGenericHook "x"`; got != want {
+		t.Errorf("unescape = %q, want %q", got, want)
+	}
+}

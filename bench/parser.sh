@@ -115,8 +115,11 @@ echo "$(basename "$big"), two cores (page ranges in parallel) vs mutool on one c
 line2=$(ours "$big" 0,1 2)
 pages=$(field pages "$line2")
 ms=$(best_mutool "$big" 0)
+# mutool's speed drifts with the host's load: the ratios below use the
+# fastest mutool time measured on this file in this run (the strictest).
+if [ "$(echo "$ms < $big_ms" | bc -l)" = 1 ]; then big_ms=$ms; else ms=$big_ms; fi
 os=$(field seconds "$line2")
-printf '  mutool 1 core %.0f pages/s; ours 2 workers %.0f pages/s; ratio %.2f (target >= 1.7); peak RSS %.1f MiB\n' \
+printf '  mutool 1 core %.0f pages/s (fastest of the run); ours 2 workers %.0f pages/s; ratio %.2f (target >= 1.7); peak RSS %.1f MiB\n' \
 	"$(echo "$pages / $ms" | bc -l)" "$(echo "$pages / $os" | bc -l)" "$(echo "$ms / $os" | bc -l)" \
 	"$(echo "$(field rss_kib "$line2") / 1024" | bc -l)"
 
@@ -126,7 +129,7 @@ echo "$(basename "$big"), parser service on one core (chunks published asynchron
 svc=$(PARSER_BENCH_PDF="$big" taskset -c 0 "$tmp/parser.test" -test.run '^$' -test.bench BenchmarkParseService \
 	-test.benchtime 1x -test.count "$runs" | awk '{for (i = 2; i <= NF; i++) if ($i == "pages/s" && $(i-1) > best) best = $(i-1)} END {print best}')
 bp=$(field pages "$(ours "$big" 0 1)")
-printf '  NATS in the same process, same core: service %.0f pages/s (best of %d runs); mutool %.0f pages/s; ratio %.2f (target >= 0.9)\n' \
+printf '  NATS in the same process, same core: service %.0f pages/s (best of %d runs); mutool %.0f pages/s (fastest of the run); ratio %.2f (target >= 0.9)\n' \
 	"$svc" "$runs" "$(echo "$bp / $big_ms" | bc -l)" "$(echo "$svc / ($bp / $big_ms)" | bc -l)"
 # As deployed: the NATS server is a process of its own (here on the other
 # core), the parser has core 0 to itself.

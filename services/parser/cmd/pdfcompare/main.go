@@ -98,16 +98,24 @@ func compare(ctx context.Context, mutool, path, password string) (result, error)
 	}
 	r.pages, r.chunks, r.chapters = info.Pages, info.Chunks, info.Chapters
 
-	args := []string{"draw", "-q", "-F", "txt", "-o", "-"}
+	// One file per page: splitting mutool's single output at form feeds
+	// goes wrong when a page's text holds one.
+	dir, err := os.MkdirTemp("", "pdfcompare-*")
+	if err != nil {
+		return r, err
+	}
+	defer os.RemoveAll(dir)
+	args := []string{"draw", "-q", "-F", "txt", "-o", filepath.Join(dir, "p%d.txt")}
 	if password != "" {
 		args = append(args, "-p", password)
 	}
-	txt, err := exec.CommandContext(ctx, mutool, append(args, path)...).Output()
-	if err != nil {
-		return r, fmt.Errorf("mutool draw: %w", err)
+	if out, err := exec.CommandContext(ctx, mutool, append(args, path)...).CombinedOutput(); err != nil {
+		return r, fmt.Errorf("mutool draw: %w: %s", err, bytes.TrimSpace(out))
 	}
-	// mutool ends each page with a form feed.
-	mutoolPages := bytes.Split(txt, []byte("\f"))
+	mutoolPages := make([][]byte, info.Pages)
+	for i := range mutoolPages {
+		mutoolPages[i], _ = os.ReadFile(filepath.Join(dir, fmt.Sprintf("p%d.txt", i+1))) // missing: no text
+	}
 
 	ref := bag{}
 	for _, p := range mutoolPages {

@@ -65,9 +65,7 @@ func TestLocalDefaultEmbedsEveryChunkByIndex(t *testing.T) {
 	h := newHarness(t)
 	h.start(map[string]string{}) // EMBEDDING_PROVIDER defaults to local
 	const task = "6f1c2a9e-1b7d-4f0a-9a63-2c1d1e0b7a11"
-	h.createTask(task)
-	in := texts(task, 50)
-	h.publish(task, in, 0, false)
+	in := h.submit(task, 50)
 
 	vecs := h.waitVectors(task, 50, 20*time.Second)
 	checkLocal(t, task, vecs, in)
@@ -151,9 +149,7 @@ func TestTaskKeyBeforeTaskUsesOpenAIWithThatKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.start(map[string]string{"OPENAI_BASE_URL": fake.URL}) // default stays local
-	h.createTask(task)
-	in := texts(task, 50)
-	h.publish(task, in, 0, false)
+	in := h.submit(task, 50)
 
 	vecs := h.waitVectors(task, 50, 20*time.Second)
 	for i, v := range vecs {
@@ -201,9 +197,7 @@ func TestKeyArrivingAfterTheChunks(t *testing.T) {
 		"API_KEY_WAIT":       "10s",
 	})
 	const task = "late-key"
-	h.createTask(task)
-	in := texts(task, 20)
-	h.publish(task, in, 0, false)
+	in := h.submit(task, 20)
 
 	// Every chunk is taken and waits for the key.
 	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
@@ -302,9 +296,7 @@ func TestWrongKeyFailsTheTaskWithFewRequests(t *testing.T) {
 		"EMBED_WORKERS":   fmt.Sprint(workers),
 		"EMBED_REQUESTS":  fmt.Sprint(requests),
 	})
-	h.createTask(task)
-	in := texts(task, 200)
-	h.publish(task, in, 0, false)
+	in := h.submit(task, 200)
 
 	st := h.waitFailed(task, 15*time.Second)
 	if st.Stage != string(pipeline.Embed) || !strings.Contains(st.Error, "invalid API key") {
@@ -368,9 +360,7 @@ func TestRateLimitIsRetriedAfterRetryAfter(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.start(map[string]string{"OPENAI_BASE_URL": fake.URL})
-	h.createTask(task)
-	in := texts(task, 20)
-	h.publish(task, in, 0, false)
+	in := h.submit(task, 20)
 
 	vecs := h.waitVectors(task, len(in), 20*time.Second)
 	for i, v := range vecs {
@@ -437,9 +427,7 @@ func TestGeminiTaskKey(t *testing.T) {
 	if err := pipeline.PutAPIKey(h.ctx, h.res.Keys, task, pipeline.APIKey{Provider: "Gemini", Key: key}, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	h.createTask(task)
-	in := texts(task, 30)
-	h.publish(task, in, 0, false)
+	in := h.submit(task, 30)
 
 	vecs := h.waitVectors(task, len(in), 20*time.Second)
 	for i, v := range vecs {
@@ -587,9 +575,7 @@ func TestAPIKeyFile(t *testing.T) {
 		"EMBEDDING_API_KEY_FILE": path,
 	})
 	const task = "key-file"
-	h.createTask(task)
-	in := texts(task, 10)
-	h.publish(task, in, 0, false)
+	in := h.submit(task, 10)
 	vecs := h.waitVectors(task, len(in), 20*time.Second)
 	for i, v := range vecs {
 		checkChunk(t, task, i, v, in[i])
@@ -630,9 +616,7 @@ func TestKeylessCompatibleServerServesTasks(t *testing.T) {
 		"API_KEY_WAIT":       "30s",
 	})
 	const task = "tei-default"
-	h.createTask(task)
-	in := texts(task, 10)
-	h.publish(task, in, 0, false)
+	in := h.submit(task, 10)
 	// Far less than API_KEY_WAIT: the tasks do not wait for a key.
 	vecs := h.waitVectors(task, len(in), 10*time.Second)
 	for i, v := range vecs {
@@ -706,9 +690,7 @@ func TestDimensionsParamCanBeSwitchedOff(t *testing.T) {
 		"EMBEDDING_SEND_DIMENSIONS": "false",
 	})
 	const task = "no-dimensions"
-	h.createTask(task)
-	in := texts(task, 5)
-	h.publish(task, in, 0, false)
+	in := h.submit(task, 5)
 	h.waitVectors(task, len(in), 10*time.Second)
 	for _, r := range fake.Log() {
 		if r.Dims != 0 {

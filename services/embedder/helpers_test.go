@@ -167,6 +167,16 @@ func (h *harness) publish(taskID string, texts []string, first int, skip bool) {
 	}
 }
 
+// submit records a task and publishes n generated chunks for it, as the
+// parser would, and returns their texts.
+func (h *harness) submit(taskID string, n int) []string {
+	h.t.Helper()
+	h.createTask(taskID)
+	in := texts(taskID, n)
+	h.publish(taskID, in, 0, false)
+	return in
+}
+
 // publishBatches sends the chunks from index 0 on as the parser does:
 // size to a message, at the subject of each message's first chunk.
 func (h *harness) publishBatches(taskID string, texts []string, size int) {

@@ -46,9 +46,7 @@ func TestBatchesMapOntoRequests(t *testing.T) {
 	// As many workers as chunks: none waits in the client's buffer past
 	// the tests' 2s AckWait on a loaded machine.
 	svc := h.start(map[string]string{"OPENAI_BASE_URL": fake.URL, "EMBED_LINGER": "50ms", "EMBED_WORKERS": "256"})
-	h.createTask(task)
-	in := texts(task, 256)
-	h.publish(task, in, 0, false)
+	in := h.submit(task, 256)
 	checkFake(t, task, h.waitVectors(task, len(in), 30*time.Second), in)
 
 	log := fake.Log()
@@ -220,9 +218,7 @@ func TestRateLimitShrinksTheBatch(t *testing.T) {
 	h.withKey(task, "openai", providertest.OpenAIKey)
 	// One request at a time, batches of 32 filled before they leave.
 	svc := h.start(map[string]string{"OPENAI_BASE_URL": fake.URL, "EMBED_REQUESTS": "1", "EMBED_LINGER": "300ms"})
-	h.createTask(task)
-	in := texts(task, 32)
-	h.publish(task, in, 0, false)
+	in := h.submit(task, 32)
 	checkFake(t, task, h.waitVectors(task, len(in), 20*time.Second), in)
 	log := fake.Log()
 	if len(log) < 3 || log[0].Status != http.StatusTooManyRequests {
@@ -296,9 +292,7 @@ func TestServerErrorsAndTimeoutsAreRetried(t *testing.T) {
 		const task = "server-errors"
 		h.withKey(task, "openai", providertest.OpenAIKey)
 		svc := h.start(map[string]string{"OPENAI_BASE_URL": fake.URL, "EMBED_REQUESTS": "1", "EMBED_LINGER": "200ms"})
-		h.createTask(task)
-		in := texts(task, 10)
-		h.publish(task, in, 0, false)
+		in := h.submit(task, 10)
 		checkFake(t, task, h.waitVectors(task, len(in), 20*time.Second), in)
 		log := fake.Log()
 		if len(log) < 3 || log[0].Status != 503 || log[1].Status != 503 || !bytes.Equal(log[0].Body, log[2].Body) || log[2].Status != 200 {
@@ -317,9 +311,7 @@ func TestServerErrorsAndTimeoutsAreRetried(t *testing.T) {
 		const task = "timeouts"
 		h.withKey(task, "openai", providertest.OpenAIKey)
 		svc := h.start(map[string]string{"OPENAI_BASE_URL": fake.URL, "EMBED_TIMEOUT": "300ms", "EMBED_LINGER": "200ms"})
-		h.createTask(task)
-		in := texts(task, 10)
-		h.publish(task, in, 0, false)
+		in := h.submit(task, 10)
 		testenv.CheckFor(t, 10*time.Second, 5*time.Millisecond, func() error {
 			if fake.Requests() == 0 {
 				return fmt.Errorf("no request yet")

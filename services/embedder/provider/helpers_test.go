@@ -83,3 +83,22 @@ func newTestEmbedder(t *testing.T, cfg provider.Config, mod func(*provider.Confi
 	}
 	return provider.WithRetry(e, fastRetry)
 }
+
+// checkEmbedError checks a failed Embed: its kind, its message (when
+// wantMessage is set), how many requests reached the fake, and that no
+// key appears in it.
+func checkEmbedError(t *testing.T, err, want error, wantMessage string, requests, wantRequests int, keys ...string) {
+	t.Helper()
+	if !errors.Is(err, want) {
+		t.Fatalf("got error %v (kind %s), want %v", err, kindOf(err), want)
+	}
+	if wantMessage != "" && !strings.Contains(err.Error(), wantMessage) {
+		t.Errorf("got message %q, want it to contain %q", err, wantMessage)
+	}
+	if requests != wantRequests {
+		t.Errorf("got %d requests, want %d", requests, wantRequests)
+	}
+	for _, k := range keys {
+		checkNoKey(t, err, k)
+	}
+}

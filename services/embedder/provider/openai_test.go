@@ -130,17 +130,7 @@ func TestOpenAIErrors(t *testing.T) {
 				}
 			})
 			_, err := e.Embed(context.Background(), texts(3), provider.Document)
-			if !errors.Is(err, tc.want) {
-				t.Fatalf("got error %v (kind %s), want %v", err, kindOf(err), tc.want)
-			}
-			if tc.wantMessage != "" && !strings.Contains(err.Error(), tc.wantMessage) {
-				t.Errorf("got message %q, want it to contain %q", err, tc.wantMessage)
-			}
-			if got := srv.Requests(); got != tc.wantRequests {
-				t.Errorf("got %d requests, want %d", got, tc.wantRequests)
-			}
-			checkNoKey(t, err, providertest.OpenAIKey)
-			checkNoKey(t, err, badKey)
+			checkEmbedError(t, err, tc.want, tc.wantMessage, srv.Requests(), tc.wantRequests, providertest.OpenAIKey, badKey)
 			if errors.Is(err, context.DeadlineExceeded) {
 				t.Errorf("got %v matching context.DeadlineExceeded, but the caller's context did not end", err)
 			}

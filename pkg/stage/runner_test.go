@@ -228,6 +228,18 @@ func (f *failures) snapshot() ([]string, []error) {
 	return append([]string(nil), f.ids...), append([]error(nil), f.errs...)
 }
 
+// runToTermination publishes one message per task id, starts r, and
+// waits until one message was terminated and every message settled.
+func (h *harness) runToTermination(r *stage.Runner, terms func() []advisory, taskIDs ...string) *jetstream.ConsumerInfo {
+	h.t.Helper()
+	for _, id := range taskIDs {
+		h.publish(id)
+	}
+	h.start(r)
+	waitCount(h.t, "terminations", func() int { return len(terms()) }, 1)
+	return h.waitSettled(uint64(len(taskIDs)))
+}
+
 func waitCount(t *testing.T, what string, n func() int, want int) {
 	t.Helper()
 	testenv.CheckFor(t, 20*time.Second, 10*time.Millisecond, func() error {
@@ -319,11 +331,7 @@ func TestTransientErrorEveryTimeFailsOnLastDelivery(t *testing.T) {
 		c.record(msg)
 		return errBusy
 	}), f.onFail)
-	h.publish("task.7")
-	h.start(r)
-
-	waitCount(t, "terminations", func() int { return len(terms()) }, 1)
-	h.waitSettled(1)
+	h.runToTermination(r, terms, "task.7")
 	_, seen, _ := c.snapshot()
 	if got, want := fmt.Sprint(seen), "[1 2 3]"; got != want {
 		t.Errorf("deliveries: got %s, want %s", got, want)
@@ -354,11 +362,7 @@ func TestPermanentErrorFailsAtOnce(t *testing.T) {
 		c.record(msg)
 		return fmt.Errorf("check header: %w", stage.Permanent(errBad))
 	}), f.onFail)
-	h.publish("t1")
-	h.start(r)
-
-	waitCount(t, "terminations", func() int { return len(terms()) }, 1)
-	info := h.waitSettled(1)
+	info := h.runToTermination(r, terms, "t1")
 	if got := c.count(); got != 1 {
 		t.Errorf("handler calls: got %d, want 1", got)
 	}
@@ -401,11 +405,7 @@ func TestOnFailErrorRetries(t *testing.T) {
 		c.record(msg)
 		return stage.Permanent(errors.New("bad input"))
 	}), f.onFail)
-	h.publish("t1")
-	h.start(r)
-
-	waitCount(t, "terminations", func() int { return len(terms()) }, 1)
-	h.waitSettled(1)
+	h.runToTermination(r, terms, "t1")
 	_, seen, _ := c.snapshot()
 	if got, want := fmt.Sprint(seen), "[1 2]"; got != want {
 		t.Errorf("deliveries: got %s, want %s (retried after OnFail failed)", got, want)
@@ -718,11 +718,7 @@ func TestOnFailErrorOnLastDelivery(t *testing.T) {
 		c.record(msg)
 		return errors.New("backend busy")
 	}), f.onFail)
-	h.publish("t1")
-	h.start(r)
-
-	waitCount(t, "terminations", func() int { return len(terms()) }, 1)
-	h.waitSettled(1)
+	h.runToTermination(r, terms, "t1")
 	_, seen, _ := c.snapshot()
 	if got, want := fmt.Sprint(seen), "[1 2]"; got != want {
 		t.Errorf("deliveries: got %s, want %s", got, want)

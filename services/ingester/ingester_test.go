@@ -96,6 +96,16 @@ func (e *env) publishVector(t *testing.T, id string, i int) {
 
 // publishJob records the task as the parser leaves it and publishes its
 // ingest job; msgID "" uses the parser's message id.
+// publishDocument stores n vectors for task id, then its ingest job, as the
+// earlier stages would.
+func (e *env) publishDocument(t *testing.T, id string, n int) {
+	t.Helper()
+	for i := range n {
+		e.publishVector(t, id, i)
+	}
+	e.publishJob(t, id, n, "")
+}
+
 func (e *env) publishJob(t *testing.T, id string, chunks int, msgID string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), stagetest.WaitLimit)
@@ -209,10 +219,7 @@ func TestIngestHappyPathAndNoResend(t *testing.T) {
 	startIngester(t, e, addr)
 
 	const id, n = "t1", 5
-	for i := range n {
-		e.publishVector(t, id, i)
-	}
-	e.publishJob(t, id, n, "")
+	e.publishDocument(t, id, n)
 	docs := waitDocuments(t, sink, 1)
 	checkDocument(t, docs[0], id, n)
 	e.expectDone(t, id, n, 1)
@@ -279,10 +286,7 @@ func TestIngestBrokenStreamIsResentWhole(t *testing.T) {
 	startIngester(t, e, addr)
 
 	const id, n = "broken", 4
-	for i := range n {
-		e.publishVector(t, id, i)
-	}
-	e.publishJob(t, id, n, "")
+	e.publishDocument(t, id, n)
 	e.expectDone(t, id, n, 2)
 	e.WaitSettled(t, pipeline.Ingest)
 	docs := sink.Documents()
@@ -309,10 +313,7 @@ func TestIngestPartialFirstAttemptFailsWithoutLoop(t *testing.T) {
 	terms := e.WatchTerminated(t, pipeline.Ingest)
 
 	const id, n = "partial", 4
-	for i := range n {
-		e.publishVector(t, id, i)
-	}
-	e.publishJob(t, id, n, "")
+	e.publishDocument(t, id, n)
 	st := e.WaitTerminal(t, id)
 	if st.State != status.Failed || st.Stage != string(pipeline.Ingest) {
 		t.Fatalf("got %s at %q (%q), want failed at ingest", st.State, st.Stage, st.Error)
@@ -352,10 +353,7 @@ func TestIngestBackendUnreachable(t *testing.T) {
 	terms := e.WatchTerminated(t, pipeline.Ingest)
 
 	const id, n = "nobackend", 2
-	for i := range n {
-		e.publishVector(t, id, i)
-	}
-	e.publishJob(t, id, n, "")
+	e.publishDocument(t, id, n)
 	st := e.WaitTerminal(t, id)
 	if st.State != status.Failed || st.Stage != string(pipeline.Ingest) {
 		t.Fatalf("got %s at %q (%q), want failed at ingest", st.State, st.Stage, st.Error)
@@ -450,10 +448,7 @@ func TestIngestLostAnswerIsDone(t *testing.T) {
 	startIngester(t, e, addr)
 
 	const id, n = "lost-answer", 3
-	for i := range n {
-		e.publishVector(t, id, i)
-	}
-	e.publishJob(t, id, n, "")
+	e.publishDocument(t, id, n)
 	st := e.WaitTerminal(t, id)
 	if st.State != status.Done || st.Attempts != 2 || !strings.Contains(st.Error, "stored by attempt 1") {
 		t.Fatalf("got %s after %d attempts (%q), want done after 2, stored by attempt 1", st.State, st.Attempts, st.Error)
@@ -477,10 +472,7 @@ func TestIngestBrokenBeforeTheEndStillFails(t *testing.T) {
 	startIngester(t, e, addr)
 
 	const id, n = "cut", 3
-	for i := range n {
-		e.publishVector(t, id, i)
-	}
-	e.publishJob(t, id, n, "")
+	e.publishDocument(t, id, n)
 	if st := e.WaitTerminal(t, id); st.State != status.Failed || !strings.Contains(st.Error, "duplicate key") {
 		t.Fatalf("got %s (%q), want failed with the backend's duplicate-key message", st.State, st.Error)
 	}

@@ -127,7 +127,6 @@ type mupdfDoc struct {
 	pages  int
 	closed bool
 
-	read      int    // pages read since the last trim
 	trimmedAt uint64 // bytes MuPDF held just after the last trim
 }
 
@@ -136,22 +135,32 @@ type mupdfDoc struct {
 // come in streams of a hundred or so, and a stream is parsed again for any
 // one of them. The reader trims when MuPDF's memory has grown by
 // trimBudget since the last trim (a 2,415-page manual: 10 trims, peak
-// 17 MiB of MuPDF memory; link-heavy index pages grow 0.3 MiB each), or
-// every trimEvery pages where the C library cannot tell sizes.
-const (
-	trimBudget = 4 << 20
-	trimEvery  = 256
-)
+// 11 MiB of MuPDF memory; link-heavy index pages grow 0.3 MiB each).
+const trimBudget = 4 << 20
 
 // maybeTrim trims after a page when the budget is spent.
 func (d *mupdfDoc) maybeTrim() {
-	d.read++
-	live := uint64(C.pt_live_bytes(d.ctx))
-	if (live == 0 && d.read >= trimEvery) || live > d.trimmedAt+trimBudget {
+	if uint64(C.pt_live_bytes(d.ctx)) > d.trimmedAt+trimBudget {
 		C.pt_trim(d.ctx, d.doc)
-		d.read = 0
 		d.trimmedAt = uint64(C.pt_live_bytes(d.ctx))
 	}
+}
+
+// memory reports the bytes MuPDF holds for d and the size of its pool of
+// small blocks (see pt_mem in mupdf_shim.c).
+func (d *mupdfDoc) memory() (live, pooled uint64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return uint64(C.pt_live_bytes(d.ctx)), uint64(C.pt_pooled_bytes(d.ctx))
+}
+
+// poolCheck runs the shim's test of its allocator with a range of
+// regionSize bytes (a multiple of 64 KiB).
+func poolCheck(regionSize int) error {
+	if msg := C.pt_pool_check(C.size_t(regionSize)); msg != nil {
+		return errors.New(C.GoString(msg))
+	}
+	return nil
 }
 
 func (d *mupdfDoc) NumPages() int { return d.pages }

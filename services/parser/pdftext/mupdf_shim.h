@@ -66,9 +66,13 @@ int pt_open(const char *filename, const char *password, size_t max_store, int fu
 // is used as before. Returns 1 when the walk is available.
 int pt_lazy_page_tree(void);
 
-// pt_live_bytes is the memory MuPDF holds for ctx (0 where the C library
-// cannot tell allocation sizes).
+// pt_live_bytes is the memory MuPDF holds for ctx: the sizes of the
+// blocks it has allocated and not freed.
 size_t pt_live_bytes(fz_context *ctx);
+
+// pt_pooled_bytes is the size of ctx's pool of small blocks, in use or
+// free (see pt_mem in mupdf_shim.c). It only grows.
+size_t pt_pooled_bytes(fz_context *ctx);
 
 // pt_page_text returns page n's text (lines separated by '\n', blocks
 // followed by an empty line) in a buffer to free with pt_drop_buffer, or
@@ -125,6 +129,11 @@ void pt_trim(fz_context *ctx, fz_document *doc);
 size_t pt_buffer_data(fz_context *ctx, fz_buffer *buf, unsigned char **data);
 void pt_drop_buffer(fz_context *ctx, fz_buffer *buf);
 
+
+// pt_pool_check tests the pool allocator of the contexts (see pt_mem in
+// mupdf_shim.c) with a range of region_size bytes, a multiple of 64 KiB.
+// Returns NULL when all is well, else what went wrong.
+const char *pt_pool_check(size_t region_size);
 
 // pt_set_malloc_arenas caps the number of glibc malloc arenas (MuPDF
 // allocates with malloc from whichever OS thread Go runs a cgo call on;

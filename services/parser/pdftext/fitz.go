@@ -279,11 +279,13 @@ func (d *mupdfDoc) Close() error {
 }
 
 // stextFlags are the MuPDF structured-text options: ligatures expanded and
-// whitespace made plain (both by leaving their PRESERVE flags off), text
-// outside the page's media box ignored, images not kept (the device then
-// tells the interpreter not to decode them). No FZ_NO_CACHE hint: fonts
-// and resources stay in the store between pages, which is much faster.
-const stextFlags = 64 // FZ_STEXT_MEDIABOX_CLIP
+// whitespace made plain (both by leaving their PRESERVE flags off), images
+// not kept (the device then tells the interpreter not to decode them).
+// Text outside the page's media box is left out by the shim
+// (pt_serialise), not by MuPDF's FZ_STEXT_MEDIABOX_CLIP, which bounds
+// every glyph's outline. No FZ_NO_CACHE hint: fonts and resources stay in
+// the store between pages, which is much faster.
+const stextFlags = 0
 
 // PageBlocks implements StructuredDocument with MuPDF's structured text.
 // When ctx ends during the page, MuPDF is told to abort through its cookie

@@ -5,10 +5,11 @@
 # Prints per file: pages, mutool pages/s and ours on one core (taskset -c 0),
 # their ratio, our peak RSS; then the same with the PDFium engine for the
 # largest manual and R-intro.pdf; then, for the largest manual, ours with two
-# page-range workers on two cores against single-core mutool, and the RSS
-# of a 30-page excerpt of the same manual for the memory ratio; and the
-# parser service (BenchmarkParseService) on one core, with its NATS server
-# in the same process and, as deployed, on the other core.
+# page-range workers on two cores against single-core mutool; the parser
+# service (BenchmarkParseService) on one core, with its NATS server in the
+# same process and, as deployed, on the other core; and the peak RSS of the
+# largest manual against a 30-page excerpt of it, one run per process and
+# several. mutool and ours run alternately, run by run.
 #
 # Usage: bench/parser.sh [runs]   (runs per measurement, best kept; default 3)
 # Installs r-doc-pdf octave-doc gnuplot-doc mupdf-tools with apt-get when
@@ -54,21 +55,31 @@ pdfium_files=("$big")
 (cd "$root/services/parser" && go build -o "$tmp/parsebench" ./cmd/parsebench && go test -c -o "$tmp/parser.test" .)
 
 now() { date +%s.%N; }
-# best_mutool FILE CPUS: best wall seconds of mutool draw -F txt over $runs runs.
-best_mutool() {
-	local best="" s e d
-	for _ in $(seq "$runs"); do
-		s=$(now)
-		taskset -c "$2" mutool draw -q -F txt -o /dev/null "$1" 2>/dev/null
-		e=$(now)
-		d=$(echo "$e - $s" | bc -l)
-		if [ -z "$best" ] || [ "$(echo "$d < $best" | bc -l)" = 1 ]; then best=$d; fi
-	done
-	printf '%.3f' "$best"
+# mutool_once FILE CPUS: wall seconds of one mutool draw -F txt.
+mutool_once() {
+	local s e
+	s=$(now)
+	taskset -c "$2" mutool draw -q -F txt -o /dev/null "$1" 2>/dev/null
+	e=$(now)
+	echo "$e - $s" | bc -l
 }
-# ours FILE CPUS WORKERS [ENGINE]: parsebench's line (best of $runs runs in one process).
-ours() { taskset -c "$2" "$tmp/parsebench" -workers "$3" -repeat "$runs" -engine "${4:-mupdf}" "$1"; }
+# ours FILE CPUS WORKERS [ENGINE]: parsebench's line (one run).
+ours() { taskset -c "$2" "$tmp/parsebench" -workers "$3" -engine "${4:-mupdf}" "$1"; }
 field() { sed -n "s/.*\b$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
+# pair FILE CPUS WORKERS: $runs runs of mutool on one core (core 0) and of
+# ours, alternating, so that drift in the host's speed (seen here: mutool
+# alone from 1,000 to 1,500 pages/s within minutes) hits both alike. Sets
+# ms (mutool's best seconds) and line (parsebench's line of our best run).
+pair() {
+	local d l
+	ms="" line=""
+	for _ in $(seq "$runs"); do
+		d=$(mutool_once "$1" 0)
+		if [ -z "$ms" ] || [ "$(echo "$d < $ms" | bc -l)" = 1 ]; then ms=$d; fi
+		l=$(ours "$1" "$2" "$3")
+		if [ -z "$line" ] || [ "$(echo "$(field seconds "$l") < $(field seconds "$line")" | bc -l)" = 1 ]; then line=$l; fi
+	done
+}
 
 # The machine's real parallel capacity: the same CPU-bound work run twice
 # at once, against once. Near 1.0 means two free cores; near 2.0 means the
@@ -82,9 +93,8 @@ printf '%-16s %6s %10s %10s %7s %9s %8s\n' file pages mutool/s ours/s ratio rss_
 tp=0 tm=0 to=0
 declare -A mutool_s
 for f in "${files[@]}"; do
-	line=$(ours "$f" 0 1)
+	pair "$f" 0 1
 	pages=$(field pages "$line")
-	ms=$(best_mutool "$f" 0)
 	os=$(field seconds "$line")
 	printf '%-16s %6d %10.0f %10.0f %7.2f %9.1f %8d\n' "$(basename "$f")" "$pages" \
 		"$(echo "$pages / $ms" | bc -l)" "$(echo "$pages / $os" | bc -l)" "$(echo "$ms / $os" | bc -l)" \
@@ -101,7 +111,7 @@ echo
 echo "PDFium engine (PDF_ENGINE=pdfium, WebAssembly, module compiled before timing), one core:"
 printf '%-16s %6s %10s %10s %7s %9s %8s\n' file pages mutool/s pdfium/s ratio rss_MiB chunks
 for f in "${pdfium_files[@]}"; do
-	line=$(ours "$f" 0 1 pdfium)
+	line=$(taskset -c 0 "$tmp/parsebench" -engine pdfium -repeat "$runs" "$f")
 	pages=$(field pages "$line")
 	ms=${mutool_s[$f]}
 	os=$(field seconds "$line")
@@ -112,11 +122,11 @@ done
 
 echo
 echo "$(basename "$big"), two cores (page ranges in parallel) vs mutool on one core:"
-line2=$(ours "$big" 0,1 2)
+pair "$big" 0,1 2
+line2=$line
 pages=$(field pages "$line2")
-ms=$(best_mutool "$big" 0)
-# mutool's speed drifts with the host's load: the ratios below use the
-# fastest mutool time measured on this file in this run (the strictest).
+# The ratios below use the fastest mutool time measured on this file in
+# this run (the strictest).
 if [ "$(echo "$ms < $big_ms" | bc -l)" = 1 ]; then big_ms=$ms; else ms=$big_ms; fi
 os=$(field seconds "$line2")
 printf '  mutool 1 core %.0f pages/s (fastest of the run); ours 2 workers %.0f pages/s; ratio %.2f (target >= 1.7); peak RSS %.1f MiB\n' \
@@ -147,9 +157,18 @@ printf '  NATS server on the other core (as deployed): service %.0f pages/s; rat
 
 echo
 mutool merge -o "$tmp/excerpt30.pdf" "$big" 1-30 2>/dev/null
-small=$(ours "$tmp/excerpt30.pdf" 0 1)
-large=$(ours "$big" 0 1)
-printf 'memory: peak RSS %.1f MiB on a 30-page excerpt, %.1f MiB on all %d pages (ratio %.2f, target <= 1.5 and < 160 MiB); %.1f MiB with 2 workers\n' \
-	"$(echo "$(field rss_kib "$small") / 1024" | bc -l)" "$(echo "$(field rss_kib "$large") / 1024" | bc -l)" \
-	"$(field pages "$large")" "$(echo "$(field rss_kib "$large") / $(field rss_kib "$small")" | bc -l)" \
-	"$(echo "$(field rss_kib "$line2") / 1024" | bc -l)"
+# Peak RSS (VmHWM) of a process that parses one document ("cold"), and
+# of one that parses it $runs times in a row, as a long-running parser
+# does ("warm": the Go heap and glibc keep some of what earlier runs used).
+mem() {
+	local small large
+	small=$(taskset -c 0 "$tmp/parsebench" -repeat "$1" "$tmp/excerpt30.pdf")
+	large=$(taskset -c 0 "$tmp/parsebench" -repeat "$1" "$big")
+	printf '  %s: peak RSS %.1f MiB on a 30-page excerpt, %.1f MiB on all %d pages: ratio %.2f (target <= 1.5 and < 160 MiB)\n' "$2" \
+		"$(echo "$(field rss_kib "$small") / 1024" | bc -l)" "$(echo "$(field rss_kib "$large") / 1024" | bc -l)" \
+		"$(field pages "$large")" "$(echo "$(field rss_kib "$large") / $(field rss_kib "$small")" | bc -l)"
+}
+echo "memory, parse step (one worker):"
+mem 1 "cold, one run per process"
+mem "$runs" "warm, $runs runs per process"
+printf '  with 2 workers: peak RSS %.1f MiB\n' "$(echo "$(field rss_kib "$line2") / 1024" | bc -l)"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 )
@@ -141,8 +142,13 @@ func newPageReader(ctx context.Context, eng Engine, path string, first Document,
 	return r
 }
 
-// work reads batches with doc until there are none left.
+// work reads batches with doc until there are none left. It keeps its
+// OS thread: otherwise the page calls into MuPDF hop between threads, and
+// on return from each one wait for the scheduler (two workers on
+// fullrefman: 1.14-1.16 s without, 1.06-1.09 s with).
 func (r *pageReader) work(doc Document) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	for {
 		select {
 		case r.tokens <- struct{}{}:

@@ -66,19 +66,29 @@ mutool_once() {
 # ours FILE CPUS WORKERS [ENGINE]: parsebench's line (one run).
 ours() { taskset -c "$2" "$tmp/parsebench" -workers "$3" -engine "${4:-mupdf}" "$1"; }
 field() { sed -n "s/.*\b$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
+# median: the median of the numbers on stdin, one per line.
+median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 # pair FILE CPUS WORKERS: $runs runs of mutool on one core (core 0) and of
 # ours, alternating, so that drift in the host's speed (seen here: mutool
-# alone from 1,000 to 1,500 pages/s within minutes) hits both alike. Sets
-# ms (mutool's best seconds) and line (parsebench's line of our best run).
+# alone from 1,000 to 1,500 pages/s within minutes, and phases of minutes
+# at half speed) hits both alike. Sets ms (mutool's best seconds), line
+# (parsebench's line of our best run), pr (the median over the runs of
+# mutool's time over ours in the same run: back-to-back, so a slow phase
+# of the host cancels out) and run_m[i], run_o[i] (the times of run i).
 pair() {
-	local d l
+	local d l i o ratios=""
 	ms="" line=""
-	for _ in $(seq "$runs"); do
+	for i in $(seq "$runs"); do
 		d=$(mutool_once "$1" 0)
 		if [ -z "$ms" ] || [ "$(echo "$d < $ms" | bc -l)" = 1 ]; then ms=$d; fi
 		l=$(ours "$1" "$2" "$3")
-		if [ -z "$line" ] || [ "$(echo "$(field seconds "$l") < $(field seconds "$line")" | bc -l)" = 1 ]; then line=$l; fi
+		o=$(field seconds "$l")
+		if [ -z "$line" ] || [ "$(echo "$o < $(field seconds "$line")" | bc -l)" = 1 ]; then line=$l; fi
+		run_m[i]=$d
+		run_o[i]=$o
+		ratios+="$(echo "$d / $o" | bc -l)"$'\n'
 	done
+	pr=$(printf '%s' "$ratios" | median)
 }
 
 # The machine's real parallel capacity: the same CPU-bound work run twice
@@ -89,23 +99,31 @@ s=$(now); sha256sum "$tmp/zero" >/dev/null; e=$(now); one=$(echo "$e - $s" | bc 
 s=$(now); sha256sum "$tmp/zero" >/dev/null & sha256sum "$tmp/zero" >/dev/null & wait; e=$(now); two=$(echo "$e - $s" | bc -l)
 rm -f "$tmp/zero"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores; two CPU-bound jobs at once take $(printf '%.2f' "$(echo "$two / $one" | bc -l)")x one job; best of $runs runs"
-printf '%-16s %6s %10s %10s %7s %9s %8s\n' file pages mutool/s ours/s ratio rss_MiB chunks
+echo "ratio: best time of mutool over our best time; pairs: median over the runs of mutool's time over ours, run back to back"
+printf '%-16s %6s %10s %10s %7s %7s %9s %8s\n' file pages mutool/s ours/s ratio pairs rss_MiB chunks
 tp=0 tm=0 to=0
 declare -A mutool_s
+declare -a run_m run_o tot_m tot_o
+for i in $(seq "$runs"); do tot_m[i]=0 tot_o[i]=0; done
 for f in "${files[@]}"; do
 	pair "$f" 0 1
 	pages=$(field pages "$line")
 	os=$(field seconds "$line")
-	printf '%-16s %6d %10.0f %10.0f %7.2f %9.1f %8d\n' "$(basename "$f")" "$pages" \
-		"$(echo "$pages / $ms" | bc -l)" "$(echo "$pages / $os" | bc -l)" "$(echo "$ms / $os" | bc -l)" \
+	printf '%-16s %6d %10.0f %10.0f %7.2f %7.2f %9.1f %8d\n' "$(basename "$f")" "$pages" \
+		"$(echo "$pages / $ms" | bc -l)" "$(echo "$pages / $os" | bc -l)" "$(echo "$ms / $os" | bc -l)" "$pr" \
 		"$(echo "$(field rss_kib "$line") / 1024" | bc -l)" "$(field chunks "$line")"
+	for i in $(seq "$runs"); do
+		tot_m[i]=$(echo "${tot_m[i]} + ${run_m[i]}" | bc -l)
+		tot_o[i]=$(echo "${tot_o[i]} + ${run_o[i]}" | bc -l)
+	done
 	[ "$f" = "$big" ] && big_ms=$ms
 	mutool_s[$f]=$ms
 	tp=$((tp + pages))
 	tm=$(echo "$tm + $ms" | bc -l)
 	to=$(echo "$to + $os" | bc -l)
 done
-printf '%-16s %6d %10.0f %10.0f %7.2f\n' total "$tp" "$(echo "$tp / $tm" | bc -l)" "$(echo "$tp / $to" | bc -l)" "$(echo "$tm / $to" | bc -l)"
+tpr=$(for i in $(seq "$runs"); do echo "${tot_m[i]} / ${tot_o[i]}" | bc -l; done | median)
+printf '%-16s %6d %10.0f %10.0f %7.2f %7.2f\n' total "$tp" "$(echo "$tp / $tm" | bc -l)" "$(echo "$tp / $to" | bc -l)" "$(echo "$tm / $to" | bc -l)" "$tpr"
 
 echo
 echo "PDFium engine (PDF_ENGINE=pdfium, WebAssembly, module compiled before timing), one core:"
@@ -129,8 +147,8 @@ pages=$(field pages "$line2")
 # this run (the strictest).
 if [ "$(echo "$ms < $big_ms" | bc -l)" = 1 ]; then big_ms=$ms; else ms=$big_ms; fi
 os=$(field seconds "$line2")
-printf '  mutool 1 core %.0f pages/s (fastest of the run); ours 2 workers %.0f pages/s; ratio %.2f (target >= 1.7); peak RSS %.1f MiB\n' \
-	"$(echo "$pages / $ms" | bc -l)" "$(echo "$pages / $os" | bc -l)" "$(echo "$ms / $os" | bc -l)" \
+printf '  mutool 1 core %.0f pages/s (fastest of the run); ours 2 workers %.0f pages/s; ratio %.2f, pairs %.2f (target >= 1.7); peak RSS %.1f MiB\n' \
+	"$(echo "$pages / $ms" | bc -l)" "$(echo "$pages / $os" | bc -l)" "$(echo "$ms / $os" | bc -l)" "$pr" \
 	"$(echo "$(field rss_kib "$line2") / 1024" | bc -l)"
 
 echo

@@ -78,6 +78,35 @@ func TestAckWindowPublisher(t *testing.T) {
 			t.Fatalf("wait: got %v, want %v", err, boom)
 		}
 	})
+	t.Run("stored publishes are let go", func(t *testing.T) {
+		js := &fakeJS{}
+		p := newAckWindowPublisher(js, 8, time.Minute)
+		for i := range 3 {
+			if err := p.publish(ctx, "s", "t", "x", i); err != nil {
+				t.Fatal(err)
+			}
+		}
+		js.futures[0].ok <- &jetstream.PubAck{}
+		js.futures[1].ok <- &jetstream.PubAck{}
+		if err := p.publish(ctx, "s", "t", "x", 3); err != nil {
+			t.Fatal(err)
+		}
+		// The two stored ones are gone (with their messages), the
+		// third and the fourth still wait.
+		if n := len(p.pending) - p.head; n != 2 {
+			t.Errorf("%d publishes held, want 2", n)
+		}
+		for i, f := range p.pending[:p.head] {
+			if f != nil {
+				t.Errorf("stored publish %d still referenced", i)
+			}
+		}
+		js.futures[3].err <- errors.New("stream full")
+		js.futures[2].ok <- &jetstream.PubAck{}
+		if err := p.publish(ctx, "s", "t", "x", 4); err == nil || len(js.futures) != 4 {
+			t.Errorf("publish after a failed one: got %v after %d publishes, want the failure after 4", err, len(js.futures))
+		}
+	})
 	t.Run("no ack in time", func(t *testing.T) {
 		js := &fakeJS{}
 		p := newAckWindowPublisher(js, 8, 10*time.Millisecond)

@@ -8,8 +8,9 @@
 # page-range workers on two cores against single-core mutool; the parser
 # service (BenchmarkParseService) on one core, with its NATS server in the
 # same process and, as deployed, on the other core; and the peak RSS of the
-# largest manual against a 30-page excerpt of it, one run per process and
-# several. mutool and ours run alternately, run by run.
+# largest manual against a 30-page excerpt of it: the parser service's (one
+# document per process, NATS on the other core), and the parse step's alone,
+# one run per process and several. mutool and ours run alternately.
 #
 # Usage: bench/parser.sh [runs]   (runs per measurement, best kept; default 3)
 # Installs r-doc-pdf octave-doc gnuplot-doc mupdf-tools with apt-get when
@@ -159,6 +160,7 @@ svc=$(PARSER_BENCH_PDF="$big" taskset -c 0 "$tmp/parser.test" -test.run '^$' -te
 bp=$(field pages "$(ours "$big" 0 1)")
 printf '  NATS in the same process, same core: service %.0f pages/s (best of %d runs); mutool %.0f pages/s (fastest of the run); ratio %.2f (target >= 0.9)\n' \
 	"$svc" "$runs" "$(echo "$bp / $big_ms" | bc -l)" "$(echo "$svc / ($bp / $big_ms)" | bc -l)"
+mutool merge -o "$tmp/excerpt30.pdf" "$big" 1-30 2>/dev/null
 # As deployed: the NATS server is a process of its own (here on the other
 # core), the parser has core 0 to itself.
 (cd "$root/pkg" && go build -o "$tmp/nats-server" github.com/nats-io/nats-server/v2)
@@ -169,12 +171,19 @@ trap 'kill $nats_pid 2>/dev/null; rm -rf "$tmp"' EXIT
 for _ in $(seq 50); do (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
 svc2=$(PARSER_BENCH_NATS_URL="nats://127.0.0.1:$port" PARSER_BENCH_PDF="$big" taskset -c 0 "$tmp/parser.test" -test.run '^$' \
 	-test.bench BenchmarkParseService -test.benchtime 1x -test.count "$runs" | awk '{for (i = 2; i <= NF; i++) if ($i == "pages/s" && $(i-1) > best) best = $(i-1)} END {print best}')
+# service_rss FILE: the parser service's peak RSS in MiB, from the publish
+# of FILE's parse job to its end, in a process that parses only FILE.
+service_rss() {
+	PARSER_BENCH_NATS_URL="nats://127.0.0.1:$port" PARSER_BENCH_PDF="$1" taskset -c 0 "$tmp/parser.test" -test.run '^$' \
+		-test.bench BenchmarkParseService -test.benchtime 1x -test.count 1 | awk '{for (i = 2; i <= NF; i++) if ($i == "peak-RSS-MiB") print $(i-1)}'
+}
+svc_small=$(service_rss "$tmp/excerpt30.pdf")
+svc_large=$(service_rss "$big")
 kill $nats_pid 2>/dev/null || true
 printf '  NATS server on the other core (as deployed): service %.0f pages/s; ratio %.2f (target >= 0.9)\n' \
 	"$svc2" "$(echo "$svc2 / ($bp / $big_ms)" | bc -l)"
 
 echo
-mutool merge -o "$tmp/excerpt30.pdf" "$big" 1-30 2>/dev/null
 # Peak RSS (VmHWM) of a process that parses one document ("cold"), and
 # of one that parses it $runs times in a row, as a long-running parser
 # does ("warm": the Go heap and glibc keep some of what earlier runs used).
@@ -186,7 +195,13 @@ mem() {
 		"$(echo "$(field rss_kib "$small") / 1024" | bc -l)" "$(echo "$(field rss_kib "$large") / 1024" | bc -l)" \
 		"$(field pages "$large")" "$(echo "$(field rss_kib "$large") / $(field rss_kib "$small")" | bc -l)"
 }
-echo "memory, parse step (one worker):"
+if [ -n "$svc_small" ] && [ -n "$svc_large" ]; then
+	printf 'memory, parser service (NATS on the other core, one document per process, peak from the parse job on): %.1f MiB on a 30-page excerpt, %.1f MiB on all pages: ratio %.2f (target <= 1.5 and < 160 MiB)\n' \
+		"$svc_small" "$svc_large" "$(echo "$svc_large / $svc_small" | bc -l)"
+else
+	echo "memory, parser service: not measured (no /proc/self/clear_refs)"
+fi
+echo "memory, parse step alone (parsebench, one worker):"
 mem 1 "cold, one run per process"
 mem "$runs" "warm, $runs runs per process"
 printf '  with 2 workers: peak RSS %.1f MiB\n' "$(echo "$(field rss_kib "$line2") / 1024" | bc -l)"

@@ -142,7 +142,7 @@ const trimBudget = 4 << 20
 // maybeTrim trims after a page when the budget is spent.
 func (d *mupdfDoc) maybeTrim() {
 	if uint64(C.pt_live_bytes(d.ctx)) > d.trimmedAt+trimBudget {
-		C.pt_trim(d.ctx, d.doc)
+		C.pt_trim(d.ctx, d.doc, 0)
 		d.trimmedAt = uint64(C.pt_live_bytes(d.ctx))
 	}
 }
@@ -232,7 +232,9 @@ func (d *mupdfDoc) Outline() (_ []OutlineEntry, err error) {
 			}
 		}
 	}
-	C.pt_trim(d.ctx, d.doc)
+	// Most of what resolving parsed is of no use to the pages: give the
+	// pool's emptied pages back too.
+	C.pt_trim(d.ctx, d.doc, 1)
 	d.trimmedAt = uint64(C.pt_live_bytes(d.ctx))
 	return out, nil
 }

@@ -71,7 +71,7 @@ int pt_lazy_page_tree(void);
 size_t pt_live_bytes(fz_context *ctx);
 
 // pt_pooled_bytes is the size of ctx's pool of small blocks, in use or
-// free (see pt_mem in mupdf_shim.c). It only grows.
+// free, less what pt_trim gave back (see pt_mem in mupdf_shim.c).
 size_t pt_pooled_bytes(fz_context *ctx);
 
 // pt_page_text returns page n's text (lines separated by '\n', blocks
@@ -123,7 +123,9 @@ void pt_resolve_links(fz_context *ctx, fz_document *doc, int n, const char **uri
 // pt_trim lets MuPDF forget the PDF objects it has parsed and nothing
 // else refers to (pdf_clear_xref), so memory does not grow with the
 // number of pages read, and returns free memory to the system (glibc).
-void pt_trim(fz_context *ctx, fz_document *doc);
+// With give_back set, the pages of the context's pool that no longer hold
+// anything go back to the system too (see pt_release in mupdf_shim.c).
+void pt_trim(fz_context *ctx, fz_document *doc, int give_back);
 
 // pt_buffer_data exposes a buffer's bytes.
 size_t pt_buffer_data(fz_context *ctx, fz_buffer *buf, unsigned char **data);

@@ -13,7 +13,7 @@ import (
 // contexts use: every size class, blocks from malloc, reallocation between
 // them, reuse of freed blocks and a range that fills up.
 func TestPoolAllocator(t *testing.T) {
-	for _, size := range []int{64 << 10, 1 << 20, 512 << 20} {
+	for _, size := range []int{64 << 10, 1 << 20, 4 << 20, 512 << 20} {
 		if err := poolCheck(size); err != nil {
 			t.Errorf("pool of %d KiB: %v", size>>10, err)
 		}

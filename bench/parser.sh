@@ -8,9 +8,10 @@
 # page-range workers on two cores against single-core mutool; the parser
 # service (BenchmarkParseService) on one core, with its NATS server in the
 # same process and, as deployed, on the other core; and the peak RSS of the
-# largest manual against a 30-page excerpt of it: the parser service's (one
-# document per process, NATS on the other core), and the parse step's alone,
-# one run per process and several. mutool and ours run alternately.
+# largest manual against a 30-page excerpt of it: the parser service's
+# (cmd/parser parsing one document per process, NATS on the other core),
+# and the parse step's alone, one run per process and several. mutool and
+# ours run alternately.
 #
 # Usage: bench/parser.sh [runs]   (runs per measurement, best kept; default 3)
 # Installs r-doc-pdf octave-doc gnuplot-doc mupdf-tools with apt-get when
@@ -53,7 +54,8 @@ done
 pdfium_files=("$big")
 [ -n "$(find_pdf R-intro.pdf)" ] && pdfium_files+=("$(find_pdf R-intro.pdf)")
 
-(cd "$root/services/parser" && go build -o "$tmp/parsebench" ./cmd/parsebench && go test -c -o "$tmp/parser.test" .)
+(cd "$root/services/parser" && go build -o "$tmp/parsebench" ./cmd/parsebench && go build -o "$tmp/parser" ./cmd/parser &&
+	go test -c -o "$tmp/parser.test" .)
 
 now() { date +%s.%N; }
 # mutool_once FILE CPUS: wall seconds of one mutool draw -F txt.
@@ -153,7 +155,7 @@ printf '  mutool 1 core %.0f pages/s (fastest of the run); ours 2 workers %.0f p
 	"$(echo "$(field rss_kib "$line2") / 1024" | bc -l)"
 
 echo
-echo "$(basename "$big"), parser service on one core (chunks published asynchronously, at most 256 awaiting their PubAck, all acked before the ingest job):"
+echo "$(basename "$big"), parser service on one core (chunks published asynchronously, at most 32 messages awaiting their PubAck, all acked before the ingest job):"
 # Best of $runs single-run benchmarks, as for parsebench and mutool.
 svc=$(PARSER_BENCH_PDF="$big" taskset -c 0 "$tmp/parser.test" -test.run '^$' -test.bench BenchmarkParseService \
 	-test.benchtime 1x -test.count "$runs" | awk '{for (i = 2; i <= NF; i++) if ($i == "pages/s" && $(i-1) > best) best = $(i-1)} END {print best}')
@@ -167,15 +169,29 @@ mutool merge -o "$tmp/excerpt30.pdf" "$big" 1-30 2>/dev/null
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null || echo 14222)
 taskset -c 1 "$tmp/nats-server" -js -sd "$tmp/js" -a 127.0.0.1 -p "$port" >"$tmp/nats.log" 2>&1 &
 nats_pid=$!
-trap 'kill $nats_pid 2>/dev/null; rm -rf "$tmp"' EXIT
+trap 'kill $nats_pid 2>/dev/null || true; rm -rf "$tmp"' EXIT
 for _ in $(seq 50); do (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
 svc2=$(PARSER_BENCH_NATS_URL="nats://127.0.0.1:$port" PARSER_BENCH_PDF="$big" taskset -c 0 "$tmp/parser.test" -test.run '^$' \
 	-test.bench BenchmarkParseService -test.benchtime 1x -test.count "$runs" | awk '{for (i = 2; i <= NF; i++) if ($i == "pages/s" && $(i-1) > best) best = $(i-1)} END {print best}')
-# service_rss FILE: the parser service's peak RSS in MiB, from the publish
-# of FILE's parse job to its end, in a process that parses only FILE.
+# service_rss FILE: the peak RSS in MiB of a parser service process
+# (cmd/parser, on core 0, the nats-server on core 1) that starts, parses
+# FILE (stored and published by BenchmarkParseService in another process)
+# and stops: the median of $runs such processes, then the lowest and the
+# highest.
 service_rss() {
-	PARSER_BENCH_NATS_URL="nats://127.0.0.1:$port" PARSER_BENCH_PDF="$1" taskset -c 0 "$tmp/parser.test" -test.run '^$' \
-		-test.bench BenchmarkParseService -test.benchtime 1x -test.count 1 | awk '{for (i = 2; i <= NF; i++) if ($i == "peak-RSS-MiB") print $(i-1)}'
+	local i pid out=""
+	for i in $(seq "$runs"); do
+		NATS_URL="nats://127.0.0.1:$port" taskset -c 0 "$tmp/parser" >"$tmp/parser.log" 2>&1 &
+		pid=$!
+		sleep 1
+		PARSER_BENCH_SERVICE=external PARSER_BENCH_NATS_URL="nats://127.0.0.1:$port" PARSER_BENCH_PDF="$1" taskset -c 1 "$tmp/parser.test" \
+			-test.run '^$' -test.bench BenchmarkParseService -test.benchtime 1x -test.count 1 >/dev/null
+		out+="$(awk '/^VmHWM:/ {print $2 / 1024}' "/proc/$pid/status")"$'\n'
+		kill "$pid"
+		wait "$pid" 2>/dev/null || true
+	done
+	printf '%s' "$out" | median | tr '\n' ' '
+	printf '%s' "$out" | sort -g | sed -n '1p;$p' | tr '\n' ' '
 }
 svc_small=$(service_rss "$tmp/excerpt30.pdf")
 svc_large=$(service_rss "$big")
@@ -195,12 +211,10 @@ mem() {
 		"$(echo "$(field rss_kib "$small") / 1024" | bc -l)" "$(echo "$(field rss_kib "$large") / 1024" | bc -l)" \
 		"$(field pages "$large")" "$(echo "$(field rss_kib "$large") / $(field rss_kib "$small")" | bc -l)"
 }
-if [ -n "$svc_small" ] && [ -n "$svc_large" ]; then
-	printf 'memory, parser service (NATS on the other core, one document per process, peak from the parse job on): %.1f MiB on a 30-page excerpt, %.1f MiB on all pages: ratio %.2f (target <= 1.5 and < 160 MiB)\n' \
-		"$svc_small" "$svc_large" "$(echo "$svc_large / $svc_small" | bc -l)"
-else
-	echo "memory, parser service: not measured (no /proc/self/clear_refs)"
-fi
+read -r small_med small_min small_max <<<"$svc_small"
+read -r large_med large_min large_max <<<"$svc_large"
+printf 'memory, parser service (cmd/parser, one document per process, median of %d and range): %.1f MiB (%.1f-%.1f) on a 30-page excerpt, %.1f MiB (%.1f-%.1f) on all pages: ratio %.2f (target <= 1.5 and < 160 MiB)\n' \
+	"$runs" "$small_med" "$small_min" "$small_max" "$large_med" "$large_min" "$large_max" "$(echo "$large_med / $small_med" | bc -l)"
 echo "memory, parse step alone (parsebench, one worker):"
 mem 1 "cold, one run per process"
 mem "$runs" "warm, $runs runs per process"

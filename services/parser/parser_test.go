@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
@@ -486,8 +485,14 @@ func BenchmarkParseService(b *testing.B) {
 	// runs one on the other core, as production runs NATS apart from the
 	// parser); otherwise one in this process, sharing the parser's CPU.
 	url := os.Getenv("PARSER_BENCH_NATS_URL")
+	// PARSER_BENCH_SERVICE=external: a parser process of its own serves
+	// the jobs (bench/parser.sh runs cmd/parser and reads its peak RSS);
+	// this process only stores the PDF, publishes the job and waits.
+	external := os.Getenv("PARSER_BENCH_SERVICE") == "external"
+	if external && url == "" {
+		b.Fatal("PARSER_BENCH_SERVICE=external needs PARSER_BENCH_NATS_URL")
+	}
 	pages := 0
-	var peak int64
 	for i := 0; b.Loop(); i++ {
 		b.StopTimer()
 		var e *env
@@ -496,20 +501,21 @@ func BenchmarkParseService(b *testing.B) {
 		} else {
 			e = newEnv(b)
 		}
-		svc := parser.New(parser.Config{Workers: 1, TempDir: b.TempDir()}, e.Res, slog.New(slog.DiscardHandler))
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
-		go func() { done <- svc.Run(ctx) }()
+		if external {
+			done <- nil
+		} else {
+			svc := parser.New(parser.Config{Workers: 1, TempDir: b.TempDir()}, e.Res, slog.New(slog.DiscardHandler))
+			go func() { done <- svc.Run(ctx) }()
+		}
 		// Storing the PDF is the fetcher's work: the clock starts when
-		// the parse job is published, and so does the peak resident size
-		// (the upload's buffers given back to the system first).
+		// the parse job is published.
 		id := "bench-" + strconv.Itoa(i) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 		doc := pipeline.Document{Object: pipeline.Token(id), SHA256: sum, Size: size}
 		if err := putFile(ctx, e.Res.Objects, doc.Object, path); err != nil {
 			b.Fatal(err)
 		}
-		debug.FreeOSMemory()
-		measured := resetPeakRSS()
 		b.StartTimer()
 		e.publishJob(b, id, id, doc)
 		c, err := e.JS.OrderedConsumer(ctx, pipeline.Stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{pipeline.Ingest.Subject(id)}})
@@ -526,17 +532,11 @@ func BenchmarkParseService(b *testing.B) {
 		}
 		pages += ij.Pages
 		b.StopTimer()
-		if measured {
-			peak = max(peak, peakRSSKiB())
-		}
 		cancel()
 		<-done
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(pages)/b.Elapsed().Seconds(), "pages/s")
-	if peak > 0 {
-		b.ReportMetric(float64(peak)/1024, "peak-RSS-MiB")
-	}
 }
 
 // fileSHA256 returns the hex SHA-256 and the size of the file at path.
@@ -563,27 +563,6 @@ func putFile(ctx context.Context, objects jetstream.ObjectStore, name, path stri
 	defer f.Close()
 	_, err = objects.Put(ctx, jetstream.ObjectMeta{Name: name}, f)
 	return err
-}
-
-// resetPeakRSS restarts the process's peak resident size (VmHWM) from its
-// current resident size (Linux: clear_refs 5) and reports whether it could.
-func resetPeakRSS() bool {
-	return os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) == nil && peakRSSKiB() > 0
-}
-
-// peakRSSKiB is the process's VmHWM in KiB, or 0 where there is none.
-func peakRSSKiB() int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return n
-		}
-	}
-	return 0
 }
 
 // TestParseTaskPassword opens a PDF encrypted with a user password with

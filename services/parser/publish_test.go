@@ -33,6 +33,20 @@ func (j *fakeJS) PublishMsgAsync(m *nats.Msg, opts ...jetstream.PublishOpt) (jet
 	return f, nil
 }
 
+// publishedThree returns a publisher with a window of 8 that has published
+// three messages, none acknowledged yet, and its fake JetStream.
+func publishedThree(t *testing.T) (*fakeJS, *ackWindowPublisher) {
+	t.Helper()
+	js := &fakeJS{}
+	p := newAckWindowPublisher(js, 8, time.Minute)
+	for i := range 3 {
+		if err := p.publish(context.Background(), "s", "t", "x", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return js, p
+}
+
 func TestAckWindowPublisher(t *testing.T) {
 	ctx := context.Background()
 	t.Run("all acked", func(t *testing.T) {
@@ -63,13 +77,7 @@ func TestAckWindowPublisher(t *testing.T) {
 		}
 	})
 	t.Run("failed ack", func(t *testing.T) {
-		js := &fakeJS{}
-		p := newAckWindowPublisher(js, 8, time.Minute)
-		for i := range 3 {
-			if err := p.publish(ctx, "s", "t", "x", i); err != nil {
-				t.Fatal(err)
-			}
-		}
+		js, p := publishedThree(t)
 		boom := errors.New("stream full")
 		js.futures[0].ok <- &jetstream.PubAck{}
 		js.futures[1].err <- boom
@@ -79,13 +87,7 @@ func TestAckWindowPublisher(t *testing.T) {
 		}
 	})
 	t.Run("stored publishes are let go", func(t *testing.T) {
-		js := &fakeJS{}
-		p := newAckWindowPublisher(js, 8, time.Minute)
-		for i := range 3 {
-			if err := p.publish(ctx, "s", "t", "x", i); err != nil {
-				t.Fatal(err)
-			}
-		}
+		js, p := publishedThree(t)
 		js.futures[0].ok <- &jetstream.PubAck{}
 		js.futures[1].ok <- &jetstream.PubAck{}
 		if err := p.publish(ctx, "s", "t", "x", 3); err != nil {

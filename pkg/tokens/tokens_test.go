@@ -1,6 +1,7 @@
 package tokens_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/pdfpipe/pdfpipe/pkg/tokens"
@@ -18,6 +19,8 @@ func TestEstimate(t *testing.T) {
 		{"chinese counts per character", "文档处理", 4},
 		{"mixed", "PDF 文档", 2 + 2},
 		{"accented latin is non-ascii", "é", 1},
+		{"accented word", "héllo", 2 + 1}, // 4 ASCII bytes, then é
+		{"long ascii", strings.Repeat("x", 300), 100},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -6,26 +6,17 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/pdfpipe/pdfpipe/pkg/tokens"
 	"github.com/pdfpipe/pdfpipe/services/embedder/provider"
 	"github.com/pdfpipe/pdfpipe/services/embedder/provider/providertest"
 )
 
+// TestEstimateTokens checks that requests are budgeted with the estimate
+// the parser cuts chunks with (pkg/tokens, tested there).
 func TestEstimateTokens(t *testing.T) {
-	tests := []struct {
-		text string
-		want int
-	}{
-		{"", 0},
-		{"a", 1},
-		{"abc", 1},
-		{"abcd", 2},
-		{"中文", 2},
-		{"ab中", 2},
-		{strings.Repeat("x", 300), 100},
-	}
-	for _, tt := range tests {
-		if got := provider.EstimateTokens(tt.text); got != tt.want {
-			t.Errorf("EstimateTokens(%q): got %d, want %d", tt.text, got, tt.want)
+	for _, text := range []string{"", "abcd", "文档处理", "héllo wörld 中文"} {
+		if got, want := provider.EstimateTokens(text), tokens.Estimate(text); got != want {
+			t.Errorf("EstimateTokens(%q) = %d, tokens.Estimate = %d", text, got, want)
 		}
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/pdfpipe/pdfpipe/pkg/tokens"
 )
 
 type gotChunk struct {
@@ -121,25 +123,14 @@ func TestChunkerCuts(t *testing.T) {
 	}
 }
 
+// TestEstimateTokens checks that chunks are measured with the estimate the
+// embedder budgets requests with (pkg/tokens, tested there): a chunk cut
+// to N tokens must fit an N-token input limit.
 func TestEstimateTokens(t *testing.T) {
-	tests := []struct {
-		text string
-		want int
-	}{
-		{"", 0},
-		{"a", 1},
-		{"abc", 1},
-		{"abcd", 2},
-		{"中文", 2},
-		{"ab中", 2},
-		{"héllo", 3}, // 4 ASCII bytes (2 tokens) + é
-	}
-	for _, tc := range tests {
-		t.Run(tc.text, func(t *testing.T) {
-			if got := EstimateTokens(tc.text); got != tc.want {
-				t.Errorf("EstimateTokens(%q): got %d, want %d", tc.text, got, tc.want)
-			}
-		})
+	for _, text := range []string{"", "abcd", "文档处理", "héllo wörld 中文"} {
+		if got, want := EstimateTokens(text), tokens.Estimate(text); got != want {
+			t.Errorf("EstimateTokens(%q) = %d, tokens.Estimate = %d", text, got, want)
+		}
 	}
 }
 

@@ -2,7 +2,6 @@ package ingestsink_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/md5"
 	"crypto/sha256"
@@ -27,36 +26,19 @@ import (
 
 	"github.com/pdfpipe/pdfpipe/proto/cognicore"
 	"github.com/pdfpipe/pdfpipe/tools/ingestsink"
+	"github.com/pdfpipe/pdfpipe/tools/ingestsink/internal/syncbuf"
 )
-
-// lockedBuffer is an io.Writer safe to read while the server writes.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 type harness struct {
 	sink   *ingestsink.Sink
 	client cognicore.IngestServiceClient
-	out    *lockedBuffer
+	out    *syncbuf.Buffer
 }
 
 // start serves a sink over bufconn and returns a client for it.
 func start(t *testing.T, opts ingestsink.Options) *harness {
 	t.Helper()
-	out := &lockedBuffer{}
+	out := &syncbuf.Buffer{}
 	opts.Output = out
 	sink := ingestsink.New(opts)
 

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/pdfpipe/pdfpipe/proto/cognicore"
+	"github.com/pdfpipe/pdfpipe/tools/ingestsink/internal/syncbuf"
 )
 
 func env(m map[string]string) func(string) string {
@@ -68,26 +68,8 @@ func TestParseConfig(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // listenAddr polls the JSON logs for the "listening" record.
-func listenAddr(t *testing.T, logs *syncBuffer, errc <-chan error) string {
+func listenAddr(t *testing.T, logs *syncbuf.Buffer, errc <-chan error) string {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
@@ -115,7 +97,7 @@ func TestRun(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "sink.jsonl")
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	errc := make(chan error, 1)
 	go func() {
 		errc <- run(ctx, []string{"-addr", "127.0.0.1:0", "-out", out}, env(map[string]string{"EMBEDDING_DIMENSION": "4"}), &stdout, &stderr)
@@ -186,7 +168,7 @@ func TestRun(t *testing.T) {
 func TestRunStdout(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	errc := make(chan error, 1)
 	go func() {
 		errc <- run(ctx, []string{"-addr", "127.0.0.1:0", "-dimension", "2"}, env(nil), &stdout, &stderr)
@@ -213,7 +195,7 @@ func TestRunStdout(t *testing.T) {
 }
 
 func TestRunListenError(t *testing.T) {
-	err := run(t.Context(), []string{"-addr", "256.0.0.1:1"}, env(nil), &syncBuffer{}, &syncBuffer{})
+	err := run(t.Context(), []string{"-addr", "256.0.0.1:1"}, env(nil), &syncbuf.Buffer{}, &syncbuf.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "listen") {
 		t.Fatalf("got %v, want a listen error", err)
 	}
@@ -224,7 +206,7 @@ func TestRunListenError(t *testing.T) {
 func TestRunShutdownDeadline(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	errc := make(chan error, 1)
 	go func() {
 		errc <- run(ctx, []string{"-addr", "127.0.0.1:0", "-shutdown-timeout", "100ms"}, env(nil), &stdout, &stderr)

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -134,14 +135,20 @@ type mupdfDoc struct {
 // nothing else uses (pt_trim). Forgetting too often costs time: objects
 // come in streams of a hundred or so, and a stream is parsed again for any
 // one of them. The reader trims when MuPDF's memory has grown by
-// trimBudget since the last trim (a 2,415-page manual: 8 trims after the
-// outline's, peak 9.4 MiB of MuPDF memory, 3 MiB of it the xref table;
-// link-heavy index pages grow 0.3 MiB each).
-const trimBudget = 4 << 20
+// pageTrimBudget since the last trim; resolving the outline's targets
+// trims by outlineTrimBudget, as that phase's peak is lower than the
+// pages' (a 2,415-page manual, one worker: 4 MiB for pages: 8 trims,
+// MuPDF's memory peaks at 9.4 MiB, 3 MiB of it the xref table; 2 MiB: the
+// process peaks 2 MiB lower for 2-3 % more CPU time; 1 MiB: no lower,
+// 8 % more; link-heavy index pages grow 0.3 MiB each).
+const (
+	pageTrimBudget    = 2 << 20
+	outlineTrimBudget = 4 << 20
+)
 
 // maybeTrim trims after a page when the budget is spent.
 func (d *mupdfDoc) maybeTrim() {
-	if uint64(C.pt_live_bytes(d.ctx)) > d.trimmedAt+trimBudget {
+	if uint64(C.pt_live_bytes(d.ctx)) > d.trimmedAt+pageTrimBudget {
 		C.pt_trim(d.ctx, d.doc, 0)
 		d.trimmedAt = uint64(C.pt_live_bytes(d.ctx))
 	}
@@ -221,7 +228,7 @@ func (d *mupdfDoc) Outline() (_ []OutlineEntry, err error) {
 		copy(unsafe.Slice(carr, len(uris)), curis)
 		pages := make([]C.int, len(uris))
 		ys := make([]C.float, len(uris))
-		C.pt_resolve_links(d.ctx, d.doc, C.int(len(uris)), carr, &pages[0], &ys[0], C.size_t(trimBudget))
+		C.pt_resolve_links(d.ctx, d.doc, C.int(len(uris)), carr, &pages[0], &ys[0], C.size_t(outlineTrimBudget))
 		C.free(unsafe.Pointer(carr))
 		for _, c := range curis {
 			C.free(unsafe.Pointer(c)) // free(NULL) is fine
@@ -344,41 +351,67 @@ func (d *mupdfDoc) PageBlocks(ctx context.Context, i int) (_ []Block, err error)
 	return blocks, nil
 }
 
-// decodeLayout reads pt_page_layout's records.
+// decodeLayout reads pt_page_layout's records. A first pass checks them
+// and counts blocks, lines and text bytes, so that a page costs three
+// allocations: its blocks, its lines (each block's Lines a slice of one
+// array) and its text (each line's Text a slice of one string). This is
+// most of what the Go side allocates per page, and so sets how often the
+// collector runs.
 func decodeLayout(b []byte) ([]Block, error) {
 	const rectLen, lineLen = 16, 16 + 4 + 1 + 4
-	f32 := func(b []byte) float64 { return float64(math.Float32frombits(binary.NativeEndian.Uint32(b))) }
-	rect := func(b []byte) Rect { return Rect{f32(b), f32(b[4:]), f32(b[8:]), f32(b[12:])} }
-	// One string holds the page's bytes; line texts are slices of it, so
-	// a page costs one allocation for its text rather than one per line.
-	all := string(b)
-	base := len(b)
-	var blocks []Block
-	for len(b) > 0 {
-		switch b[0] {
+	nb, nl, nt := 0, 0, 0
+	for p := b; len(p) > 0; {
+		switch p[0] {
 		case C.PT_REC_BLOCK:
-			if len(b) < 1+rectLen {
+			if len(p) < 1+rectLen {
 				return nil, errBadLayout
 			}
-			blocks = append(blocks, Block{BBox: rect(b[1:])})
-			b = b[1+rectLen:]
+			nb++
+			p = p[1+rectLen:]
 		case C.PT_REC_LINE:
-			if len(b) < 1+lineLen || len(blocks) == 0 {
+			if len(p) < 1+lineLen || nb == 0 {
 				return nil, errBadLayout
 			}
-			n := int(binary.NativeEndian.Uint32(b[1+21:]))
-			if len(b) < 1+lineLen+n {
+			n := uint64(binary.NativeEndian.Uint32(p[1+21:]))
+			if uint64(len(p)-(1+lineLen)) < n {
 				return nil, errBadLayout
 			}
-			bl := &blocks[len(blocks)-1]
-			bl.Lines = append(bl.Lines, Line{
-				BBox: rect(b[1:]), Size: f32(b[1+16:]), Bold: b[1+20]&C.PT_LINE_BOLD != 0,
-				Text: all[base-len(b)+1+lineLen : base-len(b)+1+lineLen+n],
-			})
-			b = b[1+lineLen+n:]
+			nl++
+			nt += int(n)
+			p = p[1+lineLen+int(n):]
 		default:
 			return nil, errBadLayout
 		}
+	}
+	if nb == 0 {
+		return nil, nil
+	}
+	f32 := func(b []byte) float64 { return float64(math.Float32frombits(binary.NativeEndian.Uint32(b))) }
+	rect := func(b []byte) Rect { return Rect{f32(b), f32(b[4:]), f32(b[8:]), f32(b[12:])} }
+	blocks := make([]Block, 0, nb)
+	lines := make([]Line, nl)
+	// The builder never grows past nt, so the strings taken from it stay
+	// valid while more is written.
+	var text strings.Builder
+	text.Grow(nt)
+	first, li := 0, 0 // the current block's first line, the next line
+	for len(b) > 0 {
+		if b[0] == C.PT_REC_BLOCK {
+			blocks = append(blocks, Block{BBox: rect(b[1:])})
+			first = li
+			b = b[1+rectLen:]
+			continue
+		}
+		n := int(binary.NativeEndian.Uint32(b[1+21:]))
+		off := text.Len()
+		text.Write(b[1+lineLen : 1+lineLen+n])
+		lines[li] = Line{
+			BBox: rect(b[1:]), Size: f32(b[1+16:]), Bold: b[1+20]&C.PT_LINE_BOLD != 0,
+			Text: text.String()[off:],
+		}
+		li++
+		blocks[len(blocks)-1].Lines = lines[first:li:li]
+		b = b[1+lineLen+n:]
 	}
 	return blocks, nil
 }

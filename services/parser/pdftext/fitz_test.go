@@ -4,7 +4,10 @@ package pdftext
 
 import (
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 )
@@ -64,5 +67,81 @@ func TestPageBlocksClipToMediaBox(t *testing.T) {
 	}
 	if edge.BBox.X0 < 149 || edge.BBox.X1 > 210 {
 		t.Errorf("line running off the page has box %+v, want x from 150 to about 200", edge.BBox)
+	}
+}
+
+// layoutRecords builds pt_page_layout's records (see mupdf_shim.h): per
+// block a 'B' record, per line an 'L' record with its text.
+type layoutRecords []byte
+
+func (r layoutRecords) block(x0, y0, x1, y1 float32) layoutRecords {
+	r = append(r, 'B')
+	for _, v := range []float32{x0, y0, x1, y1} {
+		r = binary.NativeEndian.AppendUint32(r, math.Float32bits(v))
+	}
+	return r
+}
+
+func (r layoutRecords) line(y0 float32, size float32, bold bool, text string) layoutRecords {
+	r = append(r, 'L')
+	for _, v := range []float32{10, y0, 100, y0 + size, size} {
+		r = binary.NativeEndian.AppendUint32(r, math.Float32bits(v))
+	}
+	flags := byte(0)
+	if bold {
+		flags = 1
+	}
+	r = append(r, flags)
+	r = binary.NativeEndian.AppendUint32(r, uint32(len(text)))
+	return append(r, text...)
+}
+
+func TestDecodeLayout(t *testing.T) {
+	rec := layoutRecords{}.
+		block(0, 0, 200, 40).line(10, 12, true, "Héading").line(24, 10, false, "").
+		block(0, 50, 200, 90).line(60, 10, false, "body ✓").line(72, 10, false, "more")
+	got, err := decodeLayout(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Block{
+		{BBox: Rect{0, 0, 200, 40}, Lines: []Line{
+			{BBox: Rect{10, 10, 100, 22}, Text: "Héading", Size: 12, Bold: true},
+			{BBox: Rect{10, 24, 100, 34}, Text: "", Size: 10},
+		}},
+		{BBox: Rect{0, 50, 200, 90}, Lines: []Line{
+			{BBox: Rect{10, 60, 100, 70}, Text: "body ✓", Size: 10},
+			{BBox: Rect{10, 72, 100, 82}, Text: "more", Size: 10},
+		}},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("decoded\n%v\nwant\n%v", got, want)
+	}
+	// The blocks share one array of lines: growing one block's lines must
+	// not overwrite the next block's.
+	_ = append(got[0].Lines, Line{Text: "appended"})
+	if got[1].Lines[0].Text != "body ✓" {
+		t.Errorf("appending to block 0 changed block 1: %q", got[1].Lines[0].Text)
+	}
+	if got, err := decodeLayout(nil); err != nil || got != nil {
+		t.Errorf("no records: %v, %v; want none", got, err)
+	}
+
+	full := layoutRecords{}.block(0, 0, 1, 1).line(0, 10, false, "text")
+	for name, b := range map[string][]byte{
+		"line before any block": layoutRecords{}.line(0, 10, false, "x"),
+		"unknown record":        append(layoutRecords{}.block(0, 0, 1, 1), 'X'),
+		"block cut short":       layoutRecords{}.block(0, 0, 1, 1)[:10],
+		"line header cut short": full[:1+16+10],
+		"text cut short":        full[:len(full)-1],
+		"text length past the end": func() []byte {
+			b := append([]byte(nil), full...)
+			binary.NativeEndian.PutUint32(b[1+16+1+21:], 1<<31)
+			return b
+		}(),
+	} {
+		if _, err := decodeLayout(b); !errors.Is(err, errBadLayout) {
+			t.Errorf("%s: err %v, want errBadLayout", name, err)
+		}
 	}
 }

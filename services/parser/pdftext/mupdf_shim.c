@@ -185,14 +185,18 @@ static void pt_caught(fz_context *ctx, char *errbuf, int errlen) {
 // the range cannot be reserved or is full, go to malloc with a 16-byte
 // header holding their size.
 //
-// pt_release gives the pages of spans with no block in use back to the
-// system, keeping a few for the next page. pt_trim calls it when asked to:
-// the reader does after resolving the outline's targets, which parses
-// many objects that no page needs again (on a 2,415-page manual 116 of
-// 130 spans are empty then; the parser service's peak fell from 41 to
-// 39 MiB). Spans emptied by the trims between pages are kept and reused:
-// giving them back and faulting them in again cost two workers 3 % and
-// did not lower the peak, which comes just before a trim.
+// Every trim (pt_trim) moves the spans left with no block in use to an
+// idle list that all classes take spans from, before new ones: otherwise
+// a span emptied by a trim stays with its class, and the other classes
+// take new spans (a 2,415-page manual: the pool's pages grew from 6 to 8
+// MiB over the pages). When asked to, pt_trim also gives the pages of
+// idle spans back to the system, keeping a few for the next page: the
+// reader does after resolving the outline's targets, which parses many
+// objects that no page needs again (on a 2,415-page manual 116 of 130
+// spans are empty then; the parser service's peak fell from 41 to 39
+// MiB). The trims between pages keep the pages: giving them back and
+// faulting them in again cost two workers 3 % and did not lower the peak,
+// which comes just before a trim.
 enum {
 	pt_nclasses = 40,
 	pt_max_small = 32 << 10,
@@ -200,7 +204,8 @@ enum {
 	pt_span_size = 1 << pt_span_shift,
 	pt_header = 16,        // keeps malloc'd blocks 16-byte aligned
 	pt_reserve_spans = 16, // empty spans pt_release keeps resident
-	pt_empty = 0xff,       // class of a span that holds no blocks
+	pt_idle = 0xfe,        // class of an empty span whose pages are resident
+	pt_empty = 0xff,       // class of an empty span whose pages were given back
 };
 #define PT_REGION_SIZE ((size_t)512 << 20)
 #define PT_NSPANS (PT_REGION_SIZE >> pt_span_shift)
@@ -210,20 +215,21 @@ typedef struct {
 	void *free;     // its free blocks
 	uint32_t next;  // next span on its class's list of spans with free blocks, or on the empty list
 	uint16_t used;  // blocks in use
-	uint8_t cls;    // class, or pt_empty
+	uint8_t cls;    // class, or pt_idle or pt_empty
 	uint8_t listed; // on its class's list
 } pt_span;
 
 typedef struct {
 	size_t live;   // bytes of the blocks MuPDF holds
-	size_t pooled; // bytes of the spans not given back
+	size_t pooled; // bytes of the spans taken and not given back
 	char *region;  // the reserved range, NULL when there is none
 	size_t region_size;
 	uint32_t spans;                // spans taken from the range so far
 	uint32_t cur[pt_nclasses];     // the span a class takes blocks from
 	char *bump[pt_nclasses], *bump_end[pt_nclasses]; // its untouched rest
 	uint32_t partial[pt_nclasses]; // other spans of the class with free blocks
-	uint32_t empty;                // empty spans, reused first
+	uint32_t idle;                 // empty spans with resident pages, reused first
+	uint32_t empty;                // empty spans given back, reused next
 	pt_span span[PT_NSPANS];
 } pt_mem;
 
@@ -281,16 +287,19 @@ static void *pt_malloc_large(pt_mem *m, size_t n) {
 // pt_new_span makes a span of class c the class's current one, from the
 // empty spans or the rest of the range. Returns 0 when there is none.
 static int pt_new_span(pt_mem *m, int c) {
-	uint32_t s = m->empty;
+	uint32_t s = m->idle;
 	if (s != PT_NO_SPAN) {
+		m->idle = m->span[s].next;
+	} else if ((s = m->empty) != PT_NO_SPAN) {
 		m->empty = m->span[s].next;
+		m->pooled += pt_span_size;
 	} else if (m->spans < m->region_size >> pt_span_shift) {
 		s = m->spans++;
+		m->pooled += pt_span_size;
 	} else {
 		return 0;
 	}
 	m->span[s] = (pt_span){NULL, PT_NO_SPAN, 0, (uint8_t)c, 0};
-	m->pooled += pt_span_size;
 	m->cur[c] = s;
 	m->bump[c] = pt_span_base(m, s);
 	m->bump_end[c] = m->bump[c] + pt_span_size;
@@ -379,10 +388,11 @@ static void pt_give_back(pt_mem *m, uint32_t s, uint32_t n) {
 #endif
 }
 
-// pt_release gives back the pages of the spans that hold no block in use
-// (but for pt_reserve_spans of them, kept for the next page) and puts them
-// on the empty list, whatever their class was.
-static void pt_release(pt_mem *m) {
+// pt_release rebuilds the class lists: spans with no block in use leave
+// their class for the idle list. With give_back, the pages of idle spans
+// but for pt_reserve_spans are returned to the system, and those spans go
+// to the empty list.
+static void pt_release(pt_mem *m, int give_back) {
 	if (m->region == NULL) {
 		return;
 	}
@@ -393,26 +403,36 @@ static void pt_release(pt_mem *m) {
 	for (int c = 0; c < pt_nclasses; c++) {
 		m->partial[c] = PT_NO_SPAN;
 	}
-	for (uint32_t s = 0; s < m->spans; s++) {
+	m->idle = m->empty = PT_NO_SPAN;
+	for (uint32_t s = m->spans; s-- > 0;) {
 		pt_span *sp = &m->span[s];
 		if (sp->cls == pt_empty) {
+			sp->next = m->empty;
+			m->empty = s;
 			continue;
 		}
-		sp->listed = 0;
-		if (s == m->cur[sp->cls]) {
-			continue;
-		}
-		if (sp->used > 0) {
-			if (sp->free != NULL) {
-				sp->next = m->partial[sp->cls];
-				m->partial[sp->cls] = s;
-				sp->listed = 1;
+		if (sp->cls != pt_idle) {
+			sp->listed = 0;
+			if (s == m->cur[sp->cls]) {
+				continue;
 			}
+			if (sp->used > 0) {
+				if (sp->free != NULL) {
+					sp->next = m->partial[sp->cls];
+					m->partial[sp->cls] = s;
+					sp->listed = 1;
+				}
+				continue;
+			}
+		}
+		if (!give_back || kept < pt_reserve_spans) {
+			kept++;
+			*sp = (pt_span){NULL, m->idle, 0, pt_idle, 0};
+			m->idle = s;
 			continue;
 		}
-		if (kept < pt_reserve_spans) {
-			kept++;
-		} else if (run_len > 0 && run + run_len == s) {
+		if (run_len > 0 && s + 1 == run) {
+			run = s;
 			run_len++;
 		} else {
 			pt_give_back(m, run, run_len);
@@ -487,7 +507,7 @@ static pt_mem *pt_new_mem(size_t region_size) {
 	for (int c = 0; c < pt_nclasses; c++) {
 		m->cur[c] = m->partial[c] = PT_NO_SPAN;
 	}
-	m->empty = PT_NO_SPAN;
+	m->idle = m->empty = PT_NO_SPAN;
 	return m;
 }
 
@@ -986,9 +1006,7 @@ void pt_trim(fz_context *ctx, fz_document *doc, int give_back) {
 	}
 	PT_CATCH(ctx) {
 	}
-	if (give_back) {
-		pt_release(fz_user_context(ctx));
-	}
+	pt_release(fz_user_context(ctx), give_back);
 #if defined(__GLIBC__)
 	// Give the freed pages back to the system too, or the resident size
 	// keeps the high-water mark of every object stream ever parsed.
@@ -1272,8 +1290,8 @@ const char *pt_pool_check(size_t region_size) {
 				pt_free(m, rel[i]);
 			}
 		}
-		pt_release(m);
-		if (m->pooled > pooled0 + 2 * pt_span_size) {
+		pt_release(m, 1);
+		if (m->pooled > pooled0 + (2 + pt_reserve_spans) * pt_span_size) {
 			bad = "empty spans not given back";
 			goto out;
 		}
@@ -1299,6 +1317,28 @@ const char *pt_pool_check(size_t region_size) {
 		}
 		if (m->spans != spans1) {
 			bad = "empty spans not reused";
+		}
+		for (int i = 0; i < nrel; i++) {
+			pt_free(m, rel[i]);
+		}
+		if (bad != NULL) {
+			goto out;
+		}
+		// A trim that gives nothing back moves the emptied spans to the
+		// idle list, still counted as pooled, and another class takes
+		// them from there rather than new ones.
+		size_t pooled1 = m->pooled;
+		pt_release(m, 0);
+		if (m->pooled != pooled1) {
+			bad = "a release without giving back changed the pooled bytes";
+			goto out;
+		}
+		for (int i = 0; i < nrel; i++) {
+			rel[i] = pt_malloc(m, 8 << 10);
+			memset(rel[i], 't', 8 << 10);
+		}
+		if (m->spans != spans1) {
+			bad = "idle spans not taken by another class";
 		}
 		for (int i = 0; i < nrel; i++) {
 			pt_free(m, rel[i]);

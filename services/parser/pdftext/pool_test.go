@@ -49,7 +49,7 @@ func TestPoolStaysFlat(t *testing.T) {
 	}
 	live, pooled := md.memory()
 	t.Logf("after 100 pages: %d KiB pooled; after %d: %d KiB pooled, %d KiB live", after100>>10, doc.NumPages(), pooled>>10, live>>10)
-	if pooled > after100+trimBudget+(1<<20) {
+	if pooled > after100+pageTrimBudget+(1<<20) {
 		t.Errorf("pool grew from %d KiB after 100 pages to %d KiB after %d", after100>>10, pooled>>10, doc.NumPages())
 	}
 }

@@ -481,6 +481,7 @@ func BenchmarkParseService(b *testing.B) {
 		b.Fatal(err)
 	}
 	pdftext.LimitMallocArenas(2) // as cmd/parser does
+	parser.TuneGC(os.Getenv)
 	// PARSER_BENCH_NATS_URL: a NATS server of its own (bench/parser.sh
 	// runs one on the other core, as production runs NATS apart from the
 	// parser); otherwise one in this process, sharing the parser's CPU.

@@ -14,10 +14,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"time"
 
+	"github.com/pdfpipe/pdfpipe/services/parser"
 	"github.com/pdfpipe/pdfpipe/services/parser/pdftext"
 )
 
@@ -36,6 +38,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	dump := fs.Bool("dump", false, "print the chunks instead of the summary")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile to this file")
 	arenas := fs.Int("arenas", 2, "glibc malloc arenas (0: leave the C library's default), as cmd/parser sets them")
+	gogc := fs.Int("gogc", parser.GCPercent, "the Go collector's GOGC, as cmd/parser sets it (0: the runtime's; GOGC in the environment wins)")
 	engine := fs.String("engine", "mupdf", "PDF engine: mupdf or pdfium (PDFium's module is compiled before timing starts)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -45,6 +48,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if *arenas > 0 {
 		pdftext.LimitMallocArenas(*arenas)
+	}
+	if *gogc > 0 && os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(*gogc)
 	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)

@@ -21,6 +21,7 @@ func main() {
 
 func run(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
 	pdftext.LimitMallocArenas(2) // see its doc: bounds MuPDF's resident memory
+	parser.TuneGC(getenv)
 	cfg, err := parser.ConfigFromEnv(getenv)
 	if err != nil {
 		return fmt.Errorf("config: %w", err)

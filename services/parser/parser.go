@@ -334,28 +334,23 @@ func (s *Service) withPassword(ctx context.Context, taskID string, encErr error)
 }
 
 // download copies the PDF into a temporary file: MuPDF wants a seekable
-// file, and the bytes never need to be in memory whole.
+// file, and the bytes never need to be in memory whole (CopyObject holds
+// one chunk at a time and checks the digest).
 func (s *Service) download(ctx context.Context, object string) (string, error) {
-	obj, err := s.res.Objects.Get(ctx, object)
-	if errors.Is(err, jetstream.ErrObjectNotFound) {
-		return "", stage.Permanent(fmt.Errorf("pdf %s is no longer in the object store (retention expired?)", object))
-	}
-	if err != nil {
-		return "", fmt.Errorf("get pdf %s: %w", object, err)
-	}
-	defer obj.Close()
 	f, err := os.CreateTemp(s.cfg.TempDir, "pdfpipe-*.pdf")
 	if err != nil {
 		return "", fmt.Errorf("temp file: %w", err)
 	}
-	if _, err := io.Copy(f, obj); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return "", fmt.Errorf("copy pdf %s: %w", object, err)
+	_, err = s.res.CopyObject(ctx, object, f)
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("temp file: %w", cerr)
 	}
-	if err := f.Close(); err != nil {
+	if err != nil {
 		os.Remove(f.Name())
-		return "", fmt.Errorf("temp file: %w", err)
+		if errors.Is(err, jetstream.ErrObjectNotFound) {
+			return "", stage.Permanent(fmt.Errorf("pdf %s is no longer in the object store (retention expired?)", object))
+		}
+		return "", fmt.Errorf("get pdf: %w", err)
 	}
 	return f.Name(), nil
 }

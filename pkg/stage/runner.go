@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -41,14 +42,23 @@ type Runner struct {
 
 	// Concurrency is how many messages are handled at once. Default 1.
 	Concurrency int
-	// MaxDeliver must match the consumer's; the last delivery fails the task.
+	// MaxDeliver is used until the consumer's own is read (see Refresh):
+	// the last delivery fails the task. Default 10.
 	MaxDeliver int
-	// Progress is how often InProgress is sent while handling. Default 10s.
+	// Progress is how often InProgress is sent while handling, at most: a
+	// third of the consumer's AckWait when that is shorter. Default 10s.
 	Progress time.Duration
+	// Refresh is how often the consumer's AckWait and MaxDeliver are read
+	// again: another process's Setup with other settings changes them for
+	// every runner on the consumer. Default 30s.
+	Refresh time.Duration
 	// Grace is how long in-flight handlers may finish after ctx ends. Default 20s.
 	Grace time.Duration
 	// BaseDelay and MaxDelay bound the redelivery backoff. Defaults 1s and 1m.
 	BaseDelay, MaxDelay time.Duration
+
+	progress   atomic.Int64 // the InProgress period in use, in nanoseconds
+	maxDeliver atomic.Int64 // the MaxDeliver in use
 }
 
 func (r *Runner) defaults() {
@@ -60,6 +70,9 @@ func (r *Runner) defaults() {
 	}
 	if r.Progress <= 0 {
 		r.Progress = 10 * time.Second
+	}
+	if r.Refresh <= 0 {
+		r.Refresh = 30 * time.Second
 	}
 	if r.Grace <= 0 {
 		r.Grace = 20 * time.Second
@@ -80,6 +93,23 @@ func (r *Runner) defaults() {
 // are not acked and will be redelivered.
 func (r *Runner) Run(ctx context.Context) error {
 	r.defaults()
+	r.follow(r.Consumer.CachedInfo())
+	fctx, stopFollowing := context.WithCancel(ctx)
+	defer stopFollowing()
+	go func() {
+		t := time.NewTicker(r.Refresh)
+		defer t.Stop()
+		for {
+			select {
+			case <-fctx.Done():
+				return
+			case <-t.C:
+				if info, err := r.Consumer.Info(fctx); err == nil {
+					r.follow(info)
+				}
+			}
+		}
+	}()
 	it, err := r.Consumer.Messages(jetstream.PullMaxMessages(r.Concurrency * 2))
 	if err != nil {
 		return fmt.Errorf("%s: consume: %w", r.Name, err)
@@ -113,7 +143,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			case <-ctx.Done():
 			}
 		}
-		if !started && !lastDelivery(msg, r.MaxDeliver) {
+		if !started && !lastDelivery(msg, r.maxDeliveries()) {
 			_ = msg.Nak()
 			continue
 		}
@@ -140,6 +170,25 @@ func (r *Runner) Run(ctx context.Context) error {
 	return runErr
 }
 
+// follow adopts the consumer's settings: InProgress at least three times
+// per AckWait, and its MaxDeliver (when it has one).
+func (r *Runner) follow(info *jetstream.ConsumerInfo) {
+	p, md := r.Progress, r.MaxDeliver
+	if info != nil {
+		if aw := info.Config.AckWait; aw > 0 {
+			p = min(p, aw/3)
+		}
+		if info.Config.MaxDeliver > 0 {
+			md = info.Config.MaxDeliver
+		}
+	}
+	r.progress.Store(int64(p))
+	r.maxDeliver.Store(int64(md))
+}
+
+func (r *Runner) progressEvery() time.Duration { return time.Duration(r.progress.Load()) }
+func (r *Runner) maxDeliveries() int           { return int(r.maxDeliver.Load()) }
+
 func (r *Runner) handle(ctx context.Context, msg jetstream.Msg) {
 	taskID := TaskID(msg)
 	meta, _ := msg.Metadata()
@@ -155,7 +204,7 @@ func (r *Runner) handle(ctx context.Context, msg jetstream.Msg) {
 	progressDone := make(chan struct{})
 	go func() {
 		defer close(progressDone)
-		t := time.NewTicker(r.Progress)
+		t := time.NewTimer(r.progressEvery())
 		defer t.Stop()
 		for {
 			select {
@@ -163,6 +212,7 @@ func (r *Runner) handle(ctx context.Context, msg jetstream.Msg) {
 				return
 			case <-t.C:
 				_ = msg.InProgress()
+				t.Reset(r.progressEvery())
 			}
 		}
 	}()
@@ -175,10 +225,10 @@ func (r *Runner) handle(ctx context.Context, msg jetstream.Msg) {
 		if aerr := msg.DoubleAck(ctx); aerr != nil {
 			log.Warn("ack failed; message will be redelivered", "err", aerr)
 		}
-	case IsPermanent(err) || delivered >= uint64(r.MaxDeliver):
+	case IsPermanent(err) || delivered >= uint64(r.maxDeliveries()):
 		log.Error("task failed", "err", err)
 		if r.OnFail != nil {
-			if ferr := r.fail(ctx, msg, log, taskID, err, delivered >= uint64(r.MaxDeliver)); ferr != nil {
+			if ferr := r.fail(ctx, msg, log, taskID, err, delivered >= uint64(r.maxDeliveries())); ferr != nil {
 				log.Error("recording failure; will retry", "err", ferr)
 				_ = msg.NakWithDelay(r.backoff(delivered))
 				return
@@ -224,7 +274,7 @@ func (r *Runner) fail(ctx context.Context, msg jetstream.Msg, log *slog.Logger, 
 		select {
 		case <-ctx.Done():
 			return ferr
-		case <-time.After(min(r.backoff(attempt), r.Progress)):
+		case <-time.After(min(r.backoff(attempt), r.progressEvery())):
 		}
 		_ = msg.InProgress()
 	}

@@ -1,6 +1,7 @@
 package stage_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -321,6 +322,15 @@ func TestTransientErrorRetriedWithBackoff(t *testing.T) {
 }
 
 func TestTransientErrorEveryTimeFailsOnLastDelivery(t *testing.T) {
+	for _, runnerMax := range []int{3, 0, 50} {
+		// The consumer's MaxDeliver counts, whatever the Runner was given.
+		t.Run(fmt.Sprint("runner MaxDeliver ", runnerMax), func(t *testing.T) {
+			testFailsOnLastDelivery(t, runnerMax)
+		})
+	}
+}
+
+func testFailsOnLastDelivery(t *testing.T, runnerMax int) {
 	const maxDeliver = 3
 	h := newHarness(t, pipeline.Config{AckWait: 5 * time.Second, MaxDeliver: maxDeliver})
 	terms := h.terminations()
@@ -331,6 +341,7 @@ func TestTransientErrorEveryTimeFailsOnLastDelivery(t *testing.T) {
 		c.record(msg)
 		return errBusy
 	}), f.onFail)
+	r.MaxDeliver = runnerMax
 	h.runToTermination(r, terms, "task.7")
 	_, seen, _ := c.snapshot()
 	if got, want := fmt.Sprint(seen), "[1 2 3]"; got != want {
@@ -449,19 +460,29 @@ func TestPanicIsPermanent(t *testing.T) {
 }
 
 func TestInProgressPreventsRedelivery(t *testing.T) {
+	const ackWait = time.Second
 	tests := []struct {
-		name      string
-		progress  time.Duration
-		wantCalls int // deliveries seen while the first handler works
+		name     string
+		progress time.Duration
+		// setupAckWait is the consumer's AckWait when the runner starts;
+		// another Setup sets it to ackWait afterwards (0: it is ackWait
+		// from the start).
+		setupAckWait time.Duration
+		refresh      time.Duration // Runner.Refresh
+		wantCalls    int           // deliveries seen while the first handler works
 	}{
-		{"progress keeps the message", 300 * time.Millisecond, 1},
-		// Control: without timely progress the server does redeliver, so
-		// the case above can fail.
-		{"control: no progress", time.Minute, 2},
+		{name: "progress keeps the message", progress: 300 * time.Millisecond, wantCalls: 1},
+		{name: "a third of the consumer's AckWait when shorter", progress: time.Minute, wantCalls: 1},
+		{name: "the AckWait another Setup set later", progress: time.Minute, setupAckWait: time.Minute,
+			refresh: 100 * time.Millisecond, wantCalls: 1},
+		// Controls: without timely progress the server does redeliver, so
+		// the cases above can fail.
+		{name: "control: the later AckWait not read again", progress: time.Minute, setupAckWait: time.Minute,
+			refresh: time.Hour, wantCalls: 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, pipeline.Config{AckWait: time.Second, MaxDeliver: 5})
+			h := newHarness(t, pipeline.Config{AckWait: cmp.Or(tt.setupAckWait, ackWait), MaxDeliver: 5})
 			var c calls
 			var f failures
 			r := h.runner(stage.HandlerFunc(func(ctx context.Context, msg jetstream.Msg) error {
@@ -475,10 +496,16 @@ func TestInProgressPreventsRedelivery(t *testing.T) {
 				}
 				return nil
 			}), f.onFail)
-			r.Progress = tt.progress
+			r.Progress, r.Refresh = tt.progress, tt.refresh
 			r.Concurrency = 2 // so a redelivery would run alongside
-			h.publish("slow")
 			h.start(r)
+			if tt.setupAckWait != 0 {
+				if _, err := pipeline.Setup(h.ctx, h.res.JS, pipeline.Config{AckWait: ackWait, MaxDeliver: 5}); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(300 * time.Millisecond) // a few refreshes
+			}
+			h.publish("slow")
 
 			h.waitSettled(1)
 			if got := c.count(); got != tt.wantCalls {

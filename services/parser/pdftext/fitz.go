@@ -33,8 +33,8 @@ import (
 // can be used from different goroutines at the same time. MuPDF's own
 // warnings are discarded; the errors that matter are returned.
 type FitzEngine struct {
-	// MaxStore bounds MuPDF's resource cache (fonts, images) per open
-	// document, in bytes; 0 means 64 MiB.
+	// MaxStore bounds MuPDF's resource cache (fonts, colour spaces) per
+	// open document, in bytes; 0 means DefaultMaxStore.
 	MaxStore int
 
 	// fullPageTree makes MuPDF build its map of every page on the first
@@ -65,8 +65,7 @@ const DefaultEngine = "mupdf"
 func NewFitzEngine() *FitzEngine { return &FitzEngine{} }
 
 const (
-	defaultMaxStore = 64 << 20
-	errBufLen       = 256
+	errBufLen = 256
 )
 
 // Open implements Engine. It checks the PDF header and trailer itself before
@@ -79,7 +78,7 @@ func (e *FitzEngine) Open(path string, password string) (_ Document, err error) 
 	}
 	maxStore := e.MaxStore
 	if maxStore <= 0 {
-		maxStore = defaultMaxStore
+		maxStore = DefaultMaxStore
 	}
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))

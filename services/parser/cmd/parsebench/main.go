@@ -2,7 +2,7 @@
 // publishing) on one PDF with MuPDF (or PDFium, -engine pdfium) and prints
 // one line:
 //
-//	pages=<n> chunks=<n> chapters=<n> empty=<n> seconds=<s> pages_per_s=<r> rss_kib=<peak>
+//	pages=<n> chunks=<n> chapters=<n> empty=<n> seconds=<s> pages_per_s=<r> rss_kib=<peak> store_mib=<MuPDF store limit>
 //
 // rss_kib is the process's peak resident set (VmHWM), so run one file per
 // process. bench/parser.sh drives it.
@@ -101,9 +101,13 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if *dump {
 		return nil
 	}
-	fmt.Fprintf(stdout, "pages=%d chunks=%d chapters=%d empty=%d skipped=%d seconds=%.3f pages_per_s=%.0f rss_kib=%d\n",
+	storeMiB := *store
+	if storeMiB <= 0 {
+		storeMiB = pdftext.DefaultMaxStore >> 20
+	}
+	fmt.Fprintf(stdout, "pages=%d chunks=%d chapters=%d empty=%d skipped=%d seconds=%.3f pages_per_s=%.0f rss_kib=%d store_mib=%d\n",
 		info.Pages, info.Chunks, info.Chapters, info.EmptyPages, info.SkippedPages, best.Seconds(),
-		float64(info.Pages)/best.Seconds(), peakRSS())
+		float64(info.Pages)/best.Seconds(), peakRSS(), storeMiB)
 	return nil
 }
 

@@ -1,14 +1,25 @@
 package pipeline_test
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pdfpipe/pdfpipe/pkg/natsembed"
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
 )
 
@@ -183,4 +194,134 @@ func TestCopyObjectErrors(t *testing.T) {
 			t.Errorf("err %v, want chunks past the recorded size", err)
 		}
 	})
+}
+
+// natsChildEnv makes the test binary a NATS server for
+// BenchmarkCopyObject, whose client must not share a heap with it: it
+// listens on a free port, prints its URL and serves until stdin closes.
+const natsChildEnv = "PIPELINE_TEST_NATS_CHILD_DIR"
+
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(natsChildEnv); dir != "" {
+		srv, err := natsembed.Start(natsembed.Options{StoreDir: dir, Listen: true, Port: -1})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		fmt.Println(srv.ClientURL())
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		srv.Stop()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// childServer starts a NATS server in a process of its own and connects.
+func childServer(b *testing.B) *nats.Conn {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), natsChildEnv+"="+b.TempDir())
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { stdin.Close(); _ = cmd.Wait() })
+	url, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		b.Fatalf("nats server process: %v", err)
+	}
+	nc, err := nats.Connect(strings.TrimSpace(url))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(nc.Close)
+	return nc
+}
+
+// BenchmarkCopyObject copies a 64 MiB object into a file with CopyObject
+// and, for reference, with the object store's Get, and reports MB/s and
+// how far the Go heap in use rose above where it was before the copies
+// (sampled every millisecond; the NATS server runs in a process of its
+// own): CopyObject holds one 128 KiB chunk at a time, Get what its push
+// consumer has queued.
+func BenchmarkCopyObject(b *testing.B) {
+	js, err := jetstream.New(childServer(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	r, err := pipeline.Setup(ctx, js, pipeline.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	const size = 64 << 20
+	if _, err := r.Objects.Put(ctx, jetstream.ObjectMeta{Name: "big"}, bytes.NewReader(pattern(size, 1))); err != nil {
+		b.Fatal(err)
+	}
+	copiers := []struct {
+		name string
+		copy func(w io.Writer) error
+	}{
+		{"CopyObject", func(w io.Writer) error { _, err := r.CopyObject(ctx, "big", w); return err }},
+		{"ObjectStore.Get", func(w io.Writer) error {
+			obj, err := r.Objects.Get(ctx, "big")
+			if err != nil {
+				return err
+			}
+			defer obj.Close()
+			_, err = io.Copy(w, obj)
+			return err
+		}},
+	}
+	for _, c := range copiers {
+		b.Run(c.name, func(b *testing.B) {
+			f, err := os.Create(filepath.Join(b.TempDir(), "copy"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer f.Close()
+			runtime.GC()
+			var base runtime.MemStats
+			runtime.ReadMemStats(&base)
+			var peak atomic.Uint64
+			stop := make(chan struct{})
+			sampled := make(chan struct{})
+			go func() {
+				defer close(sampled)
+				var ms runtime.MemStats
+				t := time.NewTicker(time.Millisecond)
+				defer t.Stop()
+				for {
+					select {
+					case <-stop:
+						return
+					case <-t.C:
+						runtime.ReadMemStats(&ms)
+						if ms.HeapInuse > peak.Load() {
+							peak.Store(ms.HeapInuse)
+						}
+					}
+				}
+			}()
+			b.SetBytes(size)
+			for b.Loop() {
+				if _, err := f.Seek(0, io.SeekStart); err != nil {
+					b.Fatal(err)
+				}
+				if err := c.copy(f); err != nil {
+					b.Fatal(err)
+				}
+			}
+			close(stop)
+			<-sampled
+			b.ReportMetric((float64(peak.Load())-float64(base.HeapInuse))/(1<<20), "heap-rise-MiB")
+		})
+	}
 }

@@ -163,17 +163,22 @@ func TestCopyObjectErrors(t *testing.T) {
 			t.Errorf("err %v, want chunk 5 of 5 missing", err)
 		}
 	})
-	t.Run("bytes changed", func(t *testing.T) {
-		info := putObject(t, r, "changed", pattern(3000, 3), 1000)
+	// replaceChunks swaps the object's chunks for these.
+	replaceChunks := func(t *testing.T, info *jetstream.ObjectInfo, chunks ...[]byte) {
+		t.Helper()
 		if err := stream.Purge(ctx, jetstream.WithPurgeSubject(chunkSubject(info))); err != nil {
 			t.Fatal(err)
 		}
-		bad := pattern(3000, 4)
-		for i := 0; i < 3000; i += 1000 {
-			if _, err := r.JS.Publish(ctx, chunkSubject(info), bad[i:i+1000]); err != nil {
+		for _, c := range chunks {
+			if _, err := r.JS.Publish(ctx, chunkSubject(info), c); err != nil {
 				t.Fatal(err)
 			}
 		}
+	}
+	t.Run("bytes changed", func(t *testing.T) {
+		info := putObject(t, r, "changed", pattern(3000, 3), 1000)
+		bad := pattern(3000, 4)
+		replaceChunks(t, info, bad[:1000], bad[1000:2000], bad[2000:])
 		_, err := r.CopyObject(ctx, "changed", discard{})
 		if err == nil || !strings.Contains(err.Error(), "does not match the recorded digest") {
 			t.Errorf("err %v, want a digest mismatch", err)
@@ -181,14 +186,7 @@ func TestCopyObjectErrors(t *testing.T) {
 	})
 	t.Run("more bytes than recorded", func(t *testing.T) {
 		info := putObject(t, r, "longer", pattern(2000, 5), 1000)
-		if err := stream.Purge(ctx, jetstream.WithPurgeSubject(chunkSubject(info))); err != nil {
-			t.Fatal(err)
-		}
-		for range 2 {
-			if _, err := r.JS.Publish(ctx, chunkSubject(info), pattern(1500, 6)); err != nil {
-				t.Fatal(err)
-			}
-		}
+		replaceChunks(t, info, pattern(1500, 6), pattern(1500, 6))
 		_, err := r.CopyObject(ctx, "longer", discard{})
 		if err == nil || !strings.Contains(err.Error(), "past its recorded size of 2000 bytes") {
 			t.Errorf("err %v, want chunks past the recorded size", err)

@@ -1175,6 +1175,33 @@ int pt_set_malloc_arenas(int n) {
 #endif
 }
 
+// pt_check_fill takes n blocks of size bytes from m, every step-th of
+// blocks from the first, and fills them with c.
+static void pt_check_fill(pt_mem *m, void **blocks, int n, int step, size_t size, int c) {
+	for (int i = 0; i < n; i += step) {
+		blocks[i] = pt_malloc(m, size);
+		memset(blocks[i], c, size);
+	}
+}
+
+// pt_check_free frees every step-th of n blocks from the first.
+static void pt_check_free(pt_mem *m, void **blocks, int n, int step) {
+	for (int i = 0; i < n; i += step) {
+		pt_free(m, blocks[i]);
+	}
+}
+
+// pt_check_no_new_span takes n blocks of size bytes into blocks and frees
+// them again; it reports whether m took no new span from its range for
+// them.
+static int pt_check_no_new_span(pt_mem *m, void **blocks, int n, size_t size, int c) {
+	uint32_t spans = m->spans;
+	pt_check_fill(m, blocks, n, 1, size, c);
+	int ok = m->spans == spans;
+	pt_check_free(m, blocks, n, 1);
+	return ok;
+}
+
 // pt_pool_check exercises a pool of region_size bytes the way MuPDF uses
 // one (every size class, malloc'd blocks, reallocation between them, free
 // lists, a full range) and returns NULL or what went wrong.
@@ -1266,20 +1293,12 @@ const char *pt_pool_check(size_t region_size) {
 		enum { nrel = 4 * 40 };
 		void *rel[nrel];
 		size_t pooled0 = m->pooled;
-		for (int i = 0; i < nrel; i++) {
-			rel[i] = pt_malloc(m, 16 << 10);
-			memset(rel[i], 'r', 16 << 10);
-		}
+		pt_check_fill(m, rel, nrel, 1, 16 << 10, 'r');
 		uint32_t spans1 = m->spans;
 		// Blocks freed in spans that are not the current one are used
 		// again before any new span.
-		for (int i = 0; i < nrel; i += 2) {
-			pt_free(m, rel[i]);
-		}
-		for (int i = 0; i < nrel; i += 2) {
-			rel[i] = pt_malloc(m, 16 << 10);
-			memset(rel[i], 'r', 16 << 10);
-		}
+		pt_check_free(m, rel, nrel, 2);
+		pt_check_fill(m, rel, nrel, 2, 16 << 10, 'r');
 		if (m->spans != spans1) {
 			bad = "freed blocks of other spans not reused";
 			goto out;
@@ -1311,17 +1330,8 @@ const char *pt_pool_check(size_t region_size) {
 				}
 			}
 		}
-		for (int i = 0; i < nrel; i++) {
-			rel[i] = pt_malloc(m, 16 << 10);
-			memset(rel[i], 's', 16 << 10);
-		}
-		if (m->spans != spans1) {
+		if (!pt_check_no_new_span(m, rel, nrel, 16 << 10, 's')) {
 			bad = "empty spans not reused";
-		}
-		for (int i = 0; i < nrel; i++) {
-			pt_free(m, rel[i]);
-		}
-		if (bad != NULL) {
 			goto out;
 		}
 		// A trim that gives nothing back moves the emptied spans to the
@@ -1333,17 +1343,8 @@ const char *pt_pool_check(size_t region_size) {
 			bad = "a release without giving back changed the pooled bytes";
 			goto out;
 		}
-		for (int i = 0; i < nrel; i++) {
-			rel[i] = pt_malloc(m, 8 << 10);
-			memset(rel[i], 't', 8 << 10);
-		}
-		if (m->spans != spans1) {
+		if (!pt_check_no_new_span(m, rel, nrel, 8 << 10, 't')) {
 			bad = "idle spans not taken by another class";
-		}
-		for (int i = 0; i < nrel; i++) {
-			pt_free(m, rel[i]);
-		}
-		if (bad != NULL) {
 			goto out;
 		}
 	}

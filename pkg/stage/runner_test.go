@@ -503,7 +503,7 @@ func TestInProgressPreventsRedelivery(t *testing.T) {
 				if _, err := pipeline.Setup(h.ctx, h.res.JS, pipeline.Config{AckWait: ackWait, MaxDeliver: 5}); err != nil {
 					t.Fatal(err)
 				}
-				time.Sleep(300 * time.Millisecond) // a few refreshes
+				time.Sleep(time.Second) // ten refreshes: the runner has read the new AckWait
 			}
 			h.publish("slow")
 

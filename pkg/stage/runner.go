@@ -1,6 +1,7 @@
 package stage
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -57,8 +58,10 @@ type Runner struct {
 	// BaseDelay and MaxDelay bound the redelivery backoff. Defaults 1s and 1m.
 	BaseDelay, MaxDelay time.Duration
 
-	progress   atomic.Int64 // the InProgress period in use, in nanoseconds
-	maxDeliver atomic.Int64 // the MaxDeliver in use
+	mu         sync.Mutex
+	progress   time.Duration // the InProgress period in use
+	sooner     chan struct{} // closed when progress gets shorter
+	maxDeliver atomic.Int64  // the MaxDeliver in use
 }
 
 func (r *Runner) defaults() {
@@ -182,12 +185,30 @@ func (r *Runner) follow(info *jetstream.ConsumerInfo) {
 			md = info.Config.MaxDeliver
 		}
 	}
-	r.progress.Store(int64(p))
 	r.maxDeliver.Store(int64(md))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.sooner == nil {
+		r.sooner = make(chan struct{})
+	}
+	if p < r.progress {
+		// Handlers at work report at once, before the shorter AckWait
+		// runs out on messages they hold.
+		close(r.sooner)
+		r.sooner = make(chan struct{})
+	}
+	r.progress = p
 }
 
-func (r *Runner) progressEvery() time.Duration { return time.Duration(r.progress.Load()) }
-func (r *Runner) maxDeliveries() int           { return int(r.maxDeliver.Load()) }
+// pace returns the InProgress period and a channel closed when it gets
+// shorter.
+func (r *Runner) pace() (time.Duration, <-chan struct{}) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return cmp.Or(r.progress, r.Progress), r.sooner
+}
+
+func (r *Runner) maxDeliveries() int { return int(r.maxDeliver.Load()) }
 
 func (r *Runner) handle(ctx context.Context, msg jetstream.Msg) {
 	taskID := TaskID(msg)
@@ -204,16 +225,18 @@ func (r *Runner) handle(ctx context.Context, msg jetstream.Msg) {
 	progressDone := make(chan struct{})
 	go func() {
 		defer close(progressDone)
-		t := time.NewTimer(r.progressEvery())
-		defer t.Stop()
 		for {
+			every, sooner := r.pace()
+			t := time.NewTimer(every)
 			select {
 			case <-hctx.Done():
+				t.Stop()
 				return
+			case <-sooner:
+				t.Stop()
 			case <-t.C:
-				_ = msg.InProgress()
-				t.Reset(r.progressEvery())
 			}
+			_ = msg.InProgress()
 		}
 	}()
 	err := r.safeHandle(hctx, msg)
@@ -271,10 +294,11 @@ func (r *Runner) fail(ctx context.Context, msg jetstream.Msg, log *slog.Logger, 
 			return ferr
 		}
 		log.Error("recording failure on the last delivery; retrying", "err", ferr)
+		every, _ := r.pace()
 		select {
 		case <-ctx.Done():
 			return ferr
-		case <-time.After(min(r.backoff(attempt), r.progressEvery())):
+		case <-time.After(min(r.backoff(attempt), every)):
 		}
 		_ = msg.InProgress()
 	}

@@ -468,6 +468,7 @@ func TestInProgressPreventsRedelivery(t *testing.T) {
 		// another Setup sets it to ackWait afterwards (0: it is ackWait
 		// from the start).
 		setupAckWait time.Duration
+		inFlight     bool          // the later Setup comes while the message is handled
 		refresh      time.Duration // Runner.Refresh
 		wantCalls    int           // deliveries seen while the first handler works
 	}{
@@ -475,10 +476,14 @@ func TestInProgressPreventsRedelivery(t *testing.T) {
 		{name: "a third of the consumer's AckWait when shorter", progress: time.Minute, wantCalls: 1},
 		{name: "the AckWait another Setup set later", progress: time.Minute, setupAckWait: time.Minute,
 			refresh: 100 * time.Millisecond, wantCalls: 1},
+		{name: "the AckWait another Setup set while handling", progress: time.Minute, setupAckWait: time.Minute,
+			inFlight: true, refresh: 100 * time.Millisecond, wantCalls: 1},
 		// Controls: without timely progress the server does redeliver, so
 		// the cases above can fail.
 		{name: "control: the later AckWait not read again", progress: time.Minute, setupAckWait: time.Minute,
 			refresh: time.Hour, wantCalls: 2},
+		{name: "control: the AckWait set while handling not read again", progress: time.Minute, setupAckWait: time.Minute,
+			inFlight: true, refresh: time.Hour, wantCalls: 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -499,13 +504,28 @@ func TestInProgressPreventsRedelivery(t *testing.T) {
 			r.Progress, r.Refresh = tt.progress, tt.refresh
 			r.Concurrency = 2 // so a redelivery would run alongside
 			h.start(r)
-			if tt.setupAckWait != 0 {
+			lowerAckWait := func() {
 				if _, err := pipeline.Setup(h.ctx, h.res.JS, pipeline.Config{AckWait: ackWait, MaxDeliver: 5}); err != nil {
 					t.Fatal(err)
 				}
-				time.Sleep(time.Second) // ten refreshes: the runner has read the new AckWait
 			}
-			h.publish("slow")
+			switch {
+			case tt.setupAckWait != 0 && tt.inFlight:
+				h.publish("slow")
+				testenv.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+					if c.count() == 0 {
+						return errors.New("not handled yet")
+					}
+					return nil
+				})
+				lowerAckWait()
+			case tt.setupAckWait != 0:
+				lowerAckWait()
+				time.Sleep(time.Second) // ten refreshes: the runner has read the new AckWait
+				h.publish("slow")
+			default:
+				h.publish("slow")
+			}
 
 			h.waitSettled(1)
 			if got := c.count(); got != tt.wantCalls {

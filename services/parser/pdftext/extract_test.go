@@ -72,6 +72,17 @@ func labels(chunks []Chunk) []chunkLabel {
 	return out
 }
 
+// checkLabels reports (as an error at the caller's line) and returns
+// false when the chunks' labels are not want.
+func checkLabels(t *testing.T, chunks []Chunk, want []chunkLabel) bool {
+	t.Helper()
+	if got := labels(chunks); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("got chunks %+v, want %+v", got, want)
+		return false
+	}
+	return true
+}
+
 func TestExtractChapters(t *testing.T) {
 	pages := []pdfgen.Page{
 		page("Cover page before any chapter."),
@@ -137,9 +148,7 @@ func TestExtractChapters(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			path := writePDF(t, pdfgen.Doc{Pages: pages, Outline: tc.outline})
 			chunks, info := collect(t, path, Options{})
-			if got := labels(chunks); fmt.Sprint(got) != fmt.Sprint(tc.want) {
-				t.Errorf("got chunks %+v, want %+v", got, tc.want)
-			}
+			checkLabels(t, chunks, tc.want)
 			for i, c := range chunks {
 				if i < len(tc.wantTexts) && c.Text != tc.wantTexts[i] {
 					t.Errorf("chunk %d: got text %q, want %q", i, c.Text, tc.wantTexts[i])
@@ -166,8 +175,8 @@ func TestExtractPagesWithoutOutline(t *testing.T) {
 	}
 	chunks, info := collect(t, writePDF(t, pdfgen.Doc{Pages: pages}), Options{OverlapRunes: -1})
 	want := []chunkLabel{{"", "", 1, 2}, {"", "", 3, 4}}
-	if got := labels(chunks); fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("got chunks %+v, want %+v", got, want)
+	if !checkLabels(t, chunks, want) {
+		t.FailNow()
 	}
 	if got, want := chunks[0].Text, para(1)+"\n\n"+para(2); got != want {
 		t.Errorf("chunk 0: got %q, want %q", got, want)
@@ -487,9 +496,7 @@ func TestExtractEmptyPages(t *testing.T) {
 			if info != tc.wantInfo {
 				t.Errorf("got info %+v, want %+v", info, tc.wantInfo)
 			}
-			if got := labels(chunks); fmt.Sprint(got) != fmt.Sprint(tc.wantPages) {
-				t.Errorf("got chunks %+v, want %+v", got, tc.wantPages)
-			}
+			checkLabels(t, chunks, tc.wantPages)
 		})
 	}
 }
@@ -981,9 +988,7 @@ func TestExtractOutlineWithoutNumbers(t *testing.T) {
 		{"Getting started › Installing", "1.1", 3, 3},
 		{"Using it", "2", 4, 4},
 	}
-	if got := labels(chunks); fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("with outline: got chunks %+v, want %+v", got, want)
-	}
+	checkLabels(t, chunks, want) // with the outline
 
 	// Without an outline, the headings are found by their typography; the
 	// contents lines, set in body type with leaders, are not headings.
@@ -1028,8 +1033,8 @@ func TestExtractOutlineNumberOnOwnLine(t *testing.T) {
 		{"2 Installing the tools", "2", 2, 3},
 		{"3 Running the pipeline", "3", 3, 3},
 	}
-	if got := labels(chunks); fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("got chunks %+v, want %+v", got, want)
+	if !checkLabels(t, chunks, want) {
+		t.FailNow()
 	}
 	if !strings.HasPrefix(chunks[2].Text, "2 Installing the tools") || strings.HasSuffix(chunks[1].Text, "2") {
 		t.Errorf("chapter 2 should start at its number: chunk texts\n%q\n%q", chunks[1].Text, chunks[2].Text)

@@ -260,3 +260,67 @@ func TestEventsDone(t *testing.T) {
 		t.Errorf("key of the still-running task: got %q, %v; want it kept", k.Provider, err)
 	}
 }
+
+// Pipeline events never go backwards: a step is announced once (not
+// again when the ingester updates its bookkeeping, retries, or a replay
+// reopens the task), and nothing the pipeline publishes after the
+// backend's own progress is lower than it.
+func TestEventsNeverGoBackwards(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	events := h.subscribeEvents()
+	h.run()
+	ctx := context.Background()
+	const id = "d-mono"
+	h.startTask(`{"DocID":"d-mono","UserID":"u-mono","URL":"https://example.com/m.pdf"}`, id)
+	update := func(fn func(*status.Status)) {
+		t.Helper()
+		if _, err := h.status.Update(ctx, id, fn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	update(func(st *status.Status) { st.State = status.Fetching })
+	update(func(st *status.Status) { st.State = status.Parsing })
+	update(func(st *status.Status) { st.State, st.Pages, st.Chunks = status.Embedding, 3, 9 })
+	update(func(st *status.Status) { st.State, st.Attempts = status.Ingesting, 1 })
+	events.waitEvent(t, id, "ingesting")
+
+	// The backend reports its own progress on the same channel.
+	backend := `{"type":"processing","doc_id":"d-mono","user_id":"u-mono","status":"processing","message":"stored 9 of 9 chunks","progress":{"chunks_received":9,"chunks_stored":9,"chunks_failed":0,"total_chunks":9,"percentage":99},"timestamp":"2025-06-01T10:00:00Z"}`
+	if err := h.rdb.Publish(ctx, "document:events", backend).Err(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.CheckFor(t, waitLong, pollStep, func() error {
+		v, err := h.rdb.HGet(ctx, "document:events:progress:"+id, "pct").Result()
+		if v != "99" {
+			return fmt.Errorf("progress shown: got %q (%v), want the backend's 99", v, err)
+		}
+		return nil
+	})
+	update(func(st *status.Status) { st.SentWhole = 1 })                  // the stream carried every chunk
+	update(func(st *status.Status) { st.Attempts = 2 })                   // the ingester tries again
+	if _, err := h.status.Reopen(ctx, id, status.Embedding); err != nil { // `pdfpipe replay embed`
+		t.Fatal(err)
+	}
+	update(func(st *status.Status) { st.State, st.Attempts = status.Ingesting, 3 })
+
+	// Changes are handled in order: once a later task's event is out,
+	// every change above has been.
+	h.startTask(`{"DocID":"d-mono-later","URL":"https://example.com/l.pdf"}`, "d-mono-later")
+	events.waitEvent(t, "d-mono-later", "queued")
+
+	var got []string
+	last := -1.0
+	for _, ev := range events.forDoc(t, id) {
+		p := ev["progress"].(map[string]any)["percentage"].(float64)
+		got = append(got, fmt.Sprintf("%v %v", ev["status"], p))
+		if p < last {
+			t.Errorf("event %v %v%% after %v%%: progress went backwards", ev["status"], p, last)
+		}
+		last = max(last, p)
+	}
+	want := []string{"queued 0", "fetching 5", "parsing 15", "embedding 40", "ingesting 80", "processing 99"}
+	if !slices.Equal(got, want) {
+		t.Errorf("events: got %q, want %q", got, want)
+	}
+}

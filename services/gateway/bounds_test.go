@@ -10,6 +10,7 @@ import (
 
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
 	"github.com/pdfpipe/pdfpipe/pkg/status"
+	"github.com/pdfpipe/pdfpipe/pkg/testenv"
 )
 
 // No entry can stop the intake: one too large for the gateway, or whose
@@ -127,4 +128,46 @@ func checkAcceptedLarge(t *testing.T, h *harness, raw string) {
 	if job.Task.URL != "https://example.com/a.pdf" || job.Task.FileName != "a.pdf" {
 		t.Errorf("fetch job task: got %+v", job.Task)
 	}
+}
+
+// An entry that fails the same way every time for a reason no check
+// foresaw (here: its fetch job is larger than the stream accepts) does
+// not hold up the entries behind it: after a few tries its task fails
+// with the reason, which the dead-letter list records once.
+func TestIntakeEntryFailingEveryTime(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	s, err := h.js.Stream(ctx, pipeline.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	cfg.MaxMsgSize = 2 << 10
+	if _, err := h.js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	events := h.subscribeEvents()
+	h.run()
+	raw := `{"DocID":"d-stuck","UserID":"u1","FileName":"` + strings.Repeat("f", 3<<10) + `.pdf","URL":"https://example.com/s.pdf"}`
+	h.push("lpush", queueKey, raw, `{"DocID":"d-next","URL":"https://example.com/n.pdf"}`)
+	h.waitFetch("d-next")
+	h.waitDrained()
+
+	ev := events.waitEvent(t, "d-stuck", "failed")
+	checkEventShape(t, ev, "failed", "d-stuck", "u1", "failed")
+	st, err := h.status.Get(ctx, "d-stuck")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != status.Failed || st.Stage != "gateway" || !strings.Contains(st.Error, "maximum") {
+		t.Errorf("status: got %q at %q: %q, want failed at gateway with the stream's reason", st.State, st.Stage, st.Error)
+	}
+	testenv.CheckFor(t, waitLong, pollStep, func() error {
+		if n := len(h.list(dlqKey)); n != 1 {
+			return fmt.Errorf("dead-letter list: %d entries, want 1", n)
+		}
+		return nil
+	})
+	checkDeadLetter(t, h.dlq()[0], raw, "gateway", "maximum")
 }

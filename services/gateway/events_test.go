@@ -271,56 +271,75 @@ func TestEventsNeverGoBackwards(t *testing.T) {
 	events := h.subscribeEvents()
 	h.run()
 	ctx := context.Background()
-	const id = "d-mono"
-	h.startTask(`{"DocID":"d-mono","UserID":"u-mono","URL":"https://example.com/m.pdf"}`, id)
-	update := func(fn func(*status.Status)) {
+	update := func(id string, fn func(*status.Status)) {
 		t.Helper()
 		if _, err := h.status.Update(ctx, id, fn); err != nil {
 			t.Fatal(err)
 		}
 	}
-	update(func(st *status.Status) { st.State = status.Fetching })
-	update(func(st *status.Status) { st.State = status.Parsing })
-	update(func(st *status.Status) { st.State, st.Pages, st.Chunks = status.Embedding, 3, 9 })
-	update(func(st *status.Status) { st.State, st.Attempts = status.Ingesting, 1 })
-	events.waitEvent(t, id, "ingesting")
-
+	toEmbedding := func(id string) {
+		t.Helper()
+		h.startTask(fmt.Sprintf(`{"DocID":%q,"UserID":"u-mono","URL":"https://example.com/m.pdf"}`, id), id)
+		update(id, func(st *status.Status) { st.State = status.Fetching })
+		update(id, func(st *status.Status) { st.State = status.Parsing })
+		update(id, func(st *status.Status) { st.State, st.Pages, st.Chunks = status.Embedding, 3, 9 })
+	}
 	// The backend reports its own progress on the same channel.
-	backend := `{"type":"processing","doc_id":"d-mono","user_id":"u-mono","status":"processing","message":"stored 9 of 9 chunks","progress":{"chunks_received":9,"chunks_stored":9,"chunks_failed":0,"total_chunks":9,"percentage":99},"timestamp":"2025-06-01T10:00:00Z"}`
-	if err := h.rdb.Publish(ctx, "document:events", backend).Err(); err != nil {
-		t.Fatal(err)
-	}
-	testenv.CheckFor(t, waitLong, pollStep, func() error {
-		v, err := h.rdb.HGet(ctx, "document:events:progress:"+id, "pct").Result()
-		if v != "99" {
-			return fmt.Errorf("progress shown: got %q (%v), want the backend's 99", v, err)
+	backend := func(id string) {
+		t.Helper()
+		ev := fmt.Sprintf(`{"type":"processing","doc_id":%q,"user_id":"u-mono","status":"processing","message":"stored 9 of 9 chunks","progress":{"chunks_received":9,"chunks_stored":9,"chunks_failed":0,"total_chunks":9,"percentage":99},"timestamp":"2025-06-01T10:00:00Z"}`, id)
+		if err := h.rdb.Publish(ctx, "document:events", ev).Err(); err != nil {
+			t.Fatal(err)
 		}
-		return nil
-	})
-	update(func(st *status.Status) { st.SentWhole = 1 })                  // the stream carried every chunk
-	update(func(st *status.Status) { st.Attempts = 2 })                   // the ingester tries again
-	if _, err := h.status.Reopen(ctx, id, status.Embedding); err != nil { // `pdfpipe replay embed`
+		testenv.CheckFor(t, waitLong, pollStep, func() error {
+			v, err := h.rdb.HGet(ctx, "document:events:progress:"+id, "pct").Result()
+			if v != "99" {
+				return fmt.Errorf("progress shown: got %q (%v), want the backend's 99", v, err)
+			}
+			return nil
+		})
+	}
+
+	// Retries and a replay repeat steps already announced.
+	const again = "d-mono-again"
+	toEmbedding(again)
+	update(again, func(st *status.Status) { st.State, st.Attempts = status.Ingesting, 1 })
+	update(again, func(st *status.Status) { st.SentWhole = 1 })              // the stream carried every chunk
+	update(again, func(st *status.Status) { st.Attempts = 2 })               // the ingester tries again
+	if _, err := h.status.Reopen(ctx, again, status.Embedding); err != nil { // `pdfpipe replay embed`
 		t.Fatal(err)
 	}
-	update(func(st *status.Status) { st.State, st.Attempts = status.Ingesting, 3 })
+	update(again, func(st *status.Status) { st.State, st.Attempts = status.Ingesting, 3 })
+
+	// The backend is ahead of the gateway's events.
+	const ahead = "d-mono-ahead"
+	toEmbedding(ahead)
+	events.waitEvent(t, ahead, "embedding")
+	backend(ahead)
+	update(ahead, func(st *status.Status) { st.State, st.Attempts = status.Ingesting, 1 })
+	update(ahead, func(st *status.Status) { st.SentWhole = 1 })
 
 	// Changes are handled in order: once a later task's event is out,
 	// every change above has been.
 	h.startTask(`{"DocID":"d-mono-later","URL":"https://example.com/l.pdf"}`, "d-mono-later")
 	events.waitEvent(t, "d-mono-later", "queued")
 
-	var got []string
-	last := -1.0
-	for _, ev := range events.forDoc(t, id) {
-		p := ev["progress"].(map[string]any)["percentage"].(float64)
-		got = append(got, fmt.Sprintf("%v %v", ev["status"], p))
-		if p < last {
-			t.Errorf("event %v %v%% after %v%%: progress went backwards", ev["status"], p, last)
+	for id, want := range map[string][]string{
+		again: {"queued 0", "fetching 5", "parsing 15", "embedding 40", "ingesting 80"},
+		ahead: {"queued 0", "fetching 5", "parsing 15", "embedding 40", "processing 99"},
+	} {
+		var got []string
+		last := -1.0
+		for _, ev := range events.forDoc(t, id) {
+			p := ev["progress"].(map[string]any)["percentage"].(float64)
+			got = append(got, fmt.Sprintf("%v %v", ev["status"], p))
+			if p < last {
+				t.Errorf("%s: event %v %v%% after %v%%: progress went backwards", id, ev["status"], p, last)
+			}
+			last = max(last, p)
 		}
-		last = max(last, p)
-	}
-	want := []string{"queued 0", "fetching 5", "parsing 15", "embedding 40", "ingesting 80", "processing 99"}
-	if !slices.Equal(got, want) {
-		t.Errorf("events: got %q, want %q", got, want)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s events: got %q, want %q", id, got, want)
+		}
 	}
 }

@@ -32,7 +32,7 @@ func TestIntakeLargeEntries(t *testing.T) {
 		{
 			name:      "long FileName, over REDIS_MAX_ENTRY_SIZE",
 			raw:       `{"DocID":"d-big","UserID":"u1","FileName":"` + long + `.pdf","URL":"https://example.com/a.pdf"}`,
-			reasonHas: []string{"gateway", "bytes", "REDIS_MAX_ENTRY_SIZE"},
+			reasonHas: []string{"gateway", "task d-big", "bytes", "REDIS_MAX_ENTRY_SIZE"},
 		},
 		{
 			name:      "extra fields, over REDIS_MAX_ENTRY_SIZE",

@@ -91,6 +91,11 @@ func (s *Service) accept(ctx context.Context, e redisqueue.Entry) error {
 	}
 	if n := int64(len(e.Raw)); n > maxEntry {
 		reason := fmt.Sprintf("entry is %d bytes, more than the %d allowed (REDIS_MAX_ENTRY_SIZE)", n, maxEntry)
+		if n <= 16*maxEntry { // name the task if that is cheap
+			if t, err := task.Parse([]byte(e.Raw)); err == nil {
+				reason = fmt.Sprintf("task %s: %s", t.ID, reason)
+			}
+		}
 		s.log.Warn("oversized task sent to dead-letter list", "stage", "gateway", "reason", reason, "dlq", s.cfg.DLQ)
 		return s.queue.DeadLetter(ctx, e, "gateway: "+reason)
 	}
@@ -156,6 +161,9 @@ func (s *Service) repush(ctx context.Context, e redisqueue.Entry, log *slog.Logg
 		next, ok, err := s.status.Retry(ctx, t.ID, func(r *status.Status) {
 			r.DocID, r.UserID, r.FileName = t.DocID, t.UserID, t.FileName
 			r.Task, r.TaskTrimmed, r.Entry = t.Raw, trimmed, fp
+			// What the new run finds out anew; the ingest bookkeeping
+			// stays (the backend may hold chunks of an earlier attempt).
+			r.Pages, r.EmptyPages, r.Chunks, r.Chapters = 0, 0, 0, 0
 		})
 		if err != nil {
 			return err

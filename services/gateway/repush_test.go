@@ -145,15 +145,15 @@ func checkStartedAgain(t *testing.T, h *harness, events *eventLog, raw string) {
 	if got := msg.Header.Get("Nats-Msg-Id"); got != pipeline.MsgID(id, 2, "fetch") {
 		t.Errorf("new fetch job's message id: got %q", got)
 	}
-	ev := events.waitEvent(t, id, "queued")
-	for _, e := range events.forDoc(t, id) {
-		if e["status"] == "queued" && strings.Contains(e["message"].(string), "run 2") {
-			ev = e
+	testenv.CheckFor(t, waitLong, pollStep, func() error {
+		for _, e := range events.forDoc(t, id) {
+			if msg, _ := e["message"].(string); e["status"] == "queued" && strings.Contains(msg, "run 2") {
+				checkEventShape(t, e, "processing", id, "u1", "queued")
+				return nil
+			}
 		}
-	}
-	if msg, _ := ev["message"].(string); !strings.Contains(msg, "run 2") {
-		t.Errorf("no event announces the new run; last queued event: %v", ev)
-	}
+		return fmt.Errorf("no event announces the new run: %v", events.forDoc(t, id))
+	})
 	// The failure's dead-letter entry stays until the task ends well...
 	if dl := h.list(dlqKey); len(dl) != 1 {
 		t.Fatalf("dead-letter list: got %d entries, want the first failure's only", len(dl))

@@ -134,7 +134,7 @@ func (s *Service) accept(ctx context.Context, e redisqueue.Entry) error {
 		return err
 	}
 	if st.Entry == fp {
-		acked, err := s.ackedBefore(ctx, t.ID, fp)
+		acked, err := s.ackedBefore(ctx, t.ID, fp, st.Run)
 		if err != nil {
 			return err
 		}
@@ -146,7 +146,7 @@ func (s *Service) accept(ctx context.Context, e redisqueue.Entry) error {
 				return s.start(ctx, e, log, kept, fp, st.Run)
 			}
 			log.Info("recovered entry already started its task; not starting it again", "state", st.State)
-			return s.ackEntry(ctx, e, t.ID, fp)
+			return s.ackEntry(ctx, e, t.ID, fp, st.Run)
 		}
 	}
 	return s.repush(ctx, e, log, kept, trimmed, fp, st)
@@ -220,7 +220,7 @@ func (s *Service) start(ctx context.Context, e redisqueue.Entry, log *slog.Logge
 		return fmt.Errorf("start task %s: %w", t.ID, err)
 	}
 	log.Info("task accepted", "file", clip(t.FileName, 200), "run", max(run, 1))
-	return s.ackEntry(ctx, e, t.ID, fp)
+	return s.ackEntry(ctx, e, t.ID, fp, run)
 }
 
 // reject dead-letters an entry that keeps failing with cause. If the
@@ -235,7 +235,7 @@ func (s *Service) reject(ctx context.Context, e redisqueue.Entry, cause error) e
 			if err := s.status.Fail(ctx, t.ID, "gateway", cause); err != nil {
 				return err
 			}
-			return s.ackEntry(ctx, e, t.ID, fp)
+			return s.ackEntry(ctx, e, t.ID, fp, st.Run)
 		case err != nil && !errors.Is(err, status.ErrNotFound):
 			return err
 		}
@@ -264,12 +264,14 @@ func (s *Service) fitsNATS(rec status.Status, t task.Task) error {
 	return nil
 }
 
-// acceptedKey marks the entry (by fingerprint) whose ack started a task's
-// current run: an identical entry seen later is a new push, not a copy
-// recovered from a processing list.
+// acceptedKey marks the entry (by fingerprint) and run whose ack started
+// a task's current run: an identical entry seen later is a new push, not
+// a copy recovered from a processing list.
 func (s *Service) acceptedKey(taskID string) string { return s.cfg.Queue + ":accepted:" + taskID }
 
-func (s *Service) ackedBefore(ctx context.Context, taskID, fp string) (bool, error) {
+func acceptedValue(fp string, run int) string { return fmt.Sprintf("%s:%d", fp, max(run, 1)) }
+
+func (s *Service) ackedBefore(ctx context.Context, taskID, fp string, run int) (bool, error) {
 	v, err := s.rdb.Get(ctx, s.acceptedKey(taskID)).Result()
 	if errors.Is(err, redis.Nil) {
 		return false, nil
@@ -277,7 +279,7 @@ func (s *Service) ackedBefore(ctx context.Context, taskID, fp string) (bool, err
 	if err != nil {
 		return false, fmt.Errorf("task %s: %w", taskID, err)
 	}
-	return v == fp, nil
+	return v == acceptedValue(fp, run), nil
 }
 
 // ackEntry removes a handled entry from the processing list, marking it
@@ -285,12 +287,12 @@ func (s *Service) ackedBefore(ctx context.Context, taskID, fp string) (bool, err
 // longer there (another gateway recovered it while this one stalled) is
 // not this gateway's any more: retrying its ack would block the intake
 // forever, and the task is started at most once either way.
-func (s *Service) ackEntry(ctx context.Context, e redisqueue.Entry, taskID, fp string) error {
+func (s *Service) ackEntry(ctx context.Context, e redisqueue.Entry, taskID, fp string, run int) error {
 	ttl := s.res.Config.Retention
 	if ttl <= 0 {
 		ttl = 72 * time.Hour
 	}
-	err := s.queue.AckMark(ctx, e, s.acceptedKey(taskID), fp, ttl)
+	err := s.queue.AckMark(ctx, e, s.acceptedKey(taskID), acceptedValue(fp, run), ttl)
 	if errors.Is(err, redisqueue.ErrNotHeld) {
 		s.log.Warn("entry left this gateway's processing list before its ack; another gateway owns it", "task_id", taskID, "err", err)
 		return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/pdfpipe/pdfpipe/pkg/status"
 	"github.com/pdfpipe/pdfpipe/pkg/task"
 	"github.com/pdfpipe/pdfpipe/pkg/testenv"
+	"github.com/pdfpipe/pdfpipe/services/gateway"
 )
 
 // A task sent again with the same DocID is never dropped silently: a
@@ -230,4 +232,64 @@ func TestDeadLetterResolvedByReplay(t *testing.T) {
 	if n := len(events.forDoc(t, id)); n == 0 {
 		t.Error("no events for the task")
 	}
+}
+
+// A gateway that died between starting a failed task's new run and
+// acking the entry that asked for it (the very entry that started the
+// first run, sent again): the recovered entry finishes starting run 2;
+// it is not mistaken for the task sent a third time.
+func TestIntakeRecoversRetryOfIdenticalEntry(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	h.run()
+	ctx := context.Background()
+	const id = "d-rerun"
+	const raw = `{"task_id":"d-rerun","s3_url":"s3://b/r.pdf"}`
+	// Run 1 is accepted, then fails.
+	h.push("lpush", queueKey, raw)
+	h.waitFetch(id)
+	h.waitDrained()
+	if err := h.status.Fail(ctx, id, "fetch", errors.New("404")); err != nil {
+		t.Fatal(err)
+	}
+	// Another gateway took the same entry sent again, started run 2 and
+	// died before publishing its fetch job and acking the entry.
+	if _, ok, err := h.status.Retry(ctx, id, func(st *status.Status) { st.Entry = task.Fingerprint([]byte(raw)) }); err != nil || !ok {
+		t.Fatalf("Retry: %v, %v", ok, err)
+	}
+	h.push("lpush", queueKey+":processing:gw-crashed", raw)
+	// A gateway starting now recovers the dead one's entry at once.
+	cfg := h.cfg
+	cfg.InstanceID = "gw-second"
+	gw2, err := gateway.New(cfg, h.res, h.nc, slog.New(slog.NewJSONHandler(h.logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- gw2.Run(runCtx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	testenv.CheckFor(t, waitLong, pollStep, func() error {
+		if n := h.fetchCounts()[pipeline.Fetch.Subject(id)]; n != 2 {
+			return fmt.Errorf("fetch messages: %d, want run 1's and run 2's", n)
+		}
+		return nil
+	})
+	h.waitDrained()
+	job, _ := h.fetchJob(id)
+	if job.Replay != 2 {
+		t.Errorf("fetch job: replay %d, want run 2's", job.Replay)
+	}
+	if st, err := h.status.Get(ctx, id); err != nil || st.State != status.Queued || st.Run != 2 {
+		t.Errorf("status: got %q run %d (%v), want queued run 2", st.State, st.Run, err)
+	}
+	// Only the failure of run 1, no refusal of the recovered entry.
+	testenv.CheckFor(t, waitLong, pollStep, func() error {
+		dl := h.dlq()
+		if len(dl) != 1 || !strings.Contains(fmt.Sprint(dl[0]["final_result"]), "fetch: 404") {
+			return fmt.Errorf("dead-letter list: got %v, want run 1's failure only", dl)
+		}
+		return nil
+	})
 }

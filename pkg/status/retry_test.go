@@ -55,11 +55,11 @@ func TestRetry(t *testing.T) {
 				}
 				return
 			}
-			if got.State != status.Queued || got.Stage != "" || got.Error != "" || got.Run != 2 || got.Entry != "new" || got.SentWhole != 0 {
-				t.Errorf("record after Retry: got %+v, want queued, no failure, run 2, entry new, SentWhole 0", got)
+			if got.State != status.Queued || got.Stage != "" || got.Error != "" || got.Run != 2 || got.Entry != "new" {
+				t.Errorf("record after Retry: got %+v, want queued, no failure, run 2, entry new", got)
 			}
-			if got.Attempts != 2 {
-				t.Errorf("ingest attempts: got %d, want 2 kept", got.Attempts)
+			if got.Attempts != 2 || got.SentWhole != 2 {
+				t.Errorf("ingest bookkeeping: got attempts %d, sent whole %d; want 2 and 2 kept", got.Attempts, got.SentWhole)
 			}
 			if _, ok, _ := s.Retry(c, "t1", func(*status.Status) {}); ok {
 				t.Errorf("second Retry of a task no longer failed: got ok, want not retried")

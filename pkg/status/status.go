@@ -190,9 +190,10 @@ func (s *Store) Reopen(ctx context.Context, taskID string, state State) (Status,
 }
 
 // Retry starts a new run of a failed task, for a queue entry sent again:
-// if the task is failed it clears the failure (stage, reason, SentWhole),
-// counts the run, lets fn set the new run's fields and writes it with
-// compare-and-set. If the task is not failed (any more) nothing changes
+// if the task is failed it clears the failure (stage and reason), counts
+// the run, lets fn set the new run's fields and writes it with
+// compare-and-set. The ingest bookkeeping (Attempts, SentWhole) is kept:
+// the backend may hold the chunks of an earlier attempt. If the task is not failed (any more) nothing changes
 // and ok is false: the returned record says where it is.
 func (s *Store) Retry(ctx context.Context, taskID string, fn func(*Status)) (st Status, ok bool, err error) {
 	for {
@@ -203,7 +204,7 @@ func (s *Store) Retry(ctx context.Context, taskID string, fn func(*Status)) (st 
 		if st.State != Failed {
 			return st, false, nil
 		}
-		st.State, st.Stage, st.Error, st.SentWhole = Queued, "", "", 0
+		st.State, st.Stage, st.Error = Queued, "", ""
 		st.Run = max(st.Run, 1) + 1
 		fn(&st)
 		st.UpdatedAt = s.now().UTC()

@@ -58,6 +58,18 @@ type Status struct {
 	CreatedAt time.Time       `json:"created_at"`
 	UpdatedAt time.Time       `json:"updated_at"`
 	Task      json.RawMessage `json:"task,omitempty"` // the task as received
+
+	// Set by the gateway's intake.
+
+	// TaskTrimmed: Task holds only the fields the pipeline reads; the
+	// entry as received was larger than the gateway keeps.
+	TaskTrimmed bool `json:"task_trimmed,omitempty"`
+	// Entry is the fingerprint (task.Fingerprint) of the queue entry that
+	// started the current run.
+	Entry string `json:"entry,omitempty"`
+	// Run counts the runs started from queue entries: 1 for the first, one
+	// more for each re-push that retried the task after it failed.
+	Run int `json:"run,omitempty"`
 }
 
 // ErrTerminal is returned by Update when the task has already ended.
@@ -173,6 +185,39 @@ func (s *Store) Reopen(ctx context.Context, taskID string, state State) (Status,
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 			return Status{}, fmt.Errorf("reopen status %s: %w", taskID, err)
+		}
+	}
+}
+
+// Retry starts a new run of a failed task, for a queue entry sent again:
+// if the task is failed it clears the failure (stage and reason), counts
+// the run, lets fn set the new run's fields and writes it with
+// compare-and-set. The ingest bookkeeping (Attempts, SentWhole) is kept:
+// the backend may hold the chunks of an earlier attempt. If the task is not failed (any more) nothing changes
+// and ok is false: the returned record says where it is.
+func (s *Store) Retry(ctx context.Context, taskID string, fn func(*Status)) (st Status, ok bool, err error) {
+	for {
+		st, rev, err := s.get(ctx, taskID)
+		if err != nil {
+			return Status{}, false, err
+		}
+		if st.State != Failed {
+			return st, false, nil
+		}
+		st.State, st.Stage, st.Error = Queued, "", ""
+		st.Run = max(st.Run, 1) + 1
+		fn(&st)
+		st.UpdatedAt = s.now().UTC()
+		data, err := json.Marshal(st)
+		if err != nil {
+			return Status{}, false, err
+		}
+		_, err = s.kv.Update(ctx, pipeline.Token(taskID), data, rev)
+		if err == nil {
+			return st, true, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			return Status{}, false, fmt.Errorf("retry status %s: %w", taskID, err)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -105,14 +106,21 @@ func (s *Service) onStatus(ctx context.Context, st status.Status) error {
 	switch st.State {
 	case status.Done:
 		// The backend publishes "completed" itself once it has stored the
-		// chunks; the key is no longer needed.
+		// chunks. A dead-letter entry of an earlier failure is resolved;
+		// the key is no longer needed.
+		if removed, err := s.queue.Resolve(ctx, st.TaskID); err != nil {
+			return err
+		} else if removed {
+			s.log.Info("task done after all; its dead-letter entry is removed", "task_id", st.TaskID)
+		}
 		return pipeline.DeleteAPIKey(ctx, s.res.Keys, st.TaskID)
 	case status.Failed:
 		// Event first: if a later step fails and the change is handled
-		// again, the user sees a repeated event rather than the
-		// dead-letter list getting a duplicate entry.
+		// again, the user sees a repeated event; the dead-letter entry
+		// is recorded once per failure either way.
 		ev.Type = "failed"
 		ev.Message = fmt.Sprintf("%s failed: %s", st.Stage, st.Error)
+		ev.Progress.Percentage = s.shownProgress(ctx, ev.DocID)
 		if err := s.publish(ctx, ev); err != nil {
 			return err
 		}
@@ -120,12 +128,16 @@ func (s *Service) onStatus(ctx context.Context, st status.Status) error {
 			return err
 		}
 		return pipeline.DeleteAPIKey(ctx, s.res.Keys, st.TaskID)
-	default:
-		ev.Type = "processing"
-		ev.Message = describe(st)
-		ev.Progress.Percentage = percentage(st.State)
 	}
-	return s.publish(ctx, ev)
+	ev.Type = "processing"
+	ev.Message = describe(st)
+	ev.Progress.Percentage = percentage(st.State)
+	mode, run := stepEvent, 0
+	if st.State == status.Queued && st.Run > 1 {
+		mode, run = runEvent, st.Run
+	}
+	_, err := s.publishProgress(ctx, ev, mode, run)
+	return err
 }
 
 func (s *Service) publish(ctx context.Context, ev DocumentEvent) error {
@@ -137,18 +149,25 @@ func (s *Service) publish(ctx context.Context, ev DocumentEvent) error {
 }
 
 // deadLetter records a failed task in queue:dlq with its reason, as the
-// original service did, so operators find every failure in one place.
+// original service did, so operators find every failure in one place:
+// once per failure (the record's UpdatedAt names it), replacing the entry
+// of an earlier failure of the same task.
 func (s *Service) deadLetter(ctx context.Context, st status.Status) error {
 	raw := string(st.Task)
 	if raw == "" {
 		raw = fmt.Sprintf(`{"task_id":%q}`, st.TaskID)
 	}
-	return s.queue.RecordFailure(ctx, raw, fmt.Sprintf("%s: %s", st.Stage, st.Error))
+	failure := strconv.FormatInt(st.UpdatedAt.UnixNano(), 10)
+	_, err := s.queue.RecordTaskFailure(ctx, st.TaskID, failure, raw, fmt.Sprintf("%s: %s", st.Stage, st.Error))
+	return err
 }
 
 func describe(st status.Status) string {
 	switch st.State {
 	case status.Queued:
+		if st.Run > 1 {
+			return fmt.Sprintf("sent again after failing: starting over (run %d)", st.Run)
+		}
 		return "queued for processing"
 	case status.Fetching:
 		return "downloading the PDF"

@@ -260,3 +260,86 @@ func TestEventsDone(t *testing.T) {
 		t.Errorf("key of the still-running task: got %q, %v; want it kept", k.Provider, err)
 	}
 }
+
+// Pipeline events never go backwards: a step is announced once (not
+// again when the ingester updates its bookkeeping, retries, or a replay
+// reopens the task), and nothing the pipeline publishes after the
+// backend's own progress is lower than it.
+func TestEventsNeverGoBackwards(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	events := h.subscribeEvents()
+	h.run()
+	ctx := context.Background()
+	update := func(id string, fn func(*status.Status)) {
+		t.Helper()
+		if _, err := h.status.Update(ctx, id, fn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	toEmbedding := func(id string) {
+		t.Helper()
+		h.startTask(fmt.Sprintf(`{"DocID":%q,"UserID":"u-mono","URL":"https://example.com/m.pdf"}`, id), id)
+		update(id, func(st *status.Status) { st.State = status.Fetching })
+		update(id, func(st *status.Status) { st.State = status.Parsing })
+		update(id, func(st *status.Status) { st.State, st.Pages, st.Chunks = status.Embedding, 3, 9 })
+	}
+	// The backend reports its own progress on the same channel.
+	backend := func(id string) {
+		t.Helper()
+		ev := fmt.Sprintf(`{"type":"processing","doc_id":%q,"user_id":"u-mono","status":"processing","message":"stored 9 of 9 chunks","progress":{"chunks_received":9,"chunks_stored":9,"chunks_failed":0,"total_chunks":9,"percentage":99},"timestamp":"2025-06-01T10:00:00Z"}`, id)
+		if err := h.rdb.Publish(ctx, "document:events", ev).Err(); err != nil {
+			t.Fatal(err)
+		}
+		testenv.CheckFor(t, waitLong, pollStep, func() error {
+			v, err := h.rdb.HGet(ctx, "document:events:progress:"+id, "pct").Result()
+			if v != "99" {
+				return fmt.Errorf("progress shown: got %q (%v), want the backend's 99", v, err)
+			}
+			return nil
+		})
+	}
+
+	// Retries and a replay repeat steps already announced.
+	const again = "d-mono-again"
+	toEmbedding(again)
+	update(again, func(st *status.Status) { st.State, st.Attempts = status.Ingesting, 1 })
+	update(again, func(st *status.Status) { st.SentWhole = 1 })              // the stream carried every chunk
+	update(again, func(st *status.Status) { st.Attempts = 2 })               // the ingester tries again
+	if _, err := h.status.Reopen(ctx, again, status.Embedding); err != nil { // `pdfpipe replay embed`
+		t.Fatal(err)
+	}
+	update(again, func(st *status.Status) { st.State, st.Attempts = status.Ingesting, 3 })
+
+	// The backend is ahead of the gateway's events.
+	const ahead = "d-mono-ahead"
+	toEmbedding(ahead)
+	events.waitEvent(t, ahead, "embedding")
+	backend(ahead)
+	update(ahead, func(st *status.Status) { st.State, st.Attempts = status.Ingesting, 1 })
+	update(ahead, func(st *status.Status) { st.SentWhole = 1 })
+
+	// Changes are handled in order: once a later task's event is out,
+	// every change above has been.
+	h.startTask(`{"DocID":"d-mono-later","URL":"https://example.com/l.pdf"}`, "d-mono-later")
+	events.waitEvent(t, "d-mono-later", "queued")
+
+	for id, want := range map[string][]string{
+		again: {"queued 0", "fetching 5", "parsing 15", "embedding 40", "ingesting 80"},
+		ahead: {"queued 0", "fetching 5", "parsing 15", "embedding 40", "processing 99"},
+	} {
+		var got []string
+		last := -1.0
+		for _, ev := range events.forDoc(t, id) {
+			p := ev["progress"].(map[string]any)["percentage"].(float64)
+			got = append(got, fmt.Sprintf("%v %v", ev["status"], p))
+			if p < last {
+				t.Errorf("%s: event %v %v%% after %v%%: progress went backwards", id, ev["status"], p, last)
+			}
+			last = max(last, p)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s events: got %q, want %q", id, got, want)
+		}
+	}
+}

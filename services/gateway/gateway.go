@@ -25,12 +25,20 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
+// DefaultMaxEntry is REDIS_MAX_ENTRY_SIZE's default: far more than any
+// real task (a few hundred bytes plus a presigned URL), far less than a
+// NATS message may carry.
+const DefaultMaxEntry = 64 << 10
+
+// minMaxEntry is the smallest REDIS_MAX_ENTRY_SIZE accepted.
+const minMaxEntry = 1 << 10
+
 // Config of the gateway.
 type Config struct {
 	RedisURL    string // REDIS_URL, default redis://localhost:6379/0
 	Queue       string // REDIS_QUEUE_NAME, default queue:upload_tasks
 	DLQ         string // REDIS_DLQ_NAME, default queue:dlq
-	PopFrom     string // REDIS_POP_SIDE: left (BLPOP, the original's) or right
+	PopFrom     string // REDIS_POP_SIDE: right (default: oldest first for the LPUSH backend) or left (the original's BLPOP)
 	Events      string // REDIS_EVENTS_CHANNEL, default document:events
 	InstanceID  string // GATEWAY_ID, default hostname-pid
 	KeyAddr     string // GRPC_SERVER_PORT: APIKeyService, default :50052
@@ -39,6 +47,9 @@ type Config struct {
 	KeyTTL      time.Duration
 	EmbedWait   time.Duration // QUERY_TIMEOUT: how long a GetEmbedding may wait for an embedder, default 60s
 	DisableGRPC bool          // for tests and `pdfpipe run`
+	// MaxEntry is REDIS_MAX_ENTRY_SIZE: a queue entry longer than this
+	// goes to the dead-letter list unread. Default 64 KiB.
+	MaxEntry int64
 }
 
 // ConfigFromEnv reads the gateway's settings.
@@ -49,7 +60,7 @@ func ConfigFromEnv(getenv envconf.Getenv) (Config, error) {
 		RedisURL:   r.String("REDIS_URL", "redis://localhost:6379/0"),
 		Queue:      r.String("REDIS_QUEUE_NAME", "queue:upload_tasks"),
 		DLQ:        r.String("REDIS_DLQ_NAME", "queue:dlq"),
-		PopFrom:    r.String("REDIS_POP_SIDE", "left"),
+		PopFrom:    r.String("REDIS_POP_SIDE", "right"),
 		Events:     r.String("REDIS_EVENTS_CHANNEL", "document:events"),
 		InstanceID: r.String("GATEWAY_ID", fmt.Sprintf("%s-%d", host, os.Getpid())),
 		KeyAddr:    portAddr(r.String("GRPC_SERVER_PORT", "50052")),
@@ -57,6 +68,7 @@ func ConfigFromEnv(getenv envconf.Getenv) (Config, error) {
 		Dimension:  r.Int("EMBEDDING_DIMENSION", 384),
 		KeyTTL:     r.Duration("API_KEY_TTL", 24*time.Hour),
 		EmbedWait:  r.Duration("QUERY_TIMEOUT", 60*time.Second),
+		MaxEntry:   r.Bytes("REDIS_MAX_ENTRY_SIZE", DefaultMaxEntry),
 	}
 	if err := r.Err(); err != nil {
 		return c, err
@@ -86,6 +98,9 @@ func (c Config) Validate() error {
 	if c.Queue == "" || c.DLQ == "" {
 		errs = append(errs, errors.New("REDIS_QUEUE_NAME and REDIS_DLQ_NAME must not be empty"))
 	}
+	if c.MaxEntry < minMaxEntry {
+		errs = append(errs, fmt.Errorf("REDIS_MAX_ENTRY_SIZE=%d: want at least %d bytes", c.MaxEntry, minMaxEntry))
+	}
 	if c.Dimension < 1 {
 		errs = append(errs, errors.New("EMBEDDING_DIMENSION must be positive"))
 	}
@@ -101,7 +116,7 @@ func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("redis", redisURL), slog.String("queue", c.Queue),
 		slog.String("dlq", c.DLQ), slog.String("pop_from", c.PopFrom), slog.String("events", c.Events),
 		slog.String("instance", c.InstanceID), slog.String("apikey_addr", c.KeyAddr),
-		slog.String("embedding_addr", c.EmbedAddr))
+		slog.String("embedding_addr", c.EmbedAddr), slog.Int64("max_entry", c.MaxEntry))
 }
 
 // Service is a running gateway.
@@ -138,6 +153,7 @@ func (s *Service) Run(ctx context.Context) error {
 	g.Go(func() error { return s.intake(gctx) })
 	g.Go(func() error { return s.queue.Run(gctx) })
 	g.Go(func() error { return s.publishEvents(gctx, events) })
+	g.Go(func() error { return s.followBackendProgress(gctx) })
 	if !s.cfg.DisableGRPC {
 		g.Go(func() error { return s.serveGRPC(gctx) })
 	}

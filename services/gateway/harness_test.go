@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
@@ -20,7 +21,6 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/test/bufconn"
 
-	"github.com/pdfpipe/pdfpipe/pkg/natsembed"
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
 	"github.com/pdfpipe/pdfpipe/pkg/status"
 	"github.com/pdfpipe/pdfpipe/pkg/testenv"
@@ -66,12 +66,21 @@ func newHarness(t *testing.T, env map[string]string) *harness {
 	}
 	cfg.DisableGRPC = true
 
-	srv, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir()})
+	// A stock nats-server's limits (1 MiB max payload), as in a
+	// deployment; the all-in-one binary's embedded server allows more.
+	srv, err := server.NewServer(&server.Options{
+		ServerName: "gateway-test", JetStream: true, StoreDir: t.TempDir(),
+		DontListen: true, NoSigs: true, NoLog: true,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(srv.Stop)
-	nc, err := srv.Connect("gateway-test")
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready after 10s")
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	nc, err := nats.Connect("", nats.Name("gateway-test"), nats.InProcessServer(srv))
 	if err != nil {
 		t.Fatal(err)
 	}

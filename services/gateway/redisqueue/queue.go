@@ -41,7 +41,7 @@ import (
 const (
 	DefaultQueue        = "queue:upload_tasks"
 	DefaultDLQ          = "queue:dlq"
-	DefaultPopFrom      = "left"
+	DefaultPopFrom      = "right"
 	DefaultHeartbeatTTL = 30 * time.Second
 )
 
@@ -52,9 +52,10 @@ type Options struct {
 	Queue string
 	// DLQ is the dead-letter list. Default "queue:dlq".
 	DLQ string
-	// PopFrom is the end of Queue entries are taken from: "left" (the
-	// original worker's BLPOP; FIFO for RPUSH producers, LIFO for today's
-	// LPUSH backend) or "right" (FIFO for LPUSH producers). Default "left".
+	// PopFrom is the end of Queue entries are taken from: "right" (FIFO
+	// for today's LPUSH backend: the oldest task is served first) or
+	// "left" (the original worker's BLPOP: FIFO for RPUSH producers, LIFO
+	// for an LPUSH one). Default "right".
 	PopFrom string
 	// InstanceID names this gateway's processing list and alive key.
 	// Default "<hostname>-<pid>".
@@ -250,6 +251,36 @@ func (q *Queue) Ack(ctx context.Context, e Entry) error {
 		return fmt.Errorf("ack in %s: %w", q.processing, err)
 	}
 	// Only after the LREM: a recovery scan in between must still see it held.
+	q.release(e.Raw)
+	if n == 0 {
+		return fmt.Errorf("ack in %s: %w", q.processing, ErrNotHeld)
+	}
+	return nil
+}
+
+// ackMarkScript removes one ARGV[1] from the processing list KEYS[1] and,
+// if it was there, sets KEYS[2] to ARGV[2] for ARGV[3] milliseconds.
+// Returns how many it removed (0 or 1).
+var ackMarkScript = redis.NewScript(`
+local n = redis.call('LREM', KEYS[1], 1, ARGV[1])
+if n > 0 then
+	redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+end
+return n
+`)
+
+// AckMark is Ack that also sets key to value for ttl in the same atomic
+// step, so a caller can later tell an entry it acked from one it never
+// did (an entry is acked once; a copy pushed again is a new entry). It
+// returns ErrNotHeld, and sets nothing, if e is no longer held.
+func (q *Queue) AckMark(ctx context.Context, e Entry, key, value string, ttl time.Duration) error {
+	if q.err != nil {
+		return q.err
+	}
+	n, err := ackMarkScript.Run(ctx, q.rdb, []string{q.processing, key}, e.Raw, value, max(ttl.Milliseconds(), 1)).Int()
+	if err != nil {
+		return fmt.Errorf("ack in %s: %w", q.processing, err)
+	}
 	q.release(e.Raw)
 	if n == 0 {
 		return fmt.Errorf("ack in %s: %w", q.processing, ErrNotHeld)

@@ -66,7 +66,7 @@ func TestPopOrder(t *testing.T) {
 		want    []string
 	}{
 		{"RPUSH producer, pop left is FIFO", "rpush", "left", []string{"a", "b", "c"}},
-		{"RPUSH producer, default side is left", "rpush", "", []string{"a", "b", "c"}},
+		{"LPUSH producer (the backend), default side is right: FIFO", "lpush", "", []string{"a", "b", "c"}},
 		{"LPUSH producer, pop left is LIFO like the original", "lpush", "left", []string{"c", "b", "a"}},
 		{"LPUSH producer, pop right is FIFO", "lpush", "right", []string{"a", "b", "c"}},
 		{"RPUSH producer, pop right is LIFO", "rpush", "right", []string{"c", "b", "a"}},
@@ -190,7 +190,7 @@ func TestPopReturnsPromptlyOnCancel(t *testing.T) {
 func TestCrashBetweenPopAndAck(t *testing.T) {
 	ctx := context.Background()
 	rdb := newRedis(t)
-	rdb.RPush(ctx, queue, "a", "b", "c")
+	rdb.LPush(ctx, queue, "a", "b", "c") // the backend's LPUSH, served oldest first
 
 	crashed := newQueue(rdb, "gw1")
 	if got := mustPop(t, crashed).Raw; got != "a" {
@@ -245,7 +245,7 @@ func TestCrashBetweenPopAndAck(t *testing.T) {
 func TestRecoverOtherInstances(t *testing.T) {
 	ctx := context.Background()
 	rdb := newRedis(t)
-	rdb.RPush(ctx, queue, "d1", "d2", "d3", "live1")
+	rdb.LPush(ctx, queue, "d1", "d2", "d3", "live1")
 
 	dead := newQueue(rdb, "dead", func(o *redisqueue.Options) { o.HeartbeatTTL = 300 * time.Millisecond })
 	for _, want := range []string{"d1", "d2", "d3"} {
@@ -346,7 +346,7 @@ func TestDeadLetter(t *testing.T) {
 			q := newQueue(rdb, "gw1")
 			e := redisqueue.Entry{Raw: tc.raw}
 			if tc.popped {
-				rdb.RPush(ctx, queue, tc.raw, "next")
+				rdb.LPush(ctx, queue, tc.raw, "next") // tc.raw is the oldest
 				e = mustPop(t, q)
 			}
 			before := time.Now().Add(-time.Second)
@@ -536,12 +536,100 @@ func TestOptions(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}) // never dialled
 	defer rdb.Close()
 	d := redisqueue.New(rdb, redisqueue.Options{}, nil).Options()
-	if d.Queue != "queue:upload_tasks" || d.DLQ != "queue:dlq" || d.PopFrom != "left" ||
+	if d.Queue != "queue:upload_tasks" || d.DLQ != "queue:dlq" || d.PopFrom != "right" ||
 		d.HeartbeatTTL != 30*time.Second || d.InstanceID == "" {
 		t.Errorf("defaults: got %+v", d)
 	}
 	bad := redisqueue.New(rdb, redisqueue.Options{PopFrom: "middle"}, nil)
 	if _, err := bad.Pop(context.Background(), time.Second); !errors.Is(err, redisqueue.ErrBadOptions) {
 		t.Errorf("Pop with bad options: got %v, want ErrBadOptions", err)
+	}
+}
+
+func TestAckMark(t *testing.T) {
+	ctx := context.Background()
+	rdb := newRedis(t)
+	q := newQueue(rdb, "gw1")
+	rdb.LPush(ctx, queue, "x")
+	e := mustPop(t, q)
+	if err := q.AckMark(ctx, e, "mark:t1", "fp1", time.Minute); err != nil {
+		t.Fatalf("AckMark: %v", err)
+	}
+	if v, err := rdb.Get(ctx, "mark:t1").Result(); err != nil || v != "fp1" {
+		t.Errorf("mark: got %q, %v; want fp1", v, err)
+	}
+	if ttl := rdb.PTTL(ctx, "mark:t1").Val(); ttl <= 0 || ttl > time.Minute {
+		t.Errorf("mark TTL: got %v, want in (0, 1m]", ttl)
+	}
+	if l := list(t, rdb, q.ProcessingKey()); len(l) != 0 {
+		t.Errorf("processing list: got %v, want empty", l)
+	}
+	// An entry no longer held is not acked and marks nothing.
+	if err := q.AckMark(ctx, e, "mark:t2", "fp2", time.Minute); !errors.Is(err, redisqueue.ErrNotHeld) {
+		t.Errorf("second AckMark: got %v, want ErrNotHeld", err)
+	}
+	if n := rdb.Exists(ctx, "mark:t2").Val(); n != 0 {
+		t.Errorf("mark of an entry not held: set, want nothing set")
+	}
+}
+
+func TestRecordTaskFailureAndResolve(t *testing.T) {
+	ctx := context.Background()
+	rdb := newRedis(t)
+	q := newQueue(rdb, "gw1")
+	const raw = `{"DocID":"d1","URL":"https://h/a.pdf?a=1&b=2"}`
+	other := `{"DocID":"d2"}`
+	rdb.RPush(ctx, "queue:dlq", other) // an unrelated entry stays throughout
+
+	record := func(failure, reason string, want bool) {
+		t.Helper()
+		got, err := q.RecordTaskFailure(ctx, "d1", failure, raw, reason)
+		if err != nil || got != want {
+			t.Fatalf("RecordTaskFailure(%s): got (%v, %v), want (%v, nil)", failure, got, err, want)
+		}
+	}
+	reasons := func() []string {
+		t.Helper()
+		var out []string
+		for _, s := range list(t, rdb, "queue:dlq") {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(s), &m); err != nil {
+				t.Fatal(err)
+			}
+			r, _ := m["final_result"].(string)
+			out = append(out, fmt.Sprint(m["DocID"], ":", r))
+		}
+		return out
+	}
+
+	record("f1", "fetch: 404", true)
+	record("f1", "fetch: 404", false) // the same failure handled again
+	if got, want := reasons(), []string{"d2:", "d1:fetch: 404"}; !slices.Equal(got, want) {
+		t.Fatalf("DLQ after one failure recorded twice: got %v, want %v", got, want)
+	}
+	record("f2", "ingest: refused", true) // a later failure replaces the entry
+	if got, want := reasons(), []string{"d2:", "d1:ingest: refused"}; !slices.Equal(got, want) {
+		t.Fatalf("DLQ after a second failure: got %v, want %v", got, want)
+	}
+	if removed, err := q.Resolve(ctx, "d1"); err != nil || !removed {
+		t.Fatalf("Resolve: got (%v, %v), want (true, nil)", removed, err)
+	}
+	if got := list(t, rdb, "queue:dlq"); !slices.Equal(got, []string{other}) {
+		t.Errorf("DLQ after Resolve: got %v, want only the unrelated entry", got)
+	}
+	if n := rdb.HLen(ctx, q.DLQIndexKey()).Val(); n != 0 {
+		t.Errorf("index after Resolve: %d fields, want none", n)
+	}
+	if removed, err := q.Resolve(ctx, "d1"); err != nil || removed {
+		t.Errorf("second Resolve: got (%v, %v), want (false, nil)", removed, err)
+	}
+	// An operator who took the entry off the list already: Resolve just forgets it.
+	record("f3", "parse: damaged", true)
+	rdb.RPop(ctx, "queue:dlq")
+	if removed, err := q.Resolve(ctx, "d1"); err != nil || removed {
+		t.Errorf("Resolve of an entry taken by hand: got (%v, %v), want (false, nil)", removed, err)
+	}
+	if got := list(t, rdb, "queue:dlq"); !slices.Equal(got, []string{other}) {
+		t.Errorf("DLQ: got %v, want only the unrelated entry", got)
 	}
 }

@@ -55,9 +55,9 @@ type Config struct {
 func ConfigFromEnv(getenv envconf.Getenv) (Config, error) {
 	r := envconf.New(getenv)
 	c := Config{
-		Addr:       r.String("GO_GRPC_INGEST_ADDR", "localhost:50051"),
-		Workers:    r.Int("INGEST_WORKERS", 4),
-		Timeout:    r.Duration("INGEST_TIMEOUT", 10*time.Minute),
+		Addr:         r.String("GO_GRPC_INGEST_ADDR", "localhost:50051"),
+		Workers:      r.Int("INGEST_WORKERS", 4),
+		Timeout:      r.Duration("INGEST_TIMEOUT", 10*time.Minute),
 		VectorWait:   r.Duration("VECTOR_WAIT", 30*time.Minute),
 		ReconnectMax: r.Duration("INGEST_RECONNECT_MAX", time.Second),
 	}

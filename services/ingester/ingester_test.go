@@ -515,4 +515,3 @@ func TestIngestLostAnswerIsDone(t *testing.T) {
 		t.Errorf("copy: got %v, want every chunk refused as a duplicate", docs[1].Response)
 	}
 }
-

@@ -78,4 +78,3 @@ func TestReasons(t *testing.T) {
 		}
 	}
 }
-

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -102,6 +103,41 @@ type Service struct {
 	// stopping is closed when Run's context ends: waits for the backend
 	// give up at once instead of holding the shutdown grace.
 	stopping <-chan struct{}
+	busy     taskLocks
+}
+
+// taskLocks lets one handler at a time work on a task.
+type taskLocks struct {
+	mu sync.Mutex
+	m  map[string]chan struct{} // closed when the task's handler ends
+}
+
+// lock waits until no other handler works on id, and claims it.
+func (l *taskLocks) lock(ctx context.Context, id string) (unlock func(), err error) {
+	for {
+		l.mu.Lock()
+		if l.m == nil {
+			l.m = make(map[string]chan struct{})
+		}
+		held, ok := l.m[id]
+		if !ok {
+			ch := make(chan struct{})
+			l.m[id] = ch
+			l.mu.Unlock()
+			return func() {
+				l.mu.Lock()
+				delete(l.m, id)
+				l.mu.Unlock()
+				close(ch)
+			}, nil
+		}
+		l.mu.Unlock()
+		select {
+		case <-held:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 }
 
 // New returns an ingester; the gRPC connection is made lazily.
@@ -145,6 +181,14 @@ func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
 	}
 	id := job.Task.ID
 	log := s.log.With("task_id", id)
+	// Two deliveries of one task's job can reach this process at once
+	// (one expired in the client's buffer while the other was handled):
+	// the second waits for the first, then finds the task ended.
+	unlock, err := s.busy.lock(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	st, err := s.status.Get(ctx, id)
 	if err != nil && !errors.Is(err, status.ErrNotFound) {
 		return err

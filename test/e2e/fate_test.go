@@ -354,7 +354,7 @@ func TestFateBackendOutage(t *testing.T) {
 	defer nc.Close()
 	ictx, stop := context.WithCancel(context.Background())
 	svc, err := ingester.New(ingester.Config{Addr: addr, Workers: 2, Timeout: 30 * time.Second, VectorWait: time.Minute,
-		RetryDelay: 100 * time.Millisecond, ReconnectMax: 500 * time.Millisecond}, u.res, nc, slog.New(slog.DiscardHandler))
+		RetryDelay: 100 * time.Millisecond, ReconnectMax: 500 * time.Millisecond}, u.res, nc, slog.New(slog.NewTextHandler(u.logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -401,5 +401,11 @@ func TestFateBackendOutage(t *testing.T) {
 		if n != 1 {
 			t.Errorf("%s was sent %d times, want once", id, n)
 		}
+	}
+	if t.Failed() {
+		for _, d := range sink.Documents() {
+			t.Logf("call for %s: %d chunks, response %v, err %v", d.Metadata.GetFileId(), len(d.Chunks), d.Response, d.Err)
+		}
+		t.Logf("logs:\n%s", u.logs)
 	}
 }

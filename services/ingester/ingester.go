@@ -202,6 +202,28 @@ func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
 	if err != nil || !ready {
 		return err
 	}
+	err = s.ingest(ctx, job, log)
+	if errors.Is(err, errStopping) && s.lastDelivery(msg) {
+		// Shutting down while the backend is away, on the job's last
+		// delivery: a nak would fail the task for an outage. Publish the
+		// job again (a fresh delivery budget) and let this copy go.
+		meta, _ := msg.Metadata()
+		n := int(meta.Sequence.Stream)
+		if _, perr := pipeline.Publish(ctx, s.res.JS, msg.Subject(), id, pipeline.MsgID(id, n, "ingest", "requeue"), job); perr != nil {
+			return fmt.Errorf("%w; requeue: %w", err, perr)
+		}
+		log.Warn("backend unavailable at shutdown on the last delivery; job requeued", "delivered", meta.NumDelivered)
+		return nil
+	}
+	return err
+}
+
+// errStopping marks a wait for the backend cut short by the shutdown.
+var errStopping = errors.New("stopping while waiting for the backend")
+
+// ingest sends the document, waiting for the backend while it is away.
+func (s *Service) ingest(ctx context.Context, job pipeline.IngestJob, log *slog.Logger) error {
+	id := job.Task.ID
 	pause := s.cfg.ReconnectMax / 8
 	for {
 		if err := s.waitBackend(ctx, id, log); errors.Is(err, status.ErrTerminal) {
@@ -221,11 +243,18 @@ func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
 		case <-ctx.Done():
 			return err
 		case <-s.stopping:
-			return err
+			return fmt.Errorf("%w: %w", errStopping, err)
 		case <-time.After(pause):
 		}
 		pause = min(2*pause, s.cfg.ReconnectMax)
 	}
+}
+
+// lastDelivery reports whether msg will not be delivered again after a nak.
+func (s *Service) lastDelivery(msg jetstream.Msg) bool {
+	meta, err := msg.Metadata()
+	md := s.res.Config.MaxDeliver
+	return err == nil && md > 0 && meta.NumDelivered >= uint64(md)
 }
 
 // errUnavailable marks an attempt that failed because the backend could
@@ -649,7 +678,7 @@ func (s *Service) waitBackend(ctx context.Context, taskID string, log *slog.Logg
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return fmt.Errorf("ingest %s: stopping while waiting for the backend at %s: %w", taskID, s.cfg.Addr, errUnavailable)
+			return fmt.Errorf("ingest %s: %w at %s", taskID, errStopping, s.cfg.Addr)
 		}
 	}
 }

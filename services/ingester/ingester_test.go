@@ -411,6 +411,53 @@ func TestIngestWaitsOutBackendOutage(t *testing.T) {
 	}
 }
 
+// TestIngestRestartsDuringOutage: the ingester is stopped while it waits
+// for the backend as many times as MaxDeliver allows deliveries; each stop
+// costs the job a delivery, the last one requeues it instead of failing
+// the task, and the document lands once the backend is back.
+func TestIngestRestartsDuringOutage(t *testing.T) {
+	e := newEnv(t)
+	addr := deadAddr(t)
+	const id, n = "restarts", 2
+	e.publishDocument(t, id, n)
+	for range stagetest.MaxDeliver {
+		svc, err := ingester.New(ingester.Config{Addr: addr, Workers: 1, Timeout: 5 * time.Second,
+			VectorWait: 6 * time.Second, RetryDelay: 50 * time.Millisecond}, e.Res, e.NC, stagetest.Logger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, stop := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- svc.Run(ctx) }()
+		e.waitNote(t, id, "waiting for the backend")
+		stop()
+		if err := <-done; err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		if st, _ := e.Status.Get(context.Background(), id); st.State.Terminal() {
+			t.Fatalf("after a stop during the outage: got %s (%s: %s), want the task still waiting", st.State, st.Stage, st.Error)
+		}
+		// The next run must see the note written anew.
+		if _, err := e.Status.Update(context.Background(), id, func(st *status.Status) { st.Note = "" }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("the test's port was taken meanwhile: %v", err)
+	}
+	gs := grpc.NewServer()
+	sink := ingestsink.New(ingestsink.Options{})
+	sink.Register(gs)
+	go gs.Serve(lis)
+	t.Cleanup(gs.Stop)
+	startIngester(t, e, addr)
+	e.expectDone(t, id, n, 1)
+	if docs := sink.Documents(); len(docs) != 1 {
+		t.Errorf("sink got %d calls, want 1", len(docs))
+	}
+}
+
 // waitNote waits until the task's note contains want.
 func (e *env) waitNote(t *testing.T, id, want string) {
 	t.Helper()

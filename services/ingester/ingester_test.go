@@ -458,6 +458,47 @@ func TestIngestRestartsDuringOutage(t *testing.T) {
 	}
 }
 
+// TestIngestOneHandlerPerTask: two deliveries of one task's job held at
+// once by this process (a copy that expired in the pull buffer during an
+// outage comes back like this) stream the document once.
+func TestIngestOneHandlerPerTask(t *testing.T) {
+	e := newEnv(t)
+	addr := deadAddr(t)
+	startIngester(t, e, addr)
+	const id, n = "twice", 2
+	e.publishDocument(t, id, n)
+	e.publishJob(t, id, n, id+":ingest:again")
+	e.waitNote(t, id, "waiting for the backend")
+	testenv.CheckFor(t, stagetest.WaitLimit, 10*time.Millisecond, func() error {
+		c, err := e.JS.Consumer(context.Background(), pipeline.Stream, pipeline.Ingest.Durable())
+		if err != nil {
+			return err
+		}
+		info, err := c.Info(context.Background())
+		if err != nil {
+			return err
+		}
+		if info.NumAckPending != 2 {
+			return fmt.Errorf("%d jobs held, want both", info.NumAckPending)
+		}
+		return nil
+	})
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("the test's port was taken meanwhile: %v", err)
+	}
+	gs := grpc.NewServer()
+	sink := ingestsink.New(ingestsink.Options{})
+	sink.Register(gs)
+	go gs.Serve(lis)
+	t.Cleanup(gs.Stop)
+	e.expectDone(t, id, n, 1)
+	e.WaitSettled(t, pipeline.Ingest)
+	if docs := sink.Documents(); len(docs) != 1 {
+		t.Errorf("sink got %d calls, want 1", len(docs))
+	}
+}
+
 // waitNote waits until the task's note contains want.
 func (e *env) waitNote(t *testing.T, id, want string) {
 	t.Helper()

@@ -391,7 +391,9 @@ func TestFateBackendOutage(t *testing.T) {
 	sink.Register(gs)
 	go gs.Serve(lis)
 	defer gs.Stop()
+	up := time.Now()
 	fates := u.waitAllEnded(t, docs, 30*time.Second)
+	t.Logf("all %d documents ended %s after the backend listened", docs, time.Since(up).Round(time.Millisecond))
 	u.checkFates(t, fates, sink, events)
 	calls := map[string]int{}
 	for _, d := range sink.Documents() {

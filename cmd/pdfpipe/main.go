@@ -4,7 +4,7 @@
 //	pdfpipe run [-out chunks.jsonl] FILE.pdf...   process PDFs, write chunks with vectors as JSONL
 //	pdfpipe up                                  every service against REDIS_URL and the real gRPC ports
 //	pdfpipe status TASK_ID                      print a task's status (NATS_URL)
-//	pdfpipe replay STAGE TASK_ID                run a stage again for a task (NATS_URL)
+//	pdfpipe replay [--force] [--no-wait] STAGE TASK_ID  run a stage again for a task, wait for the outcome (NATS_URL)
 //	pdfpipe sample [-pages N] OUT.pdf           write a generated multi-chapter PDF (Latin and Chinese)
 package main
 
@@ -26,7 +26,9 @@ const usage = `usage:
   pdfpipe run [-out FILE.jsonl] FILE.pdf...   process PDFs on an embedded NATS, write chunks and vectors as JSONL
   pdfpipe up                                  run every service against REDIS_URL and the gRPC ports (see README)
   pdfpipe status TASK_ID                      print a task's status from NATS_URL
-  pdfpipe replay STAGE TASK_ID                run STAGE (fetch, parse, embed, ingest) again for a task from the retained stream
+  pdfpipe replay [--force] [--no-wait] [--timeout D] STAGE TASK_ID
+                                              run STAGE (fetch, parse, embed, ingest) again for a task from the retained stream;
+                                              waits for the outcome; a done or running task needs --force
   pdfpipe sample [-pages N] OUT.pdf           write a generated PDF with chapters, outline, Latin and Chinese text`
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -39,6 +40,9 @@ import (
 // are embedded with the configured provider (local by default) and
 // ingested by the reference IngestService, which writes them as JSONL.
 func runFiles(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	// The services' logger and the progress lines both write to stderr,
+	// from different goroutines.
+	stderr = &lockedWriter{w: stderr}
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	out := fs.String("out", "pdfpipe-chunks.jsonl", "where to write the chunks with their vectors (JSONL)")
@@ -284,3 +288,15 @@ func serveFiles(files []string) (*fileServer, error) {
 func (f *fileServer) URL(i int) string { return f.base + "/files/" + strconv.Itoa(i) }
 
 func (f *fileServer) Close() error { return f.srv.Close() }
+
+// lockedWriter serializes writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}

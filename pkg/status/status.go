@@ -52,7 +52,19 @@ type Status struct {
 	// and was being closed when the ingester last knew of it: if the
 	// process died waiting for the backend's answer, the backend may hold
 	// the whole document already.
-	SentWhole int             `json:"ingest_sent_whole,omitempty"`
+	SentWhole int `json:"ingest_sent_whole,omitempty"`
+	// SentMax bounds from above how many chunks (a prefix, as the backend
+	// stores them in arrival order) any ingest attempt may have delivered:
+	// raised before an attempt sends beyond it, set to the exact count when
+	// an attempt broke and the ingester survived, kept by Reopen.
+	SentMax int `json:"ingest_sent_max,omitempty"`
+	// DoneBefore reports that the task had ended done (the backend held
+	// the whole document) before a replay reopened it: the task cannot end
+	// failed any more (see Fail).
+	DoneBefore bool `json:"done_before,omitempty"`
+	// Note says how a non-obvious outcome was decided (e.g. done inferred
+	// from the backend's counts) or what the task is waiting for.
+	Note      string          `json:"note,omitempty"`
 	SHA256    string          `json:"sha256,omitempty"`
 	Size      int64           `json:"size,omitempty"`
 	CreatedAt time.Time       `json:"created_at"`
@@ -166,14 +178,19 @@ func (s *Store) Update(ctx context.Context, taskID string, fn func(*Status)) (St
 }
 
 // Reopen puts a task back into state for a replay, even if it had ended:
-// the failure reason and ingest bookkeeping are cleared, counts are kept.
+// the failure reason, note and SentWhole are cleared; counts, SentMax (the
+// backend keeps what earlier attempts stored) are kept, and a task that
+// was done is marked DoneBefore.
 func (s *Store) Reopen(ctx context.Context, taskID string, state State) (Status, error) {
 	for {
 		st, rev, err := s.get(ctx, taskID)
 		if err != nil {
 			return Status{}, err
 		}
-		st.State, st.Stage, st.Error, st.SentWhole = state, "", "", 0
+		if st.State == Done {
+			st.DoneBefore = true
+		}
+		st.State, st.Stage, st.Error, st.SentWhole, st.Note = state, "", "", 0, ""
 		st.UpdatedAt = s.now().UTC()
 		data, err := json.Marshal(st)
 		if err != nil {
@@ -229,9 +246,17 @@ func (s *Store) Advance(ctx context.Context, taskID string, state State) error {
 }
 
 // Fail ends a task as failed at stage with the reason. Failing a task that
-// has already ended changes nothing and is not an error.
+// has already ended changes nothing and is not an error. A replayed task
+// that was done before (DoneBefore) ends done again instead, the failure
+// in its Note: the backend still holds the document it stored then, and a
+// replay never makes a task worse.
 func (s *Store) Fail(ctx context.Context, taskID, stage string, reason error) error {
 	_, err := s.Update(ctx, taskID, func(st *Status) {
+		if st.DoneBefore {
+			st.State = Done
+			st.Note = fmt.Sprintf("replay failed at %s: %s; the backend still holds the document it stored before", stage, reason)
+			return
+		}
 		st.State = Failed
 		st.Stage = stage
 		st.Error = reason.Error()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -460,5 +461,48 @@ func TestDecode(t *testing.T) {
 	}
 	if _, err := status.Decode([]byte("nope")); err == nil {
 		t.Error("Decode of bad JSON: got nil error, want one")
+	}
+}
+
+// TestReplayOfADoneTaskNeverFails: a done task reopened for a replay keeps
+// its ingest bound and is marked DoneBefore; a failure during the replay
+// ends it done again, the failure in its note.
+func TestReplayOfADoneTaskNeverFails(t *testing.T) {
+	e := newEnv(t)
+	s := status.New(e.kv)
+	c := ctx(t)
+	if _, err := s.Update(c, "t", func(st *status.Status) { st.State, st.SentMax, st.Ingested = status.Done, 7, 7 }); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.Reopen(c, "t", status.Embedding)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != status.Embedding || !st.DoneBefore || st.SentMax != 7 {
+		t.Fatalf("reopened: got %s done_before %v sent_max %d, want embedding, true, 7", st.State, st.DoneBefore, st.SentMax)
+	}
+	if err := s.Fail(c, "t", "ingest", errors.New("backend said no")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Get(c, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != status.Done || got.Error != "" || !strings.Contains(got.Note, "replay failed at ingest: backend said no") {
+		t.Errorf("after a failed replay: got %s (error %q, note %q), want done with the failure in the note", got.State, got.Error, got.Note)
+	}
+
+	// A task that failed is reopened without DoneBefore and can fail again.
+	if _, err := s.Update(c, "f", func(st *status.Status) { st.State, st.Stage, st.Error = status.Failed, "fetch", "404" }); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := s.Reopen(c, "f", status.Queued); err != nil || st.DoneBefore {
+		t.Fatalf("reopen failed task: %+v, %v", st, err)
+	}
+	if err := s.Fail(c, "f", "fetch", errors.New("404 again")); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Get(c, "f"); got.State != status.Failed || got.Error != "404 again" {
+		t.Errorf("failed task replayed: got %s (%q), want failed with 404 again", got.State, got.Error)
 	}
 }

@@ -48,13 +48,13 @@ func TestPoolAllocator(t *testing.T) {
 	}
 }
 
-// TestMemoryStaysFlat reads a 2,000-page document and checks that MuPDF's
-// memory is counted and stops growing once the first pages are read:
+// TestMemoryStaysFlat reads a 4,000-page document and checks that MuPDF's
+// memory is counted and never grows by much more than the trim budget:
 // parsed objects are trimmed (and, with the pool allocator, freed blocks
-// are reused).
+// are reused, so the pool stops growing after the first pages).
 func TestMemoryStaysFlat(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "tree.pdf")
-	if err := os.WriteFile(path, treePDF(2000, 10, 0), 0o600); err != nil {
+	if err := os.WriteFile(path, treePDF(4000, 10, 0), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	doc, err := NewFitzEngine().Open(path, "")
@@ -64,6 +64,7 @@ func TestMemoryStaysFlat(t *testing.T) {
 	defer doc.Close()
 	md := doc.(*mupdfDoc)
 	live, pooled := md.memory()
+	opened := live
 	if live == 0 || (Allocator() == "pool") != (pooled > 0) {
 		t.Fatalf("open document (%s allocator): %d bytes live, %d pooled: memory not counted", Allocator(), live, pooled)
 	}
@@ -81,8 +82,8 @@ func TestMemoryStaysFlat(t *testing.T) {
 	live, pooled = md.memory()
 	t.Logf("%s allocator: after %d pages: %d KiB live (at most %d KiB), %d KiB pooled (%d KiB after 100 pages)",
 		Allocator(), doc.NumPages(), live>>10, maxLive>>10, pooled>>10, pooled100>>10)
-	if maxLive > 3*pageTrimBudget {
-		t.Errorf("MuPDF held up to %d KiB, want at most %d KiB (three trim budgets)", maxLive>>10, 3*pageTrimBudget>>10)
+	if limit := opened + pageTrimBudget + 256<<10; maxLive > limit {
+		t.Errorf("MuPDF held up to %d KiB, want at most %d KiB (%d KiB after opening and a trim budget)", maxLive>>10, limit>>10, opened>>10)
 	}
 	if pooled > pooled100+pageTrimBudget+(1<<20) {
 		t.Errorf("pool grew from %d KiB after 100 pages to %d KiB after %d", pooled100>>10, pooled>>10, doc.NumPages())

@@ -1,17 +1,15 @@
 //go:build cgo && !nomupdf && mupdfpool
 
 // The pool allocator of the shim's MuPDF contexts, built with -tags
-// mupdfpool (plain malloc, pt_malloc.c, is the default). It is kept for
-// measurements: see docs/PERFORMANCE.md for what it bought and cost.
+// mupdfpool; plain malloc (pt_malloc.c) is the default. It is kept for
+// measurements; docs/PERFORMANCE.md has what it bought and cost.
 //
-// Each context allocates through its own pool (pt_mem). MuPDF
-// makes and frees millions of small objects per document (parsed PDF
-// objects, structured-text characters, lexer buffers). Through glibc's
-// malloc each one takes arena locks shared with the other workers'
-// threads, and the pages that pdf_clear_xref frees and malloc_trim gives
-// back are faulted in again a moment later (page faults and, with two
-// workers, TLB shootdowns between the cores): two workers spent 50 % more
-// CPU than one on the same pages.
+// Each context allocates through its own pool (pt_mem). MuPDF makes and
+// frees millions of small objects per document (parsed PDF objects,
+// structured-text characters, lexer buffers); through glibc's malloc each
+// takes arena locks shared with the other workers' threads, and the pages
+// that pdf_clear_xref frees and malloc_trim gives back are faulted in
+// again a moment later.
 //
 // The pool reserves an address range (PT_REGION_SIZE, not backed until
 // touched) and hands out blocks of 40 size classes, 16 bytes to 32 KiB,
@@ -23,20 +21,20 @@
 // from a new span. It needs no lock: a context is used by one thread at a
 // time. Larger blocks (fonts, decompressed streams), and everything when
 // the range cannot be reserved or is full, go to malloc with a 16-byte
-// header holding their size.
+// header holding their size. A free of a pointer in the range that is not
+// a block in use of a live span aborts (a free list is never corrupted);
+// a second free of a block is not caught while its span has other blocks
+// in use, so ASan and UBSan builds (scripts/sanitize.sh) see less with it
+// than with malloc.
 //
 // Every trim (pt_trim) moves the spans left with no block in use to an
 // idle list that all classes take spans from, before new ones: otherwise
 // a span emptied by a trim stays with its class, and the other classes
-// take new spans (a 2,415-page manual: the pool's pages grew from 6 to 8
-// MiB over the pages). When asked to, pt_trim also gives the pages of
-// idle spans back to the system, keeping a few for the next page: the
-// reader does after resolving the outline's targets, which parses many
-// objects that no page needs again (on a 2,415-page manual 116 of 130
-// spans are empty then; the parser service's peak fell from 41 to 39
-// MiB). The trims between pages keep the pages: giving them back and
-// faulting them in again cost two workers 3 % and did not lower the peak,
-// which comes just before a trim.
+// take new spans. When asked to, pt_trim also gives the pages of idle
+// spans back to the system, keeping a few for the next page: the reader
+// does after resolving the outline's targets, which parses many objects
+// that no page needs again. The trims between pages keep the pages: the
+// peak comes just before a trim.
 #include "pt_mem.h"
 
 #include <stdint.h>

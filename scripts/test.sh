@@ -44,5 +44,20 @@ if go tool nm "$nomupdf/pdfpipe" | grep -q ' T fz_'; then echo "MuPDF is linked 
 "$nomupdf/pdfpipe" run -out "$nomupdf/chunks.jsonl" "$nomupdf/s.pdf" >/dev/null
 rm -rf "$nomupdf"
 
+echo "== MuPDF shim: gcc -Wclobbered -Werror (setjmp/longjmp-safe locals in fz_try)"
+# -Wclobbered needs the optimiser; the shim declares what it uses of MuPDF
+# itself, so it compiles without go-fitz's headers.
+pdftext=services/parser/pdftext
+for opt in -O1 -O2 -O3; do
+  for c in mupdf_shim.c pt_malloc.c pt_pool.c; do
+    gcc "$opt" -c -Wall -Wextra -Wclobbered -Werror -o /dev/null "$pdftext/$c"
+  done
+done
+
 echo "== go test -race"
 go test -race -count=1 -timeout 15m work
+
+echo "== fuzz: FuzzExtract for 20s (inputs that fail are kept under $pdftext/testdata/fuzz/FuzzExtract)"
+# New inputs are not minimised (-fuzzminimizetime 1x): a PDF takes tens of
+# runs a byte, which would take the whole time.
+(cd services/parser && go test -run '^$' -fuzz '^FuzzExtract$' -fuzztime 20s -fuzzminimizetime 1x ./pdftext)

@@ -22,3 +22,8 @@ var (
 	// or every page with content took longer than Options.PageTimeout.
 	ErrTimeout = errors.New("pdf takes too long to parse")
 )
+
+// errOutOfMemory means MuPDF ran out of memory on a page (an allocation
+// was refused), so what it read of the page is not the whole page.
+// Extract skips such a page and counts it in Info.SkippedPages.
+var errOutOfMemory = errors.New("out of memory")

@@ -76,7 +76,8 @@ type Options struct {
 	// pages or more). 0 means GOMAXPROCS, at most 4; 1 reads sequentially.
 	Workers int
 	// PageTimeout bounds the time the engine may spend on one page (0: 20s).
-	// A page that takes longer is skipped and counted in Info.SkippedPages;
+	// A page that takes longer, or on which the engine runs out of memory,
+	// is skipped and counted in Info.SkippedPages;
 	// when every page with content is skipped the document fails with
 	// ErrTimeout. Only engines with StructuredDocument can be stopped.
 	PageTimeout time.Duration
@@ -155,7 +156,7 @@ type Info struct {
 	Chunks       int // chunks emitted
 	Chapters     int // distinct non-empty chapters among the emitted chunks
 	EmptyPages   int // pages without any text (no text layer)
-	SkippedPages int // pages skipped because they took longer than Options.PageTimeout
+	SkippedPages int // pages skipped: longer than Options.PageTimeout, or out of memory
 }
 
 // Sampling before the text is read.
@@ -263,7 +264,7 @@ func Extract(ctx context.Context, eng Engine, path string, opts Options, emit fu
 	}
 	if info.Chunks == 0 {
 		if info.SkippedPages > 0 {
-			return info, fmt.Errorf("extract: %d of %d pages took longer than %s each, the others have no text: %w",
+			return info, fmt.Errorf("extract: %d of %d pages took longer than %s each or ran out of memory, the others have no text: %w",
 				info.SkippedPages, info.Pages, opts.PageTimeout, ErrTimeout)
 		}
 		return info, fmt.Errorf("extract: none of the %d pages has a text layer (scanned?): %w", info.Pages, ErrNoText)

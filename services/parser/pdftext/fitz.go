@@ -40,13 +40,15 @@ type FitzEngine struct {
 	// fullPageTree makes MuPDF build its map of every page on the first
 	// page load, as it does by default (tests compare both ways).
 	fullPageTree bool
+
+	// memLimit, when not 0, is the most MuPDF may hold per document, in
+	// bytes: past it allocations fail (tests run pages out of memory).
+	memLimit uint64
 }
 
-// LazyPageTree reports whether this build finds pages by walking the page
-// tree rather than through MuPDF's map of every page (see
-// pt_lazy_page_tree in mupdf_shim.h): less memory and time on large
-// documents. It is false only if the bundled MuPDF's layout changed.
-func LazyPageTree() bool { return C.pt_lazy_page_tree() == 1 }
+// Allocator names the allocator behind MuPDF in this build: "malloc", the
+// default, or "pool" when built with -tags mupdfpool (see pt_mem.h).
+func Allocator() string { return C.GoString(C.pt_allocator()) }
 
 // LimitMallocArenas caps the C library's malloc arenas for the whole
 // process (glibc's M_ARENA_MAX; a no-op elsewhere) and reports whether it
@@ -108,6 +110,9 @@ func (e *FitzEngine) Open(path string, password string) (_ Document, err error) 
 	default:
 		return nil, fmt.Errorf("open pdf: mupdf: %s: %w", msg, ErrCorrupt)
 	}
+	if e.memLimit > 0 {
+		C.pt_set_memory_limit(ctx, C.size_t(e.memLimit))
+	}
 	d := &mupdfDoc{ctx: ctx, doc: doc, pages: int(pages)}
 	d.trimmedAt = uint64(C.pt_live_bytes(ctx))
 	if d.pages <= 0 {
@@ -148,26 +153,27 @@ const (
 // maybeTrim trims after a page when the budget is spent.
 func (d *mupdfDoc) maybeTrim() {
 	if uint64(C.pt_live_bytes(d.ctx)) > d.trimmedAt+pageTrimBudget {
-		C.pt_trim(d.ctx, d.doc, 0)
-		d.trimmedAt = uint64(C.pt_live_bytes(d.ctx))
+		d.trim(false)
 	}
 }
 
+// trim lets MuPDF forget the objects nothing uses (pt_trim); with
+// giveBack, the pool's emptied pages go back to the system too.
+func (d *mupdfDoc) trim(giveBack bool) {
+	gb := C.int(0)
+	if giveBack {
+		gb = 1
+	}
+	C.pt_trim(d.ctx, d.doc, gb)
+	d.trimmedAt = uint64(C.pt_live_bytes(d.ctx))
+}
+
 // memory reports the bytes MuPDF holds for d and the size of its pool of
-// small blocks (see pt_mem in mupdf_shim.c).
+// small blocks (0 unless built with -tags mupdfpool).
 func (d *mupdfDoc) memory() (live, pooled uint64) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return uint64(C.pt_live_bytes(d.ctx)), uint64(C.pt_pooled_bytes(d.ctx))
-}
-
-// poolCheck runs the shim's test of its allocator with a range of
-// regionSize bytes (a multiple of 64 KiB).
-func poolCheck(regionSize int) error {
-	if msg := C.pt_pool_check(C.size_t(regionSize)); msg != nil {
-		return errors.New(C.GoString(msg))
-	}
-	return nil
 }
 
 func (d *mupdfDoc) NumPages() int { return d.pages }
@@ -240,8 +246,7 @@ func (d *mupdfDoc) Outline() (_ []OutlineEntry, err error) {
 	}
 	// Most of what resolving parsed is of no use to the pages: give the
 	// pool's emptied pages back too.
-	C.pt_trim(d.ctx, d.doc, 1)
-	d.trimmedAt = uint64(C.pt_live_bytes(d.ctx))
+	d.trim(true)
 	return out, nil
 }
 
@@ -260,11 +265,14 @@ func (d *mupdfDoc) PageText(i int) (_ string, err error) {
 	}
 	defer recoverAs(&err, fmt.Sprintf("page %d", i+1))
 
-	var ebuf [errBufLen]C.char
-	buf := C.pt_page_text(d.ctx, d.doc, C.int(i), &ebuf[0], errBufLen)
+	var (
+		oom  C.int
+		ebuf [errBufLen]C.char
+	)
+	buf := C.pt_page_text(d.ctx, d.doc, C.int(i), &oom, &ebuf[0], errBufLen)
 	d.maybeTrim()
 	if buf == nil {
-		return "", fmt.Errorf("page %d: mupdf: %s: %w", i+1, C.GoString(&ebuf[0]), ErrCorrupt)
+		return "", pageError(i, oom, &ebuf[0])
 	}
 	defer C.pt_drop_buffer(d.ctx, buf)
 	var data *C.uchar
@@ -285,6 +293,15 @@ func (d *mupdfDoc) Close() error {
 	C.pt_close(d.ctx, d.doc)
 	d.ctx, d.doc = nil, nil
 	return nil
+}
+
+// pageError is the error of page i that the shim could not read: out of
+// memory when oom is set, else corrupt, with MuPDF's message msg.
+func pageError(i int, oom C.int, msg *C.char) error {
+	if oom != 0 {
+		return fmt.Errorf("page %d: mupdf: %s: %w", i+1, C.GoString(msg), errOutOfMemory)
+	}
+	return fmt.Errorf("page %d: mupdf: %s: %w", i+1, C.GoString(msg), ErrCorrupt)
 }
 
 // stextFlags are the MuPDF structured-text options: ligatures expanded and
@@ -321,10 +338,10 @@ func (d *mupdfDoc) PageBlocks(ctx context.Context, i int) (_ []Block, err error)
 		close(aborting)
 	})
 	var (
-		aborted C.int
-		ebuf    [errBufLen]C.char
+		aborted, oom C.int
+		ebuf         [errBufLen]C.char
 	)
-	buf := C.pt_page_layout(d.ctx, d.doc, C.int(i), stextFlags, cookie, &aborted, &ebuf[0], errBufLen)
+	buf := C.pt_page_layout(d.ctx, d.doc, C.int(i), stextFlags, cookie, &aborted, &oom, &ebuf[0], errBufLen)
 	d.maybeTrim()
 	if !stop() {
 		<-aborting // the abort has been written; the cookie may be freed
@@ -336,7 +353,7 @@ func (d *mupdfDoc) PageBlocks(ctx context.Context, i int) (_ []Block, err error)
 		return nil, fmt.Errorf("page %d: %w", i+1, context.Cause(ctx))
 	}
 	if buf == nil {
-		return nil, fmt.Errorf("page %d: mupdf: %s: %w", i+1, C.GoString(&ebuf[0]), ErrCorrupt)
+		return nil, pageError(i, oom, &ebuf[0])
 	}
 	var data *C.uchar
 	n := C.pt_buffer_data(d.ctx, buf, &data)

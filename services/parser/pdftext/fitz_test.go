@@ -145,3 +145,78 @@ func TestDecodeLayout(t *testing.T) {
 		}
 	}
 }
+
+// oomPDF is three pages: "First page." and "Third page." on small pages
+// 1 and 3, and lines lines of "Overflow" words on page 2.
+func oomPDF(lines int) []byte {
+	small := func(text string) string {
+		c := fmt.Sprintf("BT /F1 12 Tf 72 720 Td (%s) Tj ET", text)
+		return fmt.Sprintf("<< /Length %d >>\nstream\n%s\nendstream", len(c), c)
+	}
+	var big strings.Builder
+	big.WriteString("BT /F1 10 Tf 10 780 Td 11 TL ")
+	for range lines {
+		big.WriteString("(Overflow Overflow Overflow Overflow Overflow) ' ")
+	}
+	big.WriteString("ET")
+	pg := func(contents int) string {
+		return fmt.Sprintf("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R /Resources << /Font << /F1 9 0 R >> >> >>", contents)
+	}
+	return rawPDF([]string{
+		"<< /Type /Catalog /Pages 2 0 R >>",
+		"<< /Type /Pages /Kids [3 0 R 4 0 R 5 0 R] /Count 3 >>",
+		pg(6), pg(7), pg(8),
+		small("First page."),
+		fmt.Sprintf("<< /Length %d >>\nstream\n%s\nendstream", big.Len(), big.String()),
+		small("Third page."),
+		"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+	}, "")
+}
+
+// A page on which MuPDF runs out of memory is not passed on cut short:
+// PageBlocks fails with errOutOfMemory, the document stays usable, and
+// Extract skips the page and counts it, as it does a page that times out.
+func TestPageOutOfMemorySkipped(t *testing.T) {
+	path := writeFile(t, "oom.pdf", oomPDF(3000))
+	// What MuPDF holds for the small pages, without a limit.
+	d, err := NewFitzEngine().Open(path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := d.(*mupdfDoc)
+	var small uint64
+	for _, i := range []int{0, 2} {
+		if _, err := md.PageBlocks(context.Background(), i); err != nil {
+			t.Fatal(err)
+		}
+		small = max(small, func() uint64 { l, _ := md.memory(); return l }())
+	}
+	d.Close()
+	eng := &FitzEngine{memLimit: small + 2<<20}
+
+	d, err = eng.Open(path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	sd := d.(StructuredDocument)
+	if blocks, err := sd.PageBlocks(context.Background(), 1); !errors.Is(err, errOutOfMemory) {
+		t.Fatalf("page 2 with a limit of %d KiB: %d blocks, err %v; want errOutOfMemory", eng.memLimit>>10, len(blocks), err)
+	}
+	for _, i := range []int{0, 2} {
+		if blocks, err := sd.PageBlocks(context.Background(), i); err != nil || len(blocks) != 1 {
+			t.Errorf("page %d after the out-of-memory page: %d blocks, err %v; want its one block", i+1, len(blocks), err)
+		}
+	}
+
+	var text []string
+	info, err := Extract(context.Background(), eng, path, Options{}, func(c Chunk) error {
+		text = append(text, c.Text)
+		return nil
+	})
+	all := strings.Join(text, "\n")
+	if err != nil || info.SkippedPages != 1 || !strings.Contains(all, "First page.") || !strings.Contains(all, "Third page.") ||
+		strings.Contains(all, "Overflow") {
+		t.Errorf("Extract: err %v, %d pages skipped, text %.200q; want page 2 skipped and counted, pages 1 and 3 read", err, info.SkippedPages, all)
+	}
+}

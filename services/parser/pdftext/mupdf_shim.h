@@ -46,38 +46,44 @@ enum {
 // pt_open opens filename with MuPDF's PDF handler, authenticates with
 // password if needed and counts the pages. On PT_OK *ctx and *doc must be
 // released with pt_close; on error nothing is left to release. errbuf
-// receives MuPDF's message. Unless full_page_tree is set, pages are found
-// by walking the page tree down to each one (see pt_lazy_page_tree)
-// instead of MuPDF's map of every page. The context counts the bytes
-// MuPDF holds (pt_live_bytes).
+// receives MuPDF's message. The context counts the bytes MuPDF holds
+// (pt_live_bytes).
+//
+// Unless full_page_tree is set, pages are found by walking the page tree
+// down to each one instead of through MuPDF's map of every page. Before
+// it loads the first page of a document, MuPDF 1.24 builds a map of every
+// page, which parses every object stream that holds a page or page-tree
+// node (for a 2,415-page manual: 56,000 objects, +31 MiB and 0.1 s, again
+// for each worker's copy). When that map cannot be built MuPDF marks the
+// tree broken and walks it for each page, which touches only the nodes on
+// the way. pt_open gets there through MuPDF's public API only, without
+// writing into MuPDF's structures: it sets the root's /Count to -1 (so
+// building the map fails at once), looks up the first page, and puts
+// /Count back (see pt_lazy_tree). Should a later MuPDF build the map
+// anyway, the result is what it is without this step.
 int pt_open(const char *filename, const char *password, size_t max_store, int full_page_tree,
 	fz_context **ctx, fz_document **doc, int *pages, char *errbuf, int errlen);
-
-// pt_lazy_page_tree reports whether documents can be opened without
-// MuPDF's page map. Before it loads the first page of a document, MuPDF
-// 1.24 builds a map of every page, which parses every object stream that
-// holds a page or page-tree node (for a 2,415-page manual: 56,000 objects,
-// +31 MiB and 0.1 s, again for each worker's copy). When that map cannot
-// be built MuPDF marks the tree "broken" and walks it for each page, which
-// touches only the nodes on the way. This build has no header for
-// pdf_document, so the offset of that mark is found once per process by
-// watching which fields a map load changes in a generated 7-page PDF, and
-// checked on a second copy; if anything does not match exactly, the map
-// is used as before. Returns 1 when the walk is available.
-int pt_lazy_page_tree(void);
 
 // pt_live_bytes is the memory MuPDF holds for ctx: the sizes of the
 // blocks it has allocated and not freed.
 size_t pt_live_bytes(fz_context *ctx);
 
 // pt_pooled_bytes is the size of ctx's pool of small blocks, in use or
-// free, less what pt_trim gave back (see pt_mem in mupdf_shim.c).
+// free, less what pt_trim gave back (see pt_pool.c); 0 with plain malloc.
 size_t pt_pooled_bytes(fz_context *ctx);
+
+// pt_set_memory_limit makes ctx's allocations fail once MuPDF would hold
+// more than limit bytes (0: no limit).
+void pt_set_memory_limit(fz_context *ctx, size_t limit);
+
+// pt_allocator names the allocator of this build: "malloc" (the default)
+// or "pool" (-tags mupdfpool, see pt_mem.h).
+const char *pt_allocator(void);
 
 // pt_page_text returns page n's text (lines separated by '\n', blocks
 // followed by an empty line) in a buffer to free with pt_drop_buffer, or
-// NULL with errbuf set.
-fz_buffer *pt_page_text(fz_context *ctx, fz_document *doc, int n, char *errbuf, int errlen);
+// NULL with errbuf set, and *oom set when MuPDF ran out of memory.
+fz_buffer *pt_page_text(fz_context *ctx, fz_document *doc, int n, int *oom, char *errbuf, int errlen);
 
 // Record tags of pt_page_layout's output.
 enum {
@@ -97,9 +103,10 @@ enum {
 // is the font size of most of its characters, bold is set when most of its
 // non-space characters are in a bold font. cookie (may be NULL) lets
 // another thread abort the page: *aborted is then set. Returns NULL with
-// errbuf set on error.
+// errbuf set on error, and *oom set when the error is that MuPDF ran out
+// of memory (an allocation was refused): the page is then not whole.
 fz_buffer *pt_page_layout(fz_context *ctx, fz_document *doc, int n, int stext_flags, fz_cookie *cookie,
-	int *aborted, char *errbuf, int errlen);
+	int *aborted, int *oom, char *errbuf, int errlen);
 
 // pt_outline_records walks the outline with MuPDF's outline iterator
 // and writes per entry: int level (1-based), uint32 n, n bytes of title,
@@ -124,18 +131,13 @@ void pt_resolve_links(fz_context *ctx, fz_document *doc, int n, const char **uri
 // else refers to (pdf_clear_xref), so memory does not grow with the
 // number of pages read, and returns free memory to the system (glibc).
 // With give_back set, the pages of the context's pool that no longer hold
-// anything go back to the system too (see pt_release in mupdf_shim.c).
+// anything go back to the system too (see pt_release in pt_pool.c).
 void pt_trim(fz_context *ctx, fz_document *doc, int give_back);
 
 // pt_buffer_data exposes a buffer's bytes.
 size_t pt_buffer_data(fz_context *ctx, fz_buffer *buf, unsigned char **data);
 void pt_drop_buffer(fz_context *ctx, fz_buffer *buf);
 
-
-// pt_pool_check tests the pool allocator of the contexts (see pt_mem in
-// mupdf_shim.c) with a range of region_size bytes, a multiple of 64 KiB.
-// Returns NULL when all is well, else what went wrong.
-const char *pt_pool_check(size_t region_size);
 
 // pt_set_malloc_arenas caps the number of glibc malloc arenas (MuPDF
 // allocates with malloc from whichever OS thread Go runs a cgo call on;

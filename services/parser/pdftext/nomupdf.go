@@ -28,3 +28,6 @@ func (e *FitzEngine) Open(path, password string) (Document, error) {
 
 // LimitMallocArenas does nothing without MuPDF's C allocator to tame.
 func LimitMallocArenas(n int) bool { return false }
+
+// Allocator is "" without MuPDF.
+func Allocator() string { return "" }

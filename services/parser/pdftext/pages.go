@@ -14,7 +14,7 @@ type pageData struct {
 	index   int
 	lines   []pline
 	layout  bool // lines carry positions and typography
-	skipped bool // the page took longer than Options.PageTimeout
+	skipped bool // the page took longer than Options.PageTimeout or ran out of memory
 	err     error
 }
 
@@ -31,12 +31,17 @@ type pline struct {
 
 var errPageTimeout = fmt.Errorf("page time limit: %w", ErrTimeout)
 
-// readPage reads page i of doc, within opts.PageTimeout.
+// readPage reads page i of doc, within opts.PageTimeout. A page that takes
+// longer, or on which the engine runs out of memory, is skipped.
 func readPage(ctx context.Context, doc Document, i int, opts Options) pageData {
 	pd := pageData{index: i}
 	sd, ok := doc.(StructuredDocument)
 	if !ok {
 		text, err := doc.PageText(i)
+		if errors.Is(err, errOutOfMemory) {
+			pd.skipped = true
+			return pd
+		}
 		if err != nil {
 			pd.err = fmt.Errorf("extract: %w", err)
 			return pd
@@ -51,7 +56,7 @@ func readPage(ctx context.Context, doc Document, i int, opts Options) pageData {
 	blocks, err := sd.PageBlocks(pctx, i)
 	cancel()
 	if err != nil {
-		if ctx.Err() == nil && errors.Is(context.Cause(pctx), errPageTimeout) {
+		if ctx.Err() == nil && (errors.Is(context.Cause(pctx), errPageTimeout) || errors.Is(err, errOutOfMemory)) {
 			pd.skipped = true
 			return pd
 		}

@@ -94,13 +94,32 @@ func treePDF(n, fanout, claimed int) []byte {
 	return b.Bytes()
 }
 
-// The lazy page tree (the shim's pt_lazy_page_tree) depends on the layout
-// of the bundled MuPDF; when an upgrade changes it, the shim falls back to
-// MuPDF's page map and this test says so.
-func TestLazyPageTreeAvailable(t *testing.T) {
-	if !LazyPageTree() {
-		t.Fatal("the shim could not find MuPDF's page-tree mark: large documents will use MuPDF's page map " +
-			"(more memory and time); check pt_probe in mupdf_shim.c against the bundled MuPDF")
+// Pages are found by walking the page tree (pt_open's lazy tree): reading
+// the first page does not build MuPDF's map of every page, which parses
+// every page object first. Measured by what MuPDF holds after the first
+// page (no trims in between), against the same with the map.
+func TestLazyPageTreeSkipsPageMap(t *testing.T) {
+	path := writeFile(t, "tree.pdf", treePDF(3000, 3000, 0))
+	held := func(e *FitzEngine) uint64 {
+		t.Helper()
+		d, err := e.Open(path, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		md := d.(*mupdfDoc)
+		md.trimmedAt = 1 << 62 // no trim: keep what the page parsed
+		if _, err := md.PageBlocks(context.Background(), 0); err != nil {
+			t.Fatal(err)
+		}
+		live, _ := md.memory()
+		return live
+	}
+	lazy, full := held(&FitzEngine{}), held(&FitzEngine{fullPageTree: true})
+	t.Logf("MuPDF holds %d KiB after the first page with the lazy tree, %d KiB with the page map", lazy>>10, full>>10)
+	// The map parses 3,000 page dictionaries of several hundred bytes.
+	if lazy+(1<<20) > full {
+		t.Errorf("lazy tree: MuPDF holds %d KiB, page map %d KiB: want at least 1 MiB less (was the map built?)", lazy>>10, full>>10)
 	}
 }
 

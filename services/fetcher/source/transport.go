@@ -1,0 +1,91 @@
+package source
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+)
+
+// DefaultMaxRedirects is how many redirects a download may follow.
+const DefaultMaxRedirects = 5
+
+// maxHeaderBytes bounds a response's headers.
+const maxHeaderBytes = 64 << 10
+
+// errNotHTTP is returned by a connection's first read when the server's
+// first bytes are neither an HTTP status line nor a TLS record.
+var errNotHTTP = errors.New("the server does not speak HTTP")
+
+// newHTTPClient returns the client for http and https URLs: every
+// connection through the guard's dialer, proxies from the environment
+// ignored (a proxy would connect on our behalf, past the guard), at most
+// maxRedirects redirects, and only to http or https.
+func newHTTPClient(g *Guard, maxRedirects int) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.Proxy = nil
+	t.DialContext = newDialer(g).DialContext
+	t.MaxResponseHeaderBytes = maxHeaderBytes
+	t.ResponseHeaderTimeout = 0 // the caller's watchdog bounds the wait
+	t.IdleConnTimeout = 30 * time.Second
+	return &http.Client{
+		Transport: t,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if s := req.URL.Scheme; s != "http" && s != "https" {
+				return &redirectError{reason: fmt.Sprintf("redirect to a %s: URL (only http and https are fetched)", s)}
+			}
+			if len(via) > maxRedirects {
+				return &redirectError{reason: fmt.Sprintf("more than %d redirects (a redirect loop?)", maxRedirects)}
+			}
+			return nil
+		},
+	}
+}
+
+// redirectError is a redirect not followed. Permanent (ErrBadURL).
+type redirectError struct{ reason string }
+
+func (e *redirectError) Error() string { return e.reason }
+func (e *redirectError) Unwrap() error { return ErrBadURL }
+
+// wrapConn checks the first bytes the server sends: an HTTP status line
+// ("HTTP/") or a TLS record (handshake or alert) pass, anything else fails
+// the read with errNotHTTP, so a request to an SSH, Redis or NATS port
+// fails at once as permanent instead of as a retried "malformed response"
+// (whose text would quote the server).
+func wrapConn(c net.Conn) net.Conn {
+	if c == nil {
+		return nil
+	}
+	return &sniffConn{Conn: c}
+}
+
+type sniffConn struct {
+	net.Conn
+	seen int // bytes of the reply checked so far, up to len("HTTP/")
+	bad  bool
+}
+
+func (c *sniffConn) Read(p []byte) (int, error) {
+	if c.bad {
+		return 0, errNotHTTP
+	}
+	n, err := c.Conn.Read(p)
+	const status = "HTTP/"
+	for i := 0; i < n && c.seen < len(status); i++ {
+		b := p[i]
+		ok := b == status[c.seen] ||
+			(c.seen == 0 && (b == 0x16 || b == 0x15)) // TLS handshake or alert: let TLS judge
+		if !ok {
+			c.bad = true
+			return 0, errNotHTTP
+		}
+		if c.seen == 0 && b != 'H' {
+			c.seen = len(status)
+			break
+		}
+		c.seen++
+	}
+	return n, err
+}

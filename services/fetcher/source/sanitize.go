@@ -1,9 +1,6 @@
 package source
 
-import (
-	"mime"
-	"strings"
-)
+import "strings"
 
 // s3Codes are the error codes S3 and compatible servers define that a
 // reason may name. A code outside this set is dropped: the body of an
@@ -37,8 +34,9 @@ func knownCode(code string) string {
 // of "text/html; charset=utf-8"), or "" when it is not a plain, short
 // type/subtype: the header is the remote server's text.
 func mediaType(ct string) string {
-	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil || len(mt) > 64 {
+	mt, _, _ := strings.Cut(ct, ";")
+	mt = strings.ToLower(strings.TrimSpace(mt))
+	if len(mt) > 64 || strings.Count(mt, "/") != 1 {
 		return ""
 	}
 	for _, r := range mt {

@@ -219,6 +219,10 @@ func failure(ctx, rctx context.Context, op, name, origin string, err error) erro
 			hop = redactHost(u)
 		}
 	}
+	var refused *RefusedError
+	if hop == "" && errors.As(err, &refused) {
+		return fmt.Errorf("%s %s refused: %w", op, name, refused)
+	}
 	return fmt.Errorf("%s %s: %w", op, name, classify(err, hop))
 }
 
@@ -264,7 +268,7 @@ func classify(err error, hop string) error {
 		return redir
 	case errors.Is(err, errNotHTTP):
 		c.text, c.kind = "the server"+at+" does not speak HTTP", ErrBadURL
-	case errors.As(err, &recErr):
+	case errors.Is(err, errNotTLS), errors.As(err, &recErr):
 		c.text, c.kind = "the server"+at+" does not speak TLS", ErrBadURL
 	case errors.As(err, &certErr), errors.As(err, &unkAuth), errors.As(err, &badHost), errors.As(err, &invCert):
 		c.text, c.kind = "the server's TLS certificate"+at+" is not valid for its name or not trusted", ErrBadURL

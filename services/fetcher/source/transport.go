@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 )
 
@@ -46,12 +47,17 @@ func newHTTPClient(g *Guard, maxRedirects int) *http.Client {
 // redirectError is a redirect not followed. Permanent (ErrBadURL).
 type redirectError struct{ reason string }
 
-func (e *redirectError) Error() string { return e.reason }
+func (e *redirectError) Error() string { return e.reason + ": " + ErrBadURL.Error() }
 func (e *redirectError) Unwrap() error { return ErrBadURL }
 
-// wrapConn checks the first bytes the server sends: an HTTP status line
-// ("HTTP/") or a TLS record (handshake or alert) pass, anything else fails
-// the read with errNotHTTP, so a request to an SSH, Redis or NATS port
+// errNotTLS is returned by a TLS connection's first read when the server's
+// first bytes are not a TLS record.
+var errNotTLS = errors.New("the server does not speak TLS")
+
+// wrapConn checks the first bytes the server sends: after a TLS
+// ClientHello a TLS record (handshake or alert), else an HTTP status line
+// ("HTTP/"). Anything else fails the read with errNotTLS or errNotHTTP, so a
+// request to an SSH, Redis or NATS port, or https to a plain HTTP server,
 // fails at once as permanent instead of as a retried "malformed response"
 // (whose text would quote the server).
 func wrapConn(c net.Conn) net.Conn {
@@ -63,29 +69,44 @@ func wrapConn(c net.Conn) net.Conn {
 
 type sniffConn struct {
 	net.Conn
-	seen int // bytes of the reply checked so far, up to len("HTTP/")
-	bad  bool
+	// tls: the client's first byte opened a TLS handshake record. Written
+	// by the writer, read by the reader (the http transport's two loops).
+	tls   atomic.Bool
+	wrote atomic.Bool
+	seen  int // bytes of the reply checked so far (reader only)
+	bad   error
+}
+
+func (c *sniffConn) Write(p []byte) (int, error) {
+	if len(p) > 0 && !c.wrote.Load() {
+		c.tls.Store(p[0] == 0x16)
+		c.wrote.Store(true)
+	}
+	return c.Conn.Write(p)
 }
 
 func (c *sniffConn) Read(p []byte) (int, error) {
-	if c.bad {
-		return 0, errNotHTTP
+	if c.bad != nil {
+		return 0, c.bad
 	}
 	n, err := c.Conn.Read(p)
+	tls := c.tls.Load()
 	const status = "HTTP/"
 	for i := 0; i < n && c.seen < len(status); i++ {
 		b := p[i]
-		ok := b == status[c.seen] ||
-			(c.seen == 0 && (b == 0x16 || b == 0x15)) // TLS handshake or alert: let TLS judge
-		if !ok {
-			c.bad = true
-			return 0, errNotHTTP
-		}
-		if c.seen == 0 && b != 'H' {
+		switch {
+		case tls && (b == 0x16 || b == 0x15): // handshake or alert: TLS judges the rest
 			c.seen = len(status)
-			break
+		case tls:
+			c.bad = errNotTLS
+		case b == status[c.seen]:
+			c.seen++
+		default:
+			c.bad = errNotHTTP
 		}
-		c.seen++
+		if c.bad != nil {
+			return 0, c.bad
+		}
 	}
 	return n, err
 }

@@ -107,7 +107,6 @@ func TestFetchRefusesAndFailsAtOnce(t *testing.T) {
 		{"hex", "http://0x7f.1:" + innerPort + "/", []string{"non-canonical IPv4 form", "127.0.0.1, loopback"}},
 		{"mapped", "http://[::ffff:127.0.0.1]:" + innerPort + "/", []string{"refused", "loopback"}},
 		{"ipv6 loopback", "http://[::1]:" + innerPort + "/", []string{"::1 is loopback"}},
-		{"metadata", "http://169.254.169.254/latest/meta-data/", []string{"link-local (cloud metadata)"}},
 		{"name resolving to loopback", "http://metadata.internal:" + innerPort + "/",
 			[]string{"metadata.internal resolves to 127.0.0.1, which is loopback"}},
 		{"redirect into loopback", origin.URL + "/to-internal",

@@ -282,13 +282,14 @@ func parseLooseIPv4(s string) (netip.Addr, bool) {
 
 // dialer connects to task URLs through the guard.
 type dialer struct {
-	guard   *Guard
+	guard      *Guard
+	beforeDial func(netip.AddrPort) error // tests: a net under the guard
 	net     net.Dialer // checks every socket address in Control
 	trusted net.Dialer // for AllowHosts
 }
 
-func newDialer(g *Guard) *dialer {
-	d := &dialer{guard: g}
+func newDialer(g *Guard, beforeDial func(netip.AddrPort) error) *dialer {
+	d := &dialer{guard: g, beforeDial: beforeDial}
 	d.net = net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, Control: d.control}
 	d.trusted = net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
 	return d
@@ -359,7 +360,13 @@ func (d *dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 			actx, cancel = context.WithDeadline(ctx, time.Now().Add(max(time.Until(deadline)/time.Duration(len(addrs)-i), 2*time.Second)))
 			defer cancel()
 		}
-		c, err := dl.DialContext(actx, network, netip.AddrPortFrom(a.Unmap(), portNum(port)).String())
+		ap := netip.AddrPortFrom(a.Unmap(), portNum(port))
+		if d.beforeDial != nil {
+			if err := d.beforeDial(ap); err != nil {
+				return nil, err
+			}
+		}
+		c, err := dl.DialContext(actx, network, ap.String())
 		if err == nil {
 			return wrapConn(c), nil
 		}

@@ -166,7 +166,7 @@ func TestGuardRefuses(t *testing.T) {
 		{"http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/", "Teredo"},
 		{"https://127.0.0.1:" + p + "/", "loopback"},
 	}
-	o, err := source.New(source.Options{Guard: source.Guard{Resolver: dns}, HTTPTimeout: 5 * time.Second})
+	o, err := source.New(source.LoopbackOnly(t, source.Options{Guard: source.Guard{Resolver: dns}, HTTPTimeout: 5 * time.Second}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,7 +292,7 @@ func TestGuardRedirects(t *testing.T) {
 		"/to-relative-good": "/doc.pdf",
 	})
 	dns := newFakeDNS(map[string][]string{"internal.test": {"127.0.0.1"}})
-	o, err := source.New(allowing(source.Options{Guard: source.Guard{Resolver: dns}, HTTPTimeout: 5 * time.Second}, srv.URL))
+	o, err := source.New(allowing(t, source.Options{Guard: source.Guard{Resolver: dns}, HTTPTimeout: 5 * time.Second}, srv.URL))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -375,7 +375,7 @@ func TestGuardAllowList(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			o, err := source.New(source.Options{Guard: tc.guard, HTTPTimeout: 5 * time.Second})
+			o, err := source.New(source.LoopbackOnly(t, source.Options{Guard: tc.guard, HTTPTimeout: 5 * time.Second}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -413,7 +413,7 @@ func TestGuardIgnoresProxy(t *testing.T) {
 	defer proxy.Close()
 	t.Setenv("HTTP_PROXY", proxy.URL)
 	t.Setenv("http_proxy", proxy.URL)
-	o, err := source.New(source.Options{HTTPTimeout: 5 * time.Second})
+	o, err := source.New(source.LoopbackOnly(t, source.Options{HTTPTimeout: 5 * time.Second}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -497,7 +497,7 @@ func TestNoRemoteText(t *testing.T) {
 	}))
 	defer plain.Close()
 	tlsPlain := "https://" + plain.Listener.Addr().String() + "/doc.pdf"
-	o, err := source.New(allowing(source.Options{HTTPTimeout: 5 * time.Second},
+	o, err := source.New(allowing(t, source.Options{HTTPTimeout: 5 * time.Second},
 		plain.URL, tlsSrv.URL, "http://"+garbage.Addr().String(), "http://"+almostHTTP.Addr().String()))
 	if err != nil {
 		t.Fatal(err)
@@ -581,7 +581,7 @@ func TestSlowServer(t *testing.T) {
 		{"endless", endless.URL, false, "not finished within 1.5s (FETCH_MAX_DURATION)"},
 		{"no headers", stallHeaders.URL, true, "too slow: 0 bytes"},
 	}
-	o, err := source.New(allowing(source.Options{
+	o, err := source.New(allowing(t, source.Options{
 		MaxBytes: 1 << 40, HTTPTimeout: time.Minute, MaxDuration: 1500 * time.Millisecond,
 		MinRate: 64 << 10, RateWindow: 300 * time.Millisecond,
 	}, slow.URL, endless.URL, stallHeaders.URL))

@@ -23,6 +23,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"syscall"
@@ -77,6 +78,10 @@ type Options struct {
 	Guard Guard
 	// S3 configures s3:// URLs.
 	S3 S3Config
+
+	// beforeDial, when set, sees every address about to be dialled for an
+	// http(s) URL and may stop the dial (tests: see export_test.go).
+	beforeDial func(netip.AddrPort) error
 }
 
 // Object is an opened document.
@@ -124,7 +129,7 @@ func New(opts Options) (*Opener, error) {
 	}
 	redirects := cmp.Or(opts.MaxRedirects, DefaultMaxRedirects)
 	g := opts.Guard
-	o.http = newHTTPClient(&g, max(redirects, 0))
+	o.http = newHTTPClient(&g, max(redirects, 0), opts.beforeDial)
 	if opts.S3.Endpoint != "" {
 		c, err := newS3Client(opts.S3)
 		if err != nil {

@@ -148,7 +148,7 @@ func TestOpenHTTP(t *testing.T) {
 			if max == 0 {
 				max = maxBytes
 			}
-			o, err := source.New(allowing(source.Options{MaxBytes: max, HTTPTimeout: 10 * time.Second}, srv.URL))
+			o, err := source.New(allowing(t, source.Options{MaxBytes: max, HTTPTimeout: 10 * time.Second}, srv.URL))
 			if err != nil {
 				t.Fatalf("New: %v", err)
 			}
@@ -188,8 +188,8 @@ func TestOpenHTTP(t *testing.T) {
 
 // allowing returns opts with a guard that lets exactly the hosts (host:port)
 // of urls through: the test servers listen on loopback, which the guard
-// refuses by default.
-func allowing(opts source.Options, urls ...string) source.Options {
+// refuses by default. Dials beyond loopback fail the test (LoopbackOnly).
+func allowing(t testing.TB, opts source.Options, urls ...string) source.Options {
 	for _, raw := range urls {
 		u, err := url.Parse(raw)
 		if err != nil {
@@ -197,7 +197,7 @@ func allowing(opts source.Options, urls ...string) source.Options {
 		}
 		opts.Guard.AllowHosts = append(opts.Guard.AllowHosts, u.Host)
 	}
-	return opts
+	return source.LoopbackOnly(t, opts)
 }
 
 // checkErr checks the sentinel, Permanent, the text and that nothing
@@ -237,7 +237,7 @@ func TestOpenStreams(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	o, err := source.New(allowing(source.Options{HTTPTimeout: 10 * time.Second}, srv.URL))
+	o, err := source.New(allowing(t, source.Options{HTTPTimeout: 10 * time.Second}, srv.URL))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -314,7 +314,7 @@ func TestOpenHTTPFailures(t *testing.T) {
 		{name: "s3 without endpoint", url: "s3://bucket/a.pdf", wantOpen: source.ErrBadURL,
 			wantText: "BUCKET_ENDPOINT"},
 	}
-	o, err := source.New(allowing(source.Options{HTTPTimeout: 200 * time.Millisecond},
+	o, err := source.New(allowing(t, source.Options{HTTPTimeout: 200 * time.Millisecond},
 		refused, stallHeaders.URL, stallBody.URL))
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -352,7 +352,7 @@ func TestOpenHTTPFailures(t *testing.T) {
 func TestStatusErrorFields(t *testing.T) {
 	srv := httptest.NewServer(serveStatus(403, "application/xml", expiredXML))
 	defer srv.Close()
-	o, err := source.New(allowing(source.Options{}, srv.URL))
+	o, err := source.New(allowing(t, source.Options{}, srv.URL))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

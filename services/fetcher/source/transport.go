@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync/atomic"
 	"time"
 )
@@ -23,10 +24,10 @@ var errNotHTTP = errors.New("the server does not speak HTTP")
 // connection through the guard's dialer, proxies from the environment
 // ignored (a proxy would connect on our behalf, past the guard), at most
 // maxRedirects redirects, and only to http or https.
-func newHTTPClient(g *Guard, maxRedirects int) *http.Client {
+func newHTTPClient(g *Guard, maxRedirects int, beforeDial func(netip.AddrPort) error) *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.Proxy = nil
-	t.DialContext = newDialer(g).DialContext
+	t.DialContext = newDialer(g, beforeDial).DialContext
 	t.MaxResponseHeaderBytes = maxHeaderBytes
 	t.ResponseHeaderTimeout = 0 // the caller's watchdog bounds the wait
 	t.IdleConnTimeout = 30 * time.Second

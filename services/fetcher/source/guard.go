@@ -284,8 +284,8 @@ func parseLooseIPv4(s string) (netip.Addr, bool) {
 type dialer struct {
 	guard      *Guard
 	beforeDial func(netip.AddrPort) error // tests: a net under the guard
-	net     net.Dialer // checks every socket address in Control
-	trusted net.Dialer // for AllowHosts
+	net        net.Dialer                 // checks every socket address in Control
+	trusted    net.Dialer                 // for AllowHosts
 }
 
 func newDialer(g *Guard, beforeDial func(netip.AddrPort) error) *dialer {

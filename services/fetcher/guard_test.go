@@ -3,7 +3,7 @@ package fetcher_test
 import (
 	"context"
 	"fmt"
-	"io"
+
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -86,8 +86,13 @@ func TestFetchRefusesAndFailsAtOnce(t *testing.T) {
 		case "/to-file":
 			http.Redirect(w, r, "file:///etc/passwd", http.StatusFound)
 		case "/forbidden":
+			w.Header().Set("Content-Type", "application/xml")
 			w.WriteHeader(http.StatusForbidden)
-			io.WriteString(w, internalSecret)
+			fmt.Fprintf(w, "<Error><Code>AccessDenied</Code><Message>%s</Message></Error>", internalSecret)
+		case "/forbidden-code":
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(http.StatusForbidden)
+			fmt.Fprintf(w, "<Error><Code>%s</Code></Error>", internalSecret)
 		default:
 			http.NotFound(w, r)
 		}
@@ -117,7 +122,8 @@ func TestFetchRefusesAndFailsAtOnce(t *testing.T) {
 		{"redirect to file", origin.URL + "/to-file", []string{"redirect to a file: URL", "bad URL"}},
 		{"not an HTTP server", "http://" + garbage.Addr().String() + "/doc.pdf", []string{"does not speak HTTP", "bad URL"}},
 		{"no such DNS name", "http://nowhere.invalid/doc.pdf", []string{"DNS name nowhere.invalid does not exist", "bad URL"}},
-		{"403 with an internal body", origin.URL + "/forbidden", []string{"status 403", "URL expired or forbidden"}},
+		{"403 with an internal message", origin.URL + "/forbidden", []string{"status 403 AccessDenied: URL expired or forbidden"}},
+		{"403 with an internal code", origin.URL + "/forbidden-code", []string{"status 403: URL expired or forbidden"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

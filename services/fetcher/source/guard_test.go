@@ -611,3 +611,50 @@ func TestSlowServer(t *testing.T) {
 		})
 	}
 }
+
+// rebindDNS answers first with one address, then with another: a name
+// that passes the check once and then points inward.
+type rebindDNS struct {
+	calls         atomic.Int64
+	first, second netip.Addr
+}
+
+func (r *rebindDNS) LookupNetIP(_ context.Context, _, _ string) ([]netip.Addr, error) {
+	if r.calls.Add(1) == 1 {
+		return []netip.Addr{r.first}, nil
+	}
+	return []netip.Addr{r.second}, nil
+}
+
+// TestGuardRebinding: the decision is not cached per name. A name that
+// resolved to an allowed address for the first connection and to loopback
+// for the next (a redirect to the same name) is refused on the second.
+func TestGuardRebinding(t *testing.T) {
+	tg := newTarget(t)
+	l, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		t.Skipf("cannot listen on 127.0.0.2: %v", err)
+	}
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	first := &httptest.Server{Listener: l, Config: &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "http://rebind.test:"+tg.port()+"/secret", http.StatusFound)
+	})}}
+	first.Start()
+	defer first.Close()
+	dns := &rebindDNS{first: netip.MustParseAddr("127.0.0.2"), second: netip.MustParseAddr("127.0.0.1")}
+	o, err := source.New(source.LoopbackOnly(t, source.Options{HTTPTimeout: 5 * time.Second, Guard: source.Guard{
+		Resolver:   dns,
+		AllowCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}, // stands in for a public address
+	}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = o.Open(context.Background(), "http://rebind.test:"+port+"/doc.pdf")
+	checkErr(t, err, source.ErrRefused, "rebind.test resolves to 127.0.0.1, which is loopback")
+	if n := dns.calls.Load(); n != 2 {
+		t.Errorf("got %d lookups, want 2 (one per connection)", n)
+	}
+	if n := tg.conns.Load(); n != 0 {
+		t.Errorf("the loopback server got %d connections, want 0", n)
+	}
+}

@@ -22,10 +22,26 @@ import (
 // configured from the environment as its own binary would be; ingestAddr,
 // when set, overrides GO_GRPC_INGEST_ADDR.
 func Stages(ctx context.Context, g *errgroup.Group, getenv func(string) string, res *pipeline.Resources, nc *nats.Conn, log *slog.Logger, ingestAddr string) error {
+	return StagesWith(ctx, g, getenv, res, nc, log, Options{IngestAddr: ingestAddr})
+}
+
+// Options adjust what the stages read from the environment.
+type Options struct {
+	// IngestAddr, when set, overrides GO_GRPC_INGEST_ADDR.
+	IngestAddr string
+	// FetchAllowHosts are added to FETCH_ALLOW_HOSTS: `pdfpipe run` lets
+	// the fetcher reach exactly its own loopback file server's address.
+	FetchAllowHosts []string
+}
+
+// StagesWith is Stages with Options.
+func StagesWith(ctx context.Context, g *errgroup.Group, getenv func(string) string, res *pipeline.Resources, nc *nats.Conn, log *slog.Logger, opts Options) error {
+	ingestAddr := opts.IngestAddr
 	fcfg, err := fetcher.ConfigFromEnv(getenv)
 	if err != nil {
 		return fmt.Errorf("fetcher config: %w", err)
 	}
+	fcfg.Guard.AllowHosts = append(fcfg.Guard.AllowHosts, opts.FetchAllowHosts...)
 	pcfg, err := parser.ConfigFromEnv(getenv)
 	if err != nil {
 		return fmt.Errorf("parser config: %w", err)

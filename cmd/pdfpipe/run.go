@@ -133,7 +133,10 @@ func runFiles(ctx context.Context, args []string, getenv func(string) string, st
 	defer cancelStages()
 	g, gctx := errgroup.WithContext(stagesCtx)
 	g.Go(func() error { return sinkSrv.Serve(sinkLis) })
-	if err := allinone.Stages(gctx, g, getenv, res, nc, log, sinkLis.Addr().String()); err != nil {
+	// The fetcher's guard refuses loopback: allow exactly the file server.
+	if err := allinone.StagesWith(gctx, g, getenv, res, nc, log, allinone.Options{
+		IngestAddr: sinkLis.Addr().String(), FetchAllowHosts: []string{served.Addr()},
+	}); err != nil {
 		sinkSrv.Stop()
 		return err
 	}
@@ -286,6 +289,9 @@ func serveFiles(files []string) (*fileServer, error) {
 }
 
 func (f *fileServer) URL(i int) string { return f.base + "/files/" + strconv.Itoa(i) }
+
+// Addr is the server's host:port.
+func (f *fileServer) Addr() string { return strings.TrimPrefix(f.base, "http://") }
 
 func (f *fileServer) Close() error { return f.srv.Close() }
 

@@ -12,6 +12,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
+	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,7 +31,20 @@ import (
 type Config struct {
 	Workers     int           // FETCH_WORKERS, default 4
 	MaxBytes    int64         // MAX_FILE_SIZE, default 200MiB
-	HTTPTimeout time.Duration // FETCH_TIMEOUT, default 5m
+	HTTPTimeout time.Duration // FETCH_TIMEOUT, default 5m: longest single wait for the server
+	MaxDuration time.Duration // FETCH_MAX_DURATION, default 10m: one whole download
+	// MinRate (FETCH_MIN_RATE, default 8KiB/s) is the slowest a server may
+	// send over each RateWindow (FETCH_MIN_RATE_WINDOW, default 30s) of
+	// waiting on it; 0 takes the default, negative disables the floor.
+	MinRate    int64
+	RateWindow time.Duration
+	// MaxRedirects (FETCH_MAX_REDIRECTS, default 5; 0 takes the default,
+	// negative follows none).
+	MaxRedirects int
+	// Guard: FETCH_ALLOW_HOSTS and FETCH_ALLOW_CIDRS (comma-separated).
+	// Everything else non-public is refused; the S3 endpoint's host is
+	// added by New.
+	Guard source.Guard
 	// RetryDelay is the first redelivery backoff after a transient
 	// failure (it doubles per delivery); 0 means the runner's default, 1s.
 	RetryDelay time.Duration
@@ -39,9 +55,16 @@ type Config struct {
 func ConfigFromEnv(getenv envconf.Getenv) (Config, error) {
 	r := envconf.New(getenv)
 	c := Config{
-		Workers:     r.Int("FETCH_WORKERS", 4),
-		MaxBytes:    r.Bytes("MAX_FILE_SIZE", 200<<20),
-		HTTPTimeout: r.Duration("FETCH_TIMEOUT", 5*time.Minute),
+		Workers:      r.Int("FETCH_WORKERS", 4),
+		MaxBytes:     r.Bytes("MAX_FILE_SIZE", 200<<20),
+		HTTPTimeout:  r.Duration("FETCH_TIMEOUT", 5*time.Minute),
+		MaxDuration:  r.Duration("FETCH_MAX_DURATION", source.DefaultMaxDuration),
+		MinRate:      r.Bytes("FETCH_MIN_RATE", source.DefaultMinRate),
+		RateWindow:   r.Duration("FETCH_MIN_RATE_WINDOW", source.DefaultRateWindow),
+		MaxRedirects: r.Int("FETCH_MAX_REDIRECTS", source.DefaultMaxRedirects),
+		Guard: source.Guard{
+			AllowHosts: list(r.String("FETCH_ALLOW_HOSTS", "")),
+		},
 		S3: source.S3Config{
 			Endpoint:      r.String("BUCKET_ENDPOINT", ""),
 			AccessID:      r.String("BUCKET_ACCESS_ID", ""),
@@ -63,10 +86,46 @@ func ConfigFromEnv(getenv envconf.Getenv) (Config, error) {
 	default:
 		return c, errors.Join(r.Err(), fmt.Errorf("STORAGE_TYPE=%q: want minio or s3", st))
 	}
-	if err := r.Err(); err != nil {
+	if c.MinRate == 0 {
+		c.MinRate = -1 // FETCH_MIN_RATE=0: no floor
+	}
+	if c.MaxRedirects == 0 {
+		c.MaxRedirects = -1 // FETCH_MAX_REDIRECTS=0: follow none
+	}
+	var cidrErr error
+	c.Guard.AllowCIDRs, cidrErr = parseCIDRs(r.String("FETCH_ALLOW_CIDRS", ""))
+	if err := errors.Join(r.Err(), cidrErr); err != nil {
 		return c, err
 	}
 	return c, c.Validate()
+}
+
+// list splits a comma-separated setting, dropping empty items.
+func list(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// parseCIDRs reads FETCH_ALLOW_CIDRS: prefixes, or single addresses.
+func parseCIDRs(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range list(s) {
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			a, aerr := netip.ParseAddr(f)
+			if aerr != nil {
+				return nil, fmt.Errorf("FETCH_ALLOW_CIDRS: %q is neither a CIDR prefix nor an address", f)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 // Validate checks the settings before anything connects.
@@ -77,6 +136,9 @@ func (c Config) Validate() error {
 	if c.MaxBytes < 1 {
 		return fmt.Errorf("MAX_FILE_SIZE must be positive")
 	}
+	if c.HTTPTimeout < 0 || c.MaxDuration < 0 || c.RateWindow < 0 {
+		return fmt.Errorf("FETCH_TIMEOUT, FETCH_MAX_DURATION and FETCH_MIN_RATE_WINDOW must not be negative")
+	}
 	return nil
 }
 
@@ -84,7 +146,11 @@ func (c Config) Validate() error {
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.Int("workers", c.Workers), slog.Int64("max_bytes", c.MaxBytes),
-		slog.Duration("http_timeout", c.HTTPTimeout), slog.String("s3_endpoint", c.S3.Endpoint),
+		slog.Duration("http_timeout", c.HTTPTimeout), slog.Duration("max_duration", c.MaxDuration),
+		slog.Int64("min_rate", c.MinRate), slog.Duration("rate_window", c.RateWindow),
+		slog.Int("max_redirects", c.MaxRedirects),
+		slog.Any("allow_hosts", c.Guard.AllowHosts), slog.Any("allow_cidrs", c.Guard.AllowCIDRs),
+		slog.String("s3_endpoint", c.S3.Endpoint),
 		slog.String("s3_access_id", envconf.Mask(c.S3.AccessID)), slog.String("s3_access_key", envconf.Mask(c.S3.AccessKey)),
 	)
 }
@@ -100,11 +166,36 @@ type Service struct {
 
 // New returns a fetcher over the pipeline's resources.
 func New(cfg Config, res *pipeline.Resources, log *slog.Logger) (*Service, error) {
-	op, err := source.New(source.Options{MaxBytes: cfg.MaxBytes, HTTPTimeout: cfg.HTTPTimeout, S3: cfg.S3})
+	guard := cfg.Guard
+	if h := s3Host(cfg.S3.Endpoint); h != "" {
+		// The configured S3 endpoint is trusted: presigned http URLs of the
+		// same (often private) MinIO pass.
+		guard.AllowHosts = append(slices.Clip(guard.AllowHosts), h)
+	}
+	op, err := source.New(source.Options{
+		MaxBytes: cfg.MaxBytes, HTTPTimeout: cfg.HTTPTimeout, MaxDuration: cfg.MaxDuration,
+		MinRate: cfg.MinRate, RateWindow: cfg.RateWindow, MaxRedirects: cfg.MaxRedirects,
+		Guard: guard, S3: cfg.S3,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("fetcher: %w", err)
 	}
 	return &Service{cfg: cfg, res: res, status: status.New(res.Status), open: op, log: log}, nil
+}
+
+// s3Host returns the host (and port, when given) of BUCKET_ENDPOINT.
+func s3Host(endpoint string) string {
+	if endpoint == "" {
+		return ""
+	}
+	if strings.Contains(endpoint, "://") {
+		u, err := url.Parse(endpoint)
+		if err != nil {
+			return ""
+		}
+		return u.Host
+	}
+	return endpoint
 }
 
 // Run fetches until ctx ends.
@@ -132,7 +223,7 @@ func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
 	}
 	doc, err := s.fetch(ctx, id, job.Task.URL)
 	if err != nil {
-		return err
+		return fmt.Errorf("fetch %s: %w", id, err)
 	}
 	s.log.Info("fetched", "task_id", id, "bytes", doc.Size, "sha256", doc.SHA256)
 	_, err = pipeline.Publish(ctx, s.res.JS, pipeline.Parse.Subject(id), id, pipeline.MsgID(id, job.Replay, "parse"),

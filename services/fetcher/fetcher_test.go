@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ import (
 	"github.com/pdfpipe/pdfpipe/pkg/status"
 	"github.com/pdfpipe/pdfpipe/pkg/task"
 	"github.com/pdfpipe/pdfpipe/services/fetcher"
+	"github.com/pdfpipe/pdfpipe/services/fetcher/source"
 )
 
 const maxBytes = 256 << 10
@@ -113,14 +115,30 @@ func refusedURL(t *testing.T) string {
 	return "http://" + addr + "/doc.pdf"
 }
 
-func startFetcher(t *testing.T, e *env) {
+// startFetcher runs a fetcher whose guard lets exactly the given
+// loopback hosts (host:port) through; edit adjusts the test settings.
+func startFetcher(t *testing.T, e *env, allow []string, edit ...func(*fetcher.Config)) {
 	t.Helper()
-	svc, err := fetcher.New(fetcher.Config{Workers: 2, MaxBytes: maxBytes, HTTPTimeout: 5 * time.Second,
-		RetryDelay: 50 * time.Millisecond}, e.Res, stagetest.Logger(t))
+	cfg := fetcher.Config{Workers: 2, MaxBytes: maxBytes, HTTPTimeout: 5 * time.Second,
+		RetryDelay: 50 * time.Millisecond, Guard: source.Guard{AllowHosts: allow}}
+	for _, f := range edit {
+		f(&cfg)
+	}
+	svc, err := fetcher.New(cfg, e.Res, stagetest.Logger(t))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
 	stagetest.Run(t, svc.Run)
+}
+
+// hostOf returns the host:port of a URL.
+func hostOf(t *testing.T, raw string) string {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatalf("url %q: %v", raw, err)
+	}
+	return u.Host
 }
 
 // submit records the task as the gateway does and publishes its fetch job.
@@ -181,7 +199,7 @@ func (e *env) expectFetched(t *testing.T, id string, want []byte) {
 func TestFetchGoodPDF(t *testing.T) {
 	e := newEnv(t)
 	o := newOrigin(t)
-	startFetcher(t, e)
+	startFetcher(t, e, []string{hostOf(t, o.URL)})
 
 	e.submit(t, "good-1", o.URL+"/good.pdf"+presigned)
 	e.expectFetched(t, "good-1", o.pdf)
@@ -203,7 +221,7 @@ func TestFetchBadInput(t *testing.T) {
 		{name: "404", path: "/missing.pdf", wantDeliveries: 1,
 			wantReason: []string{"status 404", "not found"}},
 		{name: "403 expired presigned URL", path: "/expired.pdf", wantDeliveries: 1,
-			wantReason: []string{"status 403", "AccessDenied", "URL expired or forbidden", "Request has expired"}},
+			wantReason: []string{"status 403", "AccessDenied", "URL expired or forbidden"}},
 		{name: "html instead of pdf", path: "/login.pdf", wantDeliveries: 1,
 			wantReason: []string{"no %PDF- header", "looks like HTML", "not a PDF"}},
 		{name: "empty body", path: "/empty.pdf", wantDeliveries: 1,
@@ -219,10 +237,10 @@ func TestFetchBadInput(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
 			o := newOrigin(t)
-			startFetcher(t, e)
+			url := refusedURL(t)
+			startFetcher(t, e, []string{hostOf(t, o.URL), hostOf(t, url)})
 			terms := e.WatchTerminated(t, pipeline.Fetch)
 
-			url := refusedURL(t)
 			if tc.path != "" {
 				url = o.URL + tc.path + presigned
 			}
@@ -270,7 +288,7 @@ func TestFetchBadInput(t *testing.T) {
 func TestFetchConcurrentMixed(t *testing.T) {
 	e := newEnv(t)
 	o := newOrigin(t)
-	startFetcher(t, e)
+	startFetcher(t, e, []string{hostOf(t, o.URL)})
 	bad := map[string]string{"m-404": "/missing.pdf", "m-html": "/login.pdf", "m-big": "/big-chunked.pdf"}
 	for id, path := range bad {
 		e.submit(t, id, o.URL+path)

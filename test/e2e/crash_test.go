@@ -77,6 +77,7 @@ func TestKillNineAndRestart(t *testing.T) {
 		"GATEWAY_ID=crash-test",
 		"ACK_WAIT=3s",
 		"LOG_LEVEL=warn",
+		"FETCH_ALLOW_HOSTS="+web.Listener.Addr().String(), // the fetch guard refuses loopback otherwise
 	)
 	logs := &testenv.LogBuffer{}
 	start := func() *exec.Cmd {

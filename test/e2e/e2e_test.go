@@ -73,6 +73,8 @@ func TestPipelineEndToEnd(t *testing.T) {
 	defer web.Close()
 
 	st := startStack(t, map[string]string{
+		// The fetch guard refuses loopback: allow exactly the origin.
+		"FETCH_ALLOW_HOSTS": web.Listener.Addr().String(),
 		"REDIS_URL":         redisURL,
 		"BUCKET_ENDPOINT":   s3.Endpoint,
 		"BUCKET_ACCESS_ID":  s3.AccessKey,

@@ -30,7 +30,8 @@ func TestReplayIngestAfterBackendRefusal(t *testing.T) {
 	pdf := samplePDF(t, 5, "Replay document")
 	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(pdf) }))
 	defer web.Close()
-	st := startStack(t, map[string]string{"REDIS_URL": redisURL, "TEMP_DIR": t.TempDir()})
+	st := startStack(t, map[string]string{"REDIS_URL": redisURL, "TEMP_DIR": t.TempDir(),
+		"FETCH_ALLOW_HOSTS": web.Listener.Addr().String()}) // the fetch guard refuses loopback otherwise
 	st.Sink.SetFault(func(string, int) error { return grpcstatus.Error(codes.InvalidArgument, "backend bug") })
 
 	ropts, _ := redis.ParseURL(redisURL)

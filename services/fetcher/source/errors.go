@@ -26,19 +26,24 @@ var (
 	// ErrEmpty: the object has zero bytes. Permanent.
 	ErrEmpty = errors.New("empty document")
 	// ErrBadURL: the URL cannot be fetched as given (malformed, unsupported
-	// scheme, s3:// without a configured endpoint, or a request the server
-	// rejects with another 4xx status). Permanent.
+	// scheme, s3:// without a configured endpoint, a DNS name that does not
+	// exist, a redirect loop or a redirect to another scheme, a server that
+	// does not speak HTTP or TLS or whose certificate is not valid, or a
+	// request the server rejects with another 4xx status). Permanent.
 	ErrBadURL = errors.New("bad URL")
+	// ErrRefused: the fetch guard does not allow the address (see Guard);
+	// a *RefusedError says which rule refused. Permanent.
+	ErrRefused = errors.New("refused by the fetch guard")
 )
 
 // Permanent reports whether err is one a retry cannot fix: ErrNotFound,
-// ErrForbidden, ErrTooLarge, ErrNotPDF, ErrEmpty or ErrBadURL. Transient
+// ErrForbidden, ErrTooLarge, ErrNotPDF, ErrEmpty, ErrBadURL or ErrRefused. Transient
 // errors, context cancellation and unknown errors are not permanent.
 func Permanent(err error) bool {
 	if err == nil || errors.Is(err, ErrTransient) {
 		return false
 	}
-	for _, p := range []error{ErrNotFound, ErrForbidden, ErrTooLarge, ErrNotPDF, ErrEmpty, ErrBadURL} {
+	for _, p := range []error{ErrNotFound, ErrForbidden, ErrTooLarge, ErrNotPDF, ErrEmpty, ErrBadURL, ErrRefused} {
 		if errors.Is(err, p) {
 			return true
 		}
@@ -55,7 +60,8 @@ type StatusError struct {
 	// StatusCode is the HTTP status (0 if unknown).
 	StatusCode int
 	// Code is the S3 error code from the XML body (e.g. "AccessDenied",
-	// "NoSuchKey"), when there was one.
+	// "NoSuchKey"), when there was one and S3 defines it. Nothing else of
+	// the body is kept.
 	Code string
 	// Reason says in words what a person can do about it.
 	Reason string

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 )
 
 // maxErrorBody is how much of an error response is read to find an S3-style
@@ -16,66 +15,71 @@ const maxErrorBody = 4 << 10
 
 func (o *Opener) openHTTP(ctx context.Context, u *url.URL) (Object, error) {
 	name := redact(u)
-	rctx, cancel := context.WithCancel(ctx)
+	origin := redactHost(u)
+	rctx, m, cancel := o.start(ctx)
 	req, err := http.NewRequestWithContext(rctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		cancel()
+		m.stop()
+		cancel(nil)
 		return Object{}, fmt.Errorf("get %s: malformed request: %w", name, ErrBadURL)
 	}
 	req.Header.Set("Accept", "application/pdf, */*;q=0.5")
 
-	w := newWatchdog(o.timeout, cancel)
+	m.begin()
 	resp, err := o.http.Do(req)
+	m.end(0)
 	if err != nil {
-		w.disarm()
-		cancel()
-		return Object{}, o.failure(ctx, "get", name, w, err)
+		m.stop()
+		cancel(nil)
+		return Object{}, failure(ctx, rctx, "get", name, origin, err)
 	}
 	fail := func(err error) (Object, error) {
-		w.disarm()
+		m.stop()
 		resp.Body.Close()
-		cancel()
+		cancel(nil)
 		return Object{}, err
 	}
-	if w.disarm() {
-		return fail(o.failure(ctx, "get", name, w, nil))
+	if rctx.Err() != nil {
+		return fail(failure(ctx, rctx, "get", name, origin, rctx.Err()))
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		w.arm()
+		m.begin()
 		head, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+		m.end(len(head))
 		return fail(httpStatusError(name, resp.StatusCode, head))
 	}
 	if resp.ContentLength > o.maxBytes {
 		return fail(o.tooLarge(name, resp.ContentLength))
 	}
-	ct := resp.Header.Get("Content-Type")
+	ct := mediaType(resp.Header.Get("Content-Type"))
 	body := &guardedBody{
-		src:         &watchedReader{rc: resp.Body, w: w},
+		src:         &meteredReader{rc: resp.Body, m: m},
 		max:         o.maxBytes,
 		name:        name,
 		contentType: ct,
 		mapErr: func(err error) error {
-			return o.failure(ctx, "read", name, w, err)
+			return failure(ctx, rctx, "read", name, origin, err)
 		},
-		onClose: cancel,
+		onClose: func() { cancel(nil) },
 	}
 	return Object{Body: body, Size: resp.ContentLength, ContentType: ct}, nil
 }
 
 // s3Error is the XML error document S3 and compatible servers send (also
-// for expired presigned URLs). Only Code and Message are used: other fields
-// (StringToSign, CanonicalRequest, AWSAccessKeyId) may identify credentials.
+// for expired presigned URLs). Only Code is used, and only when it is a
+// code S3 defines (knownCode): Message and the other fields are the
+// server's words (and may identify credentials).
 type s3Error struct {
-	Code    string
-	Message string
+	Code string
 }
 
 // httpStatusError maps a non-2xx status to a StatusError with a reason a
-// person can act on.
+// person can act on. Nothing of the body is quoted but a known S3 error
+// code.
 func httpStatusError(name string, status int, body []byte) *StatusError {
 	var x s3Error
 	_ = xml.Unmarshal(body, &x) // not XML: no code, the status decides
-	e := &StatusError{URL: name, StatusCode: status, Code: oneLine(x.Code, 64)}
+	e := &StatusError{URL: name, StatusCode: status, Code: knownCode(x.Code)}
 	switch {
 	case status == http.StatusNotFound:
 		e.Kind, e.Reason = ErrNotFound, "not found: check the URL, or the file was deleted"
@@ -89,20 +93,10 @@ func httpStatusError(name string, status int, body []byte) *StatusError {
 		e.Kind, e.Reason = ErrTransient, "server busy, retry later"
 	case status >= 500:
 		e.Kind, e.Reason = ErrTransient, "server error, retry later"
+	case status >= 300 && status < 400:
+		e.Kind, e.Reason = ErrBadURL, "redirect without a usable Location"
 	default:
 		e.Kind, e.Reason = ErrBadURL, "request rejected: check the URL"
 	}
-	if msg := oneLine(x.Message, 200); msg != "" {
-		e.Reason += " (" + msg + ")"
-	}
 	return e
-}
-
-// oneLine trims s to one line of at most n bytes.
-func oneLine(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > n {
-		s = strings.ToValidUTF8(s[:n], "") + "..."
-	}
-	return s
 }

@@ -53,51 +53,54 @@ func (o *Opener) openS3(ctx context.Context, path string) (Object, error) {
 		return Object{}, fmt.Errorf("get %s: no object key in URL: %w", name, ErrBadURL)
 	}
 
-	rctx, cancel := context.WithCancel(ctx)
-	w := newWatchdog(o.timeout, cancel)
+	rctx, m, cancel := o.start(ctx)
+	m.begin()
 	obj, err := o.s3.GetObject(rctx, bucket, key, minio.GetObjectOptions{})
 	if err != nil {
-		w.disarm()
-		cancel()
-		return Object{}, o.s3Failure(ctx, name, w, err)
+		m.stop()
+		cancel(nil)
+		return Object{}, s3Failure(ctx, rctx, name, err)
 	}
 	info, err := obj.Stat() // sends the GET; the body is read from the same response
-	fired := w.disarm()
+	m.end(0)
 	fail := func(err error) (Object, error) {
+		m.stop()
 		obj.Close()
-		cancel()
+		cancel(nil)
 		return Object{}, err
 	}
 	if err != nil {
-		return fail(o.s3Failure(ctx, name, w, err))
+		return fail(s3Failure(ctx, rctx, name, err))
 	}
-	if fired {
-		return fail(o.failure(ctx, "get", name, w, nil))
+	if rctx.Err() != nil {
+		return fail(failure(ctx, rctx, "get", name, "", rctx.Err()))
 	}
 	if info.Size > o.maxBytes {
 		return fail(o.tooLarge(name, info.Size))
 	}
+	ct := mediaType(info.ContentType)
 	body := &guardedBody{
-		src:         &watchedReader{rc: obj, w: w},
+		src:         &meteredReader{rc: obj, m: m},
 		max:         o.maxBytes,
 		name:        name,
-		contentType: info.ContentType,
+		contentType: ct,
 		mapErr: func(err error) error {
-			return o.s3Failure(ctx, name, w, err)
+			return s3Failure(ctx, rctx, name, err)
 		},
-		onClose: cancel,
+		onClose: func() { cancel(nil) },
 	}
-	return Object{Body: body, Size: info.Size, ContentType: info.ContentType}, nil
+	return Object{Body: body, Size: info.Size, ContentType: ct}, nil
 }
 
 // s3Failure maps a minio error: S3 error codes decide when present,
-// anything else (network, timeouts) is transient.
-func (o *Opener) s3Failure(ctx context.Context, name string, w *watchdog, err error) error {
+// anything else (network, timeouts) is classified as for HTTP. The
+// server's message is never quoted, its code only when S3 defines it.
+func s3Failure(ctx, rctx context.Context, name string, err error) error {
 	var er minio.ErrorResponse
-	if w.fired.Load() || ctx.Err() != nil || !errors.As(err, &er) || (er.Code == "" && er.StatusCode == 0) {
-		return o.failure(ctx, "get", name, w, err)
+	if rctx.Err() != nil || !errors.As(err, &er) || (er.Code == "" && er.StatusCode == 0) {
+		return failure(ctx, rctx, "get", name, "", err)
 	}
-	e := &StatusError{URL: name, StatusCode: er.StatusCode, Code: oneLine(er.Code, 64)}
+	e := &StatusError{URL: name, StatusCode: er.StatusCode, Code: knownCode(er.Code)}
 	switch er.Code {
 	case "NoSuchKey":
 		e.Kind, e.Reason = ErrNotFound, "no such key: check the object key"

@@ -4,19 +4,28 @@
 //
 // Errors wrap the sentinels in errors.go; Permanent tells a caller whether to
 // give up (terminate the task) or retry later. Error text never contains
-// credentials or presigned query strings.
+// credentials, presigned query strings or anything a remote server said
+// (bodies, messages, certificate names): only the status, a known S3 error
+// code and a classified cause.
+//
+// http and https URLs go through a Guard that refuses non-public addresses
+// on every connection, redirects included; downloads are bounded by a
+// stall limit, an overall deadline and a minimum rate.
 package source
 
 import (
+	"cmp"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -50,14 +59,29 @@ type Options struct {
 	// MaxBytes is the largest document accepted (default 200 MiB).
 	MaxBytes int64
 	// HTTPTimeout bounds waiting for response headers and any single stall
-	// while reading the body (default 30s), for both HTTP and S3. It does not
-	// bound a whole download that keeps making progress: use ctx for that.
+	// while reading the body (default 30s), for both HTTP and S3.
 	HTTPTimeout time.Duration
+	// MaxDuration bounds a whole download, first byte of the request to the
+	// last of the body (default 10m).
+	MaxDuration time.Duration
+	// MinRate is the slowest a server may send, in bytes per second of time
+	// spent waiting on it, judged over each RateWindow of waiting (defaults
+	// 8 KiB/s and 30s). Negative disables the floor.
+	MinRate    int64
+	RateWindow time.Duration
+	// MaxRedirects is how many redirects are followed (default 5; negative:
+	// none).
+	MaxRedirects int
+	// Guard restricts the addresses http and https URLs may reach; its zero
+	// value allows public addresses only. The S3 endpoint is trusted and
+	// not guarded.
+	Guard Guard
 	// S3 configures s3:// URLs.
 	S3 S3Config
-	// HTTPClient is used for http and https URLs (default: a client with its
-	// own connection pool).
-	HTTPClient *http.Client
+
+	// beforeDial, when set, sees every address about to be dialled for an
+	// http(s) URL and may stop the dial (tests: see export_test.go).
+	beforeDial func(netip.AddrPort) error
 }
 
 // Object is an opened document.
@@ -77,33 +101,35 @@ type Opener struct {
 	http          *http.Client
 	s3            *minio.Client // nil when no S3 endpoint is configured
 	maxBytes      int64
-	timeout       time.Duration
+	lim           limits
 	defaultBucket string
 }
 
 // New returns an Opener. It does not contact any server.
 func New(opts Options) (*Opener, error) {
-	if opts.MaxBytes < 0 {
+	switch {
+	case opts.MaxBytes < 0:
 		return nil, fmt.Errorf("max bytes %d: must not be negative", opts.MaxBytes)
-	}
-	if opts.HTTPTimeout < 0 {
+	case opts.HTTPTimeout < 0:
 		return nil, fmt.Errorf("http timeout %s: must not be negative", opts.HTTPTimeout)
+	case opts.MaxDuration < 0:
+		return nil, fmt.Errorf("max duration %s: must not be negative", opts.MaxDuration)
+	case opts.RateWindow < 0:
+		return nil, fmt.Errorf("rate window %s: must not be negative", opts.RateWindow)
 	}
 	o := &Opener{
-		http:          opts.HTTPClient,
-		maxBytes:      opts.MaxBytes,
-		timeout:       opts.HTTPTimeout,
+		maxBytes: cmp.Or(opts.MaxBytes, DefaultMaxBytes),
+		lim: limits{
+			stall:       cmp.Or(opts.HTTPTimeout, DefaultHTTPTimeout),
+			maxDuration: cmp.Or(opts.MaxDuration, DefaultMaxDuration),
+			minRate:     max(cmp.Or(opts.MinRate, DefaultMinRate), 0),
+			window:      cmp.Or(opts.RateWindow, DefaultRateWindow),
+		},
 		defaultBucket: opts.S3.DefaultBucket,
 	}
-	if o.maxBytes == 0 {
-		o.maxBytes = DefaultMaxBytes
-	}
-	if o.timeout == 0 {
-		o.timeout = DefaultHTTPTimeout
-	}
-	if o.http == nil {
-		o.http = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
-	}
+	redirects := cmp.Or(opts.MaxRedirects, DefaultMaxRedirects)
+	g := opts.Guard
+	o.http = newHTTPClient(&g, max(redirects, 0), opts.beforeDial)
 	if opts.S3.Endpoint != "" {
 		c, err := newS3Client(opts.S3)
 		if err != nil {
@@ -126,7 +152,7 @@ func (o *Opener) Open(ctx context.Context, rawURL string) (Object, error) {
 	switch strings.ToLower(scheme) {
 	case "http", "https":
 		u, err := url.Parse(rawURL)
-		if err != nil || u.Host == "" {
+		if err != nil || u.Hostname() == "" {
 			return Object{}, fmt.Errorf("open %q: malformed URL: %w", redactRaw(rawURL), ErrBadURL)
 		}
 		return o.openHTTP(ctx, u)
@@ -170,73 +196,112 @@ func redactRaw(raw string) string {
 	return raw
 }
 
-// watchdog cancels a request when a wait (for headers, or for one Read)
-// lasts longer than d.
-type watchdog struct {
-	d     time.Duration
-	t     *time.Timer
-	fired atomic.Bool
+// start begins one request: its context, cancelled by the meter when a
+// limit is crossed.
+func (o *Opener) start(ctx context.Context) (context.Context, *meter, context.CancelCauseFunc) {
+	rctx, cancel := context.WithCancelCause(ctx)
+	return rctx, newMeter(o.lim, cancel), cancel
 }
 
-// newWatchdog returns an armed watchdog that calls cancel on expiry.
-func newWatchdog(d time.Duration, cancel context.CancelFunc) *watchdog {
-	w := &watchdog{d: d}
-	w.t = time.AfterFunc(d, func() {
-		w.fired.Store(true)
-		cancel()
-	})
-	return w
-}
-
-func (w *watchdog) arm() { w.t.Reset(w.d) }
-
-// disarm stops the timer and reports whether it had fired.
-func (w *watchdog) disarm() bool {
-	w.t.Stop()
-	return w.fired.Load()
-}
-
-// watchedReader arms the watchdog around each Read, so only time spent
-// waiting on the server counts, not time the caller spends between reads.
-type watchedReader struct {
-	rc io.ReadCloser
-	w  *watchdog
-}
-
-func (r *watchedReader) Read(p []byte) (int, error) {
-	r.w.arm()
-	n, err := r.rc.Read(p)
-	r.w.disarm()
-	return n, err
-}
-
-func (r *watchedReader) Close() error {
-	r.w.disarm()
-	return r.rc.Close()
-}
-
-// failure classifies an error from a request or a body read as transient,
-// unless the caller's ctx ended (then that is returned as is).
-func (o *Opener) failure(ctx context.Context, op, name string, w *watchdog, err error) error {
-	if w.fired.Load() {
-		return fmt.Errorf("%s %s: no data from server for %s: %w", op, name, o.timeout, ErrTransient)
+// failure turns an error from a request or a body read into one whose
+// text is ours alone: the cause classified (refused by the guard, a limit
+// crossed, connection refused, DNS, TLS, not HTTP…), never the server's
+// words. The caller's own cancellation is returned as is. The original
+// error stays reachable with errors.As. origin is scheme://host of the
+// requested URL ("" for S3): a failure at another host is a redirect hop's.
+func failure(ctx, rctx context.Context, op, name, origin string, err error) error {
+	var le *limitError
+	if errors.As(context.Cause(rctx), &le) && ctx.Err() == nil {
+		return fmt.Errorf("%s %s: %w", op, name, le)
 	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("%s %s: %w", op, name, context.Cause(ctx))
 	}
+	hop := ""
 	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err // its URL may carry the presigned query
+	if origin != "" && errors.As(err, &ue) {
+		if u, perr := url.Parse(ue.URL); perr == nil && redactHost(u) != origin {
+			hop = redactHost(u)
+		}
 	}
-	var ne net.Error
+	var refused *RefusedError
+	if hop == "" && errors.As(err, &refused) {
+		return fmt.Errorf("%s %s refused: %w", op, name, refused)
+	}
+	return fmt.Errorf("%s %s: %w", op, name, classify(err, hop))
+}
+
+// causeError is a classified failure. Its text is ours; Unwrap gives the
+// sentinel and the original error.
+type causeError struct {
+	text string
+	kind error
+	err  error
+}
+
+func (e *causeError) Error() string   { return e.text + ": " + e.kind.Error() }
+func (e *causeError) Unwrap() []error { return []error{e.kind, e.err} }
+
+// classify names the cause of a transport error. hop, when not empty, is
+// the scheme and host of the request that failed (a redirect target).
+func classify(err error, hop string) error {
+	at := ""
+	if hop != "" {
+		at = " at " + hop
+	}
+	var (
+		refused *RefusedError
+		redir   *redirectError
+		dnsErr  *net.DNSError
+		recErr  tls.RecordHeaderError
+		certErr *tls.CertificateVerificationError
+		unkAuth x509.UnknownAuthorityError
+		badHost x509.HostnameError
+		invCert x509.CertificateInvalidError
+		ne      net.Error
+	)
+	c := &causeError{kind: ErrTransient, err: err}
 	switch {
+	case errors.As(err, &refused):
+		if hop != "" {
+			return fmt.Errorf("redirect to %s refused: %w", hop, refused)
+		}
+		return fmt.Errorf("refused: %w", refused)
+	case errors.Is(err, ErrRefused):
+		c.text, c.kind = "refused"+at, ErrRefused
+	case errors.As(err, &redir):
+		return redir
+	case errors.Is(err, errNotHTTP):
+		c.text, c.kind = "the server"+at+" does not speak HTTP", ErrBadURL
+	case errors.Is(err, errNotTLS), errors.As(err, &recErr):
+		c.text, c.kind = "the server"+at+" does not speak TLS", ErrBadURL
+	case errors.As(err, &certErr), errors.As(err, &unkAuth), errors.As(err, &badHost), errors.As(err, &invCert):
+		c.text, c.kind = "the server's TLS certificate"+at+" is not valid for its name or not trusted", ErrBadURL
+	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
+		c.text, c.kind = fmt.Sprintf("DNS name %s does not exist", dnsErr.Name), ErrBadURL
+	case errors.As(err, &dnsErr):
+		c.text = fmt.Sprintf("DNS lookup of %s failed", dnsErr.Name)
 	case errors.Is(err, syscall.ECONNREFUSED):
-		return fmt.Errorf("%s %s: connection refused, server down or wrong address: %w: %w", op, name, ErrTransient, err)
+		c.text = "connection refused" + at + ", server down or wrong address"
+	case errors.Is(err, syscall.ECONNRESET):
+		c.text = "connection reset by the server" + at
 	case errors.As(err, &ne) && ne.Timeout():
-		return fmt.Errorf("%s %s: timeout: %w: %w", op, name, ErrTransient, err)
+		c.text = "timeout" + at
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		c.text = "connection closed early by the server" + at
 	default:
-		return fmt.Errorf("%s %s: %w: %w", op, name, ErrTransient, err)
+		c.text = "connection failed" + at
 	}
+	return c
+}
+
+// redactHost returns scheme://host of u: what a reason may say about a
+// redirect target chosen by a remote server.
+func redactHost(u *url.URL) string {
+	if u == nil {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
 }
 
 // tooLarge is the error for a declared size above the limit.

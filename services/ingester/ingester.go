@@ -1,8 +1,8 @@
 // Package ingester is the last stage: once every chunk of a document has
 // its vector, it streams the document to the backend's IngestService in
 // one IngestDocument call — metadata first, then every chunk in index
-// order, read one at a time from the vector stream so memory does not grow
-// with the document — and marks the task done only when the backend
+// order, read from the vector stream in windows of consecutive chunks so
+// memory does not grow with the document — and marks the task done only when the backend
 // answers success.
 package ingester
 
@@ -85,6 +85,8 @@ type Service struct {
 	log    *slog.Logger
 	// notify is how often the wait for vectors re-checks without news.
 	recheck time.Duration
+	// newVectorIter, when set, replaces the batched vector reader (tests).
+	newVectorIter func(ctx context.Context, taskID string, n int) vectorIter
 }
 
 // New returns an ingester; the gRPC connection is made lazily.
@@ -257,10 +259,6 @@ func countVectors(ctx context.Context, stream jetstream.Stream, taskID string) (
 func (s *Service) send(ctx context.Context, job pipeline.IngestJob, attempt int) (*pb.IngestResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	stream, err := s.res.JS.Stream(ctx, pipeline.VectorStream)
-	if err != nil {
-		return nil, fmt.Errorf("vector stream: %w", err)
-	}
 	t := job.Task
 	fileID := t.DocumentID()
 	call, err := s.client.IngestDocument(ctx)
@@ -278,14 +276,12 @@ func (s *Service) send(ctx context.Context, job pipeline.IngestJob, attempt int)
 	}}}); err != nil {
 		return nil, s.sendErr(call, "metadata", err)
 	}
+	vecs := s.readVectors(ctx, t.ID, job.Chunks)
+	defer vecs.Close()
 	for i := 0; i < job.Chunks; i++ {
-		m, err := stream.GetLastMsgForSubject(ctx, pipeline.VectorSubject(t.ID, i))
+		v, err := vecs.Next(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("read vector %d: %w", i, err)
-		}
-		var v pipeline.Vector
-		if err := pipeline.Decode(m.Data, &v); err != nil {
-			return nil, stage.Permanent(fmt.Errorf("vector %d: %w", i, err))
 		}
 		c := v.Chunk
 		if err := call.Send(&pb.IngestRequest{RequestType: &pb.IngestRequest_Chunk{Chunk: &pb.TextChunk{

@@ -361,11 +361,8 @@ func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
 		if len(vecs[i]) != s.cfg.Dimension {
 			return stage.Permanent(fmt.Errorf("embed %s chunk %d: got %d dimensions, want %d", job.TaskID, c.Index, len(vecs[i]), s.cfg.Dimension))
 		}
-		m, err := pipeline.NewMsg(pipeline.VectorSubject(job.TaskID, c.Index), job.TaskID,
+		m := pipeline.NewVectorMsg(pipeline.VectorSubject(job.TaskID, c.Index),
 			pipeline.Vector{TaskID: job.TaskID, Model: model, Chunk: c, Vector: vecs[i]})
-		if err != nil {
-			return err
-		}
 		f, err := s.res.JS.PublishMsgAsync(m)
 		if err != nil {
 			return fmt.Errorf("store vector %d of %s: %w", c.Index, job.TaskID, err)

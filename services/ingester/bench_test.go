@@ -50,7 +50,8 @@ func TestIngestAcrossVectorWindows(t *testing.T) {
 // chunks, default 4000, ~1 KB of text and 384 floats each) from the vector
 // stream into the reference sink over loopback gRPC, with the batched
 // reader and, as the reference in the same run, the per-chunk reader the
-// ingester used before. It reports chunks/s from the ingest job's publish
+// ingester used before, with vectors stored as JSON (as before) and in
+// binary format 1. It reports chunks/s from the ingest job's publish
 // to the task's done state.
 //
 //	go test -run '^$' -bench BenchmarkIngestDocument -benchtime 3x ./services/ingester
@@ -60,7 +61,8 @@ func BenchmarkIngestDocument(b *testing.B) {
 		n = v
 	}
 	rates := map[string]float64{}
-	for _, mode := range []string{"per-chunk", "batched"} {
+	// per-chunk/json is the ingester and embedder as they were.
+	for _, mode := range []string{"per-chunk/json", "batched/json", "batched/binary"} {
 		b.Run(mode, func(b *testing.B) {
 			e := newEnv(b)
 			addr := benchSink(b)
@@ -69,15 +71,15 @@ func BenchmarkIngestDocument(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if mode == "per-chunk" {
+			if strings.HasPrefix(mode, "per-chunk") {
 				ingester.UsePerChunkReader(svc)
 			}
 			stagetest.Run(b, svc.Run)
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
-				id := fmt.Sprintf("bench-%s-%d", mode, i)
-				publishBenchVectors(b, e.JS, id, n)
+				id := fmt.Sprintf("bench-%s-%d", strings.ReplaceAll(mode, "/", "-"), i)
+				publishBenchVectors(b, e.JS, id, n, strings.HasSuffix(mode, "binary"))
 				b.StartTimer()
 				publishBenchJob(b, e, id, n)
 				waitBenchDone(b, e, id)
@@ -87,8 +89,9 @@ func BenchmarkIngestDocument(b *testing.B) {
 			b.ReportMetric(rate, "chunks/s")
 		})
 	}
-	if rates["per-chunk"] > 0 && rates["batched"] > 0 {
-		b.Logf("batched/per-chunk: %.2fx (%d chunks per document)", rates["batched"]/rates["per-chunk"], n)
+	if old := rates["per-chunk/json"]; old > 0 {
+		b.Logf("against per-chunk/json in the same run: batched/json %.2fx, batched/binary %.2fx (%d chunks per document)",
+			rates["batched/json"]/old, rates["batched/binary"]/old, n)
 	}
 }
 
@@ -107,8 +110,9 @@ func benchSink(b *testing.B) string {
 }
 
 // publishBenchVectors stores n vectors of realistic size, out of order
-// within each run of 64 (as several embedders leave them).
-func publishBenchVectors(b *testing.B, js jetstream.JetStream, id string, n int) {
+// within each run of 64 (as several embedders leave them), in binary
+// format or as the JSON of earlier versions.
+func publishBenchVectors(b *testing.B, js jetstream.JetStream, id string, n int, binary bool) {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -128,9 +132,12 @@ func publishBenchVectors(b *testing.B, js jetstream.JetStream, id string, n int)
 		}
 		v := pipeline.Vector{TaskID: id, Model: "bench", Vector: vec, Chunk: pipeline.Chunk{
 			ID: chunkID(id, i), Index: i, Text: text, Chapter: "3 Results", ChapterNum: "3", PageStart: i/3 + 1, PageEnd: i/3 + 1}}
-		m, err := pipeline.NewMsg(pipeline.VectorSubject(id, i), id, v)
-		if err != nil {
-			b.Fatal(err)
+		m := pipeline.NewVectorMsg(pipeline.VectorSubject(id, i), v)
+		if !binary {
+			var err error
+			if m, err = pipeline.NewMsg(pipeline.VectorSubject(id, i), id, v); err != nil {
+				b.Fatal(err)
+			}
 		}
 		a, err := js.PublishMsgAsync(m)
 		if err != nil {

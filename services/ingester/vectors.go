@@ -242,9 +242,6 @@ func (f *windowFetcher) request(ctx context.Context, base int, indexes []int, ve
 	}
 }
 
-// decodeVector reads a stored vector message.
-func decodeVector(data []byte) (pipeline.Vector, error) {
-	var v pipeline.Vector
-	err := pipeline.Decode(data, &v)
-	return v, err
-}
+// decodeVector reads a stored vector message (binary or, from earlier
+// versions, JSON).
+func decodeVector(data []byte) (pipeline.Vector, error) { return pipeline.DecodeVector(data) }

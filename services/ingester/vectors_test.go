@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -123,6 +124,46 @@ func TestDirectGetSubject(t *testing.T) {
 			if got := directGetSubject(tc.opts, "S"); got != tc.want {
 				t.Errorf("got %q, want %q", got, tc.want)
 			}
+		})
+	}
+}
+
+// BenchmarkVectorReader reads 2,000 stored vectors (binary, ~2.5 KB each)
+// with the batched reader and with one GetLastMsgForSubject per vector;
+// ns/op is per vector.
+func BenchmarkVectorReader(b *testing.B) {
+	e := stagetest.New(b)
+	ctx := context.Background()
+	const n = 2000
+	text := strings.Repeat("lorem ipsum dolor sit amet ", 40)
+	for i := range n {
+		v := pipeline.Vector{TaskID: "b", Chunk: pipeline.Chunk{Index: i, Text: text}, Vector: make([]float32, 384)}
+		if _, err := e.JS.PublishMsg(ctx, pipeline.NewVectorMsg(pipeline.VectorSubject("b", i), v)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	s := &Service{res: e.Res}
+	readers := map[string]func() vectorIter{
+		"batched": func() vectorIter {
+			return newBatchReader(ctx, e.JS, pipeline.VectorStream, "b", n, vectorWindow, vectorWindowBytes)
+		},
+		"per-chunk": func() vectorIter { return &perChunkReader{js: s.res.JS, taskID: "b", n: n} },
+	}
+	for _, name := range []string{"per-chunk", "batched"} {
+		b.Run(name, func(b *testing.B) {
+			var r vectorIter
+			for i := 0; i < b.N; i++ {
+				if i%n == 0 {
+					if r != nil {
+						r.Close()
+					}
+					r = readers[name]()
+				}
+				if _, err := r.Next(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			r.Close()
 		})
 	}
 }

@@ -210,17 +210,33 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	end := time.Now()
 
-	// Pages and chunks of the stored documents, from the sink's records.
-	pages, chunks := 0, 0
-	stored := map[string]bool{}
-	for _, d := range sink.Documents() {
-		r := d.Response
-		if d.Metadata == nil || r == nil || !r.GetSuccess() || stored[d.Metadata.GetFileId()] {
-			continue
+	// Pages and chunks of the stored documents, from the sink's records
+	// (a call's record gets its response just after the end hook ran).
+	mu.Lock()
+	want := 0
+	for _, t := range tasks {
+		if !t.stored.IsZero() {
+			want++
 		}
-		stored[d.Metadata.GetFileId()] = true
-		pages += int(d.Metadata.GetTotalPages())
-		chunks += int(r.GetChunksStored())
+	}
+	mu.Unlock()
+	var pages, chunks int
+	var stored map[string]bool
+	for range 100 {
+		pages, chunks, stored = 0, 0, map[string]bool{}
+		for _, d := range sink.Documents() {
+			r := d.Response
+			if d.Metadata == nil || r == nil || !r.GetSuccess() || stored[d.Metadata.GetFileId()] {
+				continue
+			}
+			stored[d.Metadata.GetFileId()] = true
+			pages += int(d.Metadata.GetTotalPages())
+			chunks += int(r.GetChunksStored())
+		}
+		if len(stored) >= want {
+			break
+		}
+		time.Sleep(50 * time.Millisecond) // polling the sink's records, not synchronising
 	}
 	mu.Lock()
 	defer mu.Unlock()

@@ -88,6 +88,8 @@ func ConfigFromEnv(getenv envconf.Getenv) (Config, error) {
 			// Servers that reject OpenAI's `dimensions` parameter (their
 			// model is natively EMBEDDING_DIMENSION) take it switched off.
 			NoDimensionsParam: !r.Bool("EMBEDDING_SEND_DIMENSIONS", true),
+			// Servers that do not know encoding_format=base64 take it switched off.
+			FloatVectors: !r.Bool("EMBEDDING_BASE64", true),
 			// Estimated tokens per request; 0: the provider's budget.
 			MaxBatchTokens: r.Int("EMBED_BATCH_TOKENS", 0),
 		},

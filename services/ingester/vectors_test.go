@@ -15,7 +15,8 @@ import (
 )
 
 // TestBatchReader stores a task's vectors in reverse index order (so the
-// stream's order is not the index order) and reads them back in windows.
+// stream's order is not the index order), in both formats, and reads them
+// back in windows.
 func TestBatchReader(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -50,8 +51,13 @@ func TestBatchReader(t *testing.T) {
 					}
 					continue
 				}
+				// Odd indexes as the JSON of earlier versions, even ones binary.
 				v := pipeline.Vector{TaskID: id, Chunk: pipeline.Chunk{Index: i, Text: "text " + strconv.Itoa(i)}, Vector: []float32{float32(i)}}
-				if _, err := pipeline.Publish(ctx, e.JS, subj, id, "", v); err != nil {
+				if i%2 == 1 {
+					if _, err := pipeline.Publish(ctx, e.JS, subj, id, "", v); err != nil {
+						t.Fatal(err)
+					}
+				} else if _, err := e.JS.PublishMsg(ctx, pipeline.NewVectorMsg(subj, v)); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -2,8 +2,8 @@
 // its vector, it streams the document to the backend's IngestService in
 // one IngestDocument call — metadata first, then every chunk in index
 // order, read from the vector stream in windows of consecutive chunks so
-// memory does not grow with the document — and marks the task done only when the backend
-// answers success.
+// memory does not grow with the document — and marks the task done only
+// when the backend answers success.
 package ingester
 
 import (

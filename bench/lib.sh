@@ -17,3 +17,17 @@ need_debian_pdfs() {
 		DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 	fi
 }
+
+# load_control prints the machine's load and its real parallel capacity:
+# the same CPU-bound work run twice at once against once. Near 1.0 means
+# two free cores; near 2.0 means the cores are shared with other load and
+# figures are noisy (as bench/parser.sh prints).
+load_control() {
+	local z one two s e
+	z=$(mktemp)
+	head -c 200000000 /dev/zero >"$z"
+	s=$(date +%s.%N); sha256sum "$z" >/dev/null; e=$(date +%s.%N); one=$(echo "$e - $s" | bc -l)
+	s=$(date +%s.%N); sha256sum "$z" >/dev/null & sha256sum "$z" >/dev/null & wait; e=$(date +%s.%N); two=$(echo "$e - $s" | bc -l)
+	rm -f "$z"
+	echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores; two CPU-bound jobs at once take $(printf '%.2f' "$(echo "$two / $one" | bc -l)")x one job"
+}

@@ -36,6 +36,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintln(stderr, usage)
 		return fmt.Errorf("no command given")
 	}
+	stopProfile, err := startProfile(getenv)
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	switch args[0] {
 	case "run":
 		return runFiles(ctx, args[1:], getenv, stdout, stderr)

@@ -88,6 +88,8 @@ func ConfigFromEnv(getenv envconf.Getenv) (Config, error) {
 			// Servers that reject OpenAI's `dimensions` parameter (their
 			// model is natively EMBEDDING_DIMENSION) take it switched off.
 			NoDimensionsParam: !r.Bool("EMBEDDING_SEND_DIMENSIONS", true),
+			// Servers that do not know encoding_format=base64 take it switched off.
+			FloatVectors: !r.Bool("EMBEDDING_BASE64", true),
 			// Estimated tokens per request; 0: the provider's budget.
 			MaxBatchTokens: r.Int("EMBED_BATCH_TOKENS", 0),
 		},
@@ -361,11 +363,8 @@ func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
 		if len(vecs[i]) != s.cfg.Dimension {
 			return stage.Permanent(fmt.Errorf("embed %s chunk %d: got %d dimensions, want %d", job.TaskID, c.Index, len(vecs[i]), s.cfg.Dimension))
 		}
-		m, err := pipeline.NewMsg(pipeline.VectorSubject(job.TaskID, c.Index), job.TaskID,
+		m := pipeline.NewVectorMsg(pipeline.VectorSubject(job.TaskID, c.Index),
 			pipeline.Vector{TaskID: job.TaskID, Model: model, Chunk: c, Vector: vecs[i]})
-		if err != nil {
-			return err
-		}
 		f, err := s.res.JS.PublishMsgAsync(m)
 		if err != nil {
 			return fmt.Errorf("store vector %d of %s: %w", c.Index, job.TaskID, err)

@@ -239,7 +239,7 @@ func (h *harness) vectors(taskID string, n int) []pipeline.Vector {
 		if err != nil {
 			h.t.Fatalf("vector %d of %s: %v", i, taskID, err)
 		}
-		if err := json.Unmarshal(m.Data, &out[i]); err != nil {
+		if out[i], err = pipeline.DecodeVector(m.Data); err != nil {
 			h.t.Fatalf("decode vector %d: %v", i, err)
 		}
 		if got := m.Header.Get(pipeline.HeaderTaskID); got != taskID {

@@ -1,9 +1,9 @@
 // Package ingester is the last stage: once every chunk of a document has
 // its vector, it streams the document to the backend's IngestService in
 // one IngestDocument call — metadata first, then every chunk in index
-// order, read one at a time from the vector stream so memory does not grow
-// with the document — and marks the task done only when the backend
-// answers success.
+// order, read from the vector stream in windows of consecutive chunks so
+// memory does not grow with the document — and marks the task done only
+// when the backend answers success.
 package ingester
 
 import (
@@ -104,6 +104,8 @@ type Service struct {
 	// give up at once instead of holding the shutdown grace.
 	stopping <-chan struct{}
 	busy     taskLocks
+	// newVectorIter, when set, replaces the batched vector reader (tests).
+	newVectorIter func(ctx context.Context, taskID string, n int) vectorIter
 }
 
 // taskLocks lets one handler at a time work on a task.
@@ -487,10 +489,6 @@ func (s *Service) send(ctx context.Context, job pipeline.IngestJob, attempt, sen
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	t := job.Task
-	vectors, err := s.vectors(ctx, t.ID)
-	if err != nil {
-		return nil, 0, err
-	}
 	fileID := t.DocumentID()
 	call, err := s.client.IngestDocument(ctx)
 	if err != nil {
@@ -507,6 +505,8 @@ func (s *Service) send(ctx context.Context, job pipeline.IngestJob, attempt, sen
 	}}}); err != nil {
 		return nil, 0, s.sendErr(call, job, 0, err)
 	}
+	vecs := s.readVectors(ctx, t.ID, job.Chunks)
+	defer vecs.Close()
 	bound := sentMax
 	for i := 0; i < job.Chunks; i++ {
 		if i >= bound {
@@ -515,9 +515,9 @@ func (s *Service) send(ctx context.Context, job pipeline.IngestJob, attempt, sen
 				return nil, i, fmt.Errorf("record chunks sent: %w", err)
 			}
 		}
-		v, err := vectors.read(ctx, i)
+		v, err := vecs.Next(ctx)
 		if err != nil {
-			return nil, i, err
+			return nil, i, fmt.Errorf("read vector %d: %w", i, err)
 		}
 		c := v.Chunk
 		if err := call.Send(&pb.IngestRequest{RequestType: &pb.IngestRequest_Chunk{Chunk: &pb.TextChunk{
@@ -540,33 +540,6 @@ func (s *Service) send(ctx context.Context, job pipeline.IngestJob, attempt, sen
 		return nil, job.Chunks, fmt.Errorf("close stream: %w", err)
 	}
 	return resp, job.Chunks, nil
-}
-
-// vectorReader reads a task's embedded chunks by index.
-type vectorReader struct {
-	stream jetstream.Stream
-	taskID string
-}
-
-func (s *Service) vectors(ctx context.Context, taskID string) (vectorReader, error) {
-	stream, err := s.res.JS.Stream(ctx, pipeline.VectorStream)
-	if err != nil {
-		return vectorReader{}, fmt.Errorf("vector stream: %w", err)
-	}
-	return vectorReader{stream: stream, taskID: taskID}, nil
-}
-
-// read returns chunk i with its vector.
-func (r vectorReader) read(ctx context.Context, i int) (pipeline.Vector, error) {
-	m, err := r.stream.GetLastMsgForSubject(ctx, pipeline.VectorSubject(r.taskID, i))
-	if err != nil {
-		return pipeline.Vector{}, fmt.Errorf("read vector %d: %w", i, err)
-	}
-	var v pipeline.Vector
-	if err := pipeline.Decode(m.Data, &v); err != nil {
-		return pipeline.Vector{}, stage.Permanent(fmt.Errorf("vector %d: %w", i, err))
-	}
-	return v, nil
 }
 
 // sendErr turns a failed Send into the stream's real status: Send

@@ -76,8 +76,9 @@ type Options struct {
 	Dimension int
 	// Output receives the JSONL log of what is stored; nil discards it. Each
 	// IngestDocument call that leaves something stored appends one metadata
-	// line and one line per stored chunk in a single Write, followed by
-	// Flush when Output has a `Flush() error` method (e.g. *bufio.Writer).
+	// line and one line per stored chunk, together (in writes of about
+	// 1 MiB), followed by Flush when Output has a `Flush() error` method
+	// (e.g. *bufio.Writer).
 	// Writes are serialized, so Output need not be safe for concurrent use.
 	Output io.Writer
 	// Logger receives one record per call; nil discards logs.

@@ -2,9 +2,9 @@ package provider
 
 import (
 	"context"
-	"hash/fnv"
 	"math"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Local is the offline embedder, model "local-ngram-v1". It is lexical, not
@@ -69,41 +69,50 @@ func (l *Local) Embed(ctx context.Context, texts []string, kind Kind) ([][]float
 // Vector returns the embedding of one text (see [Local]).
 func (l *Local) Vector(text string) []float32 {
 	acc := make([]float64, l.dim)
-	add := func(feature []byte) {
-		h := fnv.New64a()
-		h.Write(feature)
-		sum := h.Sum64()
+	dim := uint64(l.dim)
+	add := func(sum uint64) {
 		if sum>>63 == 0 {
-			acc[sum%uint64(l.dim)]++
+			acc[sum%dim]++
 		} else {
-			acc[sum%uint64(l.dim)]--
+			acc[sum%dim]--
 		}
 	}
-
+	// The features are hashed as they are built (FNV-1a over the same
+	// bytes as before), without a string or hash.Hash per feature: the
+	// embedder's CPU went to allocations.
 	var (
 		run      []rune // current run, lower-cased
+		padded   []rune
+		cur      []byte // current word
 		prevWord []byte // previous word, for bigrams
-		buf      []byte
+		havePrev bool
 	)
 	word := func(w []rune) {
-		cur := []byte(string(w))
-		buf = append(append(buf[:0], "w:"...), cur...)
-		add(buf)
-		if prevWord != nil {
-			buf = append(append(append(append(buf[:0], "b:"...), prevWord...), ' '), cur...)
-			add(buf)
+		cur = cur[:0]
+		for _, r := range w {
+			cur = utf8.AppendRune(cur, r)
 		}
-		prevWord = cur
+		add(fnvBytes(fnvString(fnvOffset, "w:"), cur))
+		if havePrev {
+			h := fnvBytes(fnvString(fnvOffset, "b:"), prevWord)
+			h = fnvBytes(fnvString(h, " "), cur)
+			add(h)
+		}
+		prevWord, cur = cur, prevWord
+		havePrev = true
 	}
 	endRun := func() {
 		if len(run) == 0 {
 			return
 		}
-		padded := make([]rune, 0, len(run)+2)
-		padded = append(append(append(padded, ' '), run...), ' ')
+		padded = append(append(append(padded[:0], ' '), run...), ' ')
+		var rb [utf8.UTFMax]byte
 		for i := 0; i+3 <= len(padded); i++ {
-			buf = append(append(buf[:0], "c:"...), string(padded[i:i+3])...)
-			add(buf)
+			h := fnvString(fnvOffset, "c:")
+			for _, r := range padded[i : i+3] {
+				h = fnvBytes(h, utf8.AppendRune(rb[:0], r))
+			}
+			add(h)
 		}
 		start := 0
 		for i, r := range run {
@@ -142,6 +151,28 @@ func (l *Local) Vector(text string) []float32 {
 		out[i] = float32(x / norm)
 	}
 	return out
+}
+
+// 64-bit FNV-1a, as hash/fnv's New64a.
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
+func fnvBytes(h uint64, b []byte) uint64 {
+	for _, c := range b {
+		h ^= uint64(c)
+		h *= fnvPrime
+	}
+	return h
+}
+
+func fnvString(h uint64, s string) uint64 {
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= fnvPrime
+	}
+	return h
 }
 
 func isIdeograph(r rune) bool {

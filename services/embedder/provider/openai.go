@@ -22,6 +22,7 @@ type openaiRequester struct {
 	model   string
 	dim     int
 	sendDim bool
+	floats  bool
 	key     string
 }
 
@@ -49,6 +50,7 @@ func newOpenAI(cfg Config, sendDim bool, hc *http.Client) *openaiRequester {
 		model:   cfg.Model,
 		dim:     cfg.Dimension,
 		sendDim: sendDim,
+		floats:  cfg.FloatVectors,
 		key:     cfg.APIKey,
 	}
 }
@@ -60,6 +62,9 @@ func (r *openaiRequester) embed(ctx context.Context, texts []string, _ Kind) ([]
 	}
 	if r.sendDim {
 		params.Dimensions = openai.Int(int64(r.dim))
+	}
+	if !r.floats {
+		params.EncodingFormat = openai.EmbeddingNewParamsEncodingFormatBase64 // the SDK decodes it
 	}
 	var httpResp *http.Response
 	resp, err := r.svc.New(ctx, params, option.WithResponseInto(&httpResp))

@@ -38,6 +38,7 @@ func TestOpenAIEmbed(t *testing.T) {
 		{name: "api limit 2048", n: 2049, mod: func(c *provider.Config) { c.MaxBatch = provider.OpenAIMaxBatch; c.Dimension = 8 }, wantRequests: 2, wantSizes: []int{2048, 1}},
 		// each text is 36 bytes: 100 bytes hold 2 of them
 		{name: "byte budget", n: 5, mod: func(c *provider.Config) { c.MaxBatchBytes = 100 }, wantRequests: 3, wantSizes: []int{2, 2, 1}},
+		{name: "JSON numbers on request", n: 3, mod: func(c *provider.Config) { c.FloatVectors = true }, wantRequests: 1, wantSizes: []int{3}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -69,6 +70,9 @@ func TestOpenAIEmbed(t *testing.T) {
 				}
 				if r.Model != provider.DefaultOpenAIModel {
 					t.Errorf("request %d: got model %q, want %q", i, r.Model, provider.DefaultOpenAIModel)
+				}
+				if want := map[bool]string{false: "base64", true: ""}[cfg.FloatVectors]; r.Encoding != want {
+					t.Errorf("request %d: got encoding_format %q, want %q", i, r.Encoding, want)
 				}
 				if got, want := r.Header.Get("Authorization"), "Bearer "+providertest.OpenAIKey; got != want {
 					t.Errorf("request %d: got Authorization %q, want %q", i, got, want)

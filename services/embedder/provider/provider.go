@@ -108,6 +108,11 @@ type Config struct {
 	// servers that reject it (older Text Embeddings Inference). Their model
 	// must then produce Dimension-long vectors natively.
 	NoDimensionsParam bool
+	// FloatVectors makes the openai provider ask for vectors as JSON
+	// numbers instead of base64 (encoding_format), for servers that do not
+	// know base64. Base64 is the default: decoding 384 JSON numbers per
+	// text cost the embedder more CPU than anything else it does.
+	FloatVectors bool
 	// MaxBatchBytes caps the UTF-8 bytes of texts per request (openai only);
 	// default OpenAIMaxBatchBytes. A single longer text is sent alone.
 	MaxBatchBytes int

@@ -698,3 +698,48 @@ func TestDimensionsParamCanBeSwitchedOff(t *testing.T) {
 		}
 	}
 }
+
+// A GetEmbedding query that brings its own key goes to the configured
+// server (OPENAI_BASE_URL) with the configured model, not to the public
+// endpoint with the SDK's default model.
+func TestQueryWithOwnKeyUsesConfiguredServerAndModel(t *testing.T) {
+	t.Parallel()
+	const key = "sk-query-key-6bc1bee22e409f96e93d7e11"
+	const model = "tenant-embed-384"
+	fake := providertest.NewOpenAI(t)
+	fake.SetKey(key)
+	fake.AddModel(model, dim, false)
+	h := newHarness(t)
+	h.start(map[string]string{ // the default stays local
+		"OPENAI_BASE_URL":        fake.URL,
+		"OPENAI_EMBEDDING_MODEL": model,
+	})
+	const text = "quarterly revenue by region"
+	r, err := query(t, h.nc, pipeline.EmbedQuery{Text: text, Provider: "OpenAI", APIKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Error != "" {
+		t.Fatalf("query with its own key: %s", r.Error)
+	}
+	if !equal(r.Vector, providertest.Vector(text, dim), 0) {
+		t.Errorf("query vector is not the configured server's embedding of its text")
+	}
+	if want := "openai/" + model; r.Model != want {
+		t.Errorf("reply model %q, want %q", r.Model, want)
+	}
+	log := fake.Log()
+	if len(log) != 1 {
+		t.Fatalf("configured server saw %d requests, want 1", len(log))
+	}
+	if got := log[0].Header.Get("Authorization"); got != "Bearer "+key {
+		t.Errorf("request not authorised with the query's key")
+	}
+	if log[0].Model != model {
+		t.Errorf("request model %q, want the configured %q", log[0].Model, model)
+	}
+	if len(log[0].Inputs) != 1 || log[0].Inputs[0] != text {
+		t.Errorf("request inputs %q, want [%q]", log[0].Inputs, text)
+	}
+	h.checkSecret(key)
+}

@@ -39,6 +39,9 @@ type Config struct {
 	KeyTTL      time.Duration
 	EmbedWait   time.Duration // QUERY_TIMEOUT: how long a GetEmbedding may wait for an embedder, default 60s
 	DisableGRPC bool          // for tests and `pdfpipe run`
+	// GRPC secures :50052/:50053: GRPC_TLS_CERT, GRPC_TLS_KEY,
+	// GRPC_TLS_CLIENT_CA, GRPC_AUTH_TOKEN[_FILE].
+	GRPC GRPCSecurity
 }
 
 // ConfigFromEnv reads the gateway's settings.
@@ -58,7 +61,9 @@ func ConfigFromEnv(getenv envconf.Getenv) (Config, error) {
 		KeyTTL:     r.Duration("API_KEY_TTL", 24*time.Hour),
 		EmbedWait:  r.Duration("QUERY_TIMEOUT", 60*time.Second),
 	}
-	if err := r.Err(); err != nil {
+	sec, err := grpcSecurityFromEnv(r, getenv)
+	c.GRPC = sec
+	if err := errors.Join(r.Err(), err); err != nil {
 		return c, err
 	}
 	return c, c.Validate()
@@ -101,7 +106,7 @@ func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("redis", redisURL), slog.String("queue", c.Queue),
 		slog.String("dlq", c.DLQ), slog.String("pop_from", c.PopFrom), slog.String("events", c.Events),
 		slog.String("instance", c.InstanceID), slog.String("apikey_addr", c.KeyAddr),
-		slog.String("embedding_addr", c.EmbedAddr))
+		slog.String("embedding_addr", c.EmbedAddr), slog.Any("grpc_security", c.GRPC))
 }
 
 // Service is a running gateway.

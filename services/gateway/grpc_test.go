@@ -87,17 +87,23 @@ func TestProvideAPIKey(t *testing.T) {
 		})
 	}
 
-	t.Run("key sent again replaces the first", func(t *testing.T) {
-		for _, k := range []string{"sk-secret-first-13", "sk-secret-second-14"} {
+	t.Run("a different key sent again does not replace the first", func(t *testing.T) {
+		// No GRPC_AUTH_TOKEN here: an anonymous caller cannot swap a
+		// task's key (TestGRPCSecurity covers the authenticated case).
+		for i, k := range []string{"sk-secret-first-13", "sk-secret-first-13", "sk-secret-second-14"} {
 			secrets = append(secrets, k)
 			resp, err := client.ProvideAPIKey(ctx, &pb.APIKeyRequest{TaskId: "t-again", ApiKey: k, Provider: "openai"})
-			if err != nil || !resp.GetSuccess() {
-				t.Fatalf("ProvideAPIKey: %v, %v", resp, err)
+			wantCode := codes.OK
+			if i == 2 {
+				wantCode = codes.AlreadyExists
+			}
+			if got := grpcstatus.Code(err); got != wantCode || (err == nil && !resp.GetSuccess()) {
+				t.Fatalf("ProvideAPIKey %d: %v, %v; want %v", i, resp, err, wantCode)
 			}
 		}
 		k, err := pipeline.GetAPIKey(ctx, h.res.Keys, "t-again", 0)
-		if err != nil || k.Key != "sk-secret-second-14" {
-			t.Errorf("stored key: got provider %q, second key %v (err %v); want the second key", k.Provider, k.Key == "sk-secret-second-14", err)
+		if err != nil || k.Key != "sk-secret-first-13" {
+			t.Errorf("stored key: got provider %q, first key %v (err %v); want the first key", k.Provider, k.Key == "sk-secret-first-13", err)
 		}
 	})
 

@@ -20,8 +20,8 @@ import (
 
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
 	"github.com/pdfpipe/pdfpipe/pkg/testenv"
-	"github.com/pdfpipe/pdfpipe/services/gateway"
 	pb "github.com/pdfpipe/pdfpipe/proto/cognicore"
+	"github.com/pdfpipe/pdfpipe/services/gateway"
 )
 
 const grpcToken = "tok-4f9c2e7a1b3d5f60a8c9e2d1"

@@ -169,8 +169,14 @@ func RedactURL(urls string) string {
 		}
 		u, err := url.Parse(p)
 		if err != nil || u.User == nil {
-			// Unparsable but holding '@': drop everything before it.
-			parts[i] = "***@" + p[strings.LastIndex(p, "@")+1:]
+			// Unparsable but holding '@': drop the user information.
+			scheme, rest, ok := strings.Cut(p, "://")
+			if !ok {
+				scheme, rest = "", p
+			} else {
+				scheme += "://"
+			}
+			parts[i] = scheme + "***@" + rest[strings.LastIndex(rest, "@")+1:]
 			continue
 		}
 		u.User = nil

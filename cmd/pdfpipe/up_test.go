@@ -161,6 +161,27 @@ func TestUpKeepsSecretsSealed(t *testing.T) {
 	if _, err := keys.ProvideAPIKey(authed, &pb.APIKeyRequest{TaskId: taskID, ApiKey: password, Provider: "pdf"}); err != nil {
 		t.Fatal(err)
 	}
+	// Every stream, read back through NATS by a client holding the token.
+	nc, err := nats.Connect("nats://"+natsAddr, nats.Token(natsToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := nats.Connect("nats://" + natsAddr); err == nil {
+		t.Errorf("NATS accepted a client without the token")
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, rcancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer rcancel()
+	secrets := [][]byte{[]byte(apiKey), []byte(password)}
+	// While the task's key and password are stored: the bucket holds them
+	// sealed.
+	if n := searchStreams(t, js, secrets); n < 2 {
+		t.Errorf("read %d messages with the key and password stored; want at least 2", n)
+	}
 	opt, _ := redis.ParseURL(redisURL)
 	rdb := redis.NewClient(opt)
 	defer rdb.Close()
@@ -196,54 +217,7 @@ func TestUpKeepsSecretsSealed(t *testing.T) {
 		t.Fatal("the provider saw no request: the task's key was not used")
 	}
 
-	// Every stream, read back through NATS by a client holding the token.
-	nc, err := nats.Connect("nats://"+natsAddr, nats.Token(natsToken))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	if _, err := nats.Connect("nats://" + natsAddr); err == nil {
-		t.Errorf("NATS accepted a client without the token")
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rctx, rcancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer rcancel()
-	secrets := [][]byte{[]byte(apiKey), []byte(password)}
-	streams := js.ListStreams(rctx)
-	n := 0
-	for info := range streams.Info() {
-		s, err := js.Stream(rctx, info.Config.Name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
-			m, err := s.GetMsg(rctx, seq)
-			if errors.Is(err, jetstream.ErrMsgNotFound) {
-				continue
-			}
-			if err != nil {
-				t.Fatalf("%s #%d: %v", info.Config.Name, seq, err)
-			}
-			n++
-			raw := append([]byte(m.Subject), m.Data...)
-			for k, vs := range m.Header {
-				raw = append(raw, k...)
-				raw = append(raw, strings.Join(vs, ",")...)
-			}
-			for _, sec := range secrets {
-				if bytes.Contains(raw, sec) {
-					t.Errorf("stream %s message %d (%s) holds a secret", info.Config.Name, seq, m.Subject)
-				}
-			}
-		}
-	}
-	if streams.Err() != nil {
-		t.Fatal(streams.Err())
-	}
-	if n < 10 {
+	if n := searchStreams(t, js, secrets); n < 10 {
 		t.Errorf("read %d messages from the streams; the search would be vacuous", n)
 	}
 	// The task ended: its key and password were deleted; what is left in
@@ -296,4 +270,45 @@ func TestUpKeepsSecretsSealed(t *testing.T) {
 	if !strings.Contains(all, "store_encrypted=true") {
 		t.Errorf("the embedded store was not encrypted")
 	}
+}
+
+// searchStreams reads every message of every stream through NATS and
+// reports any that holds a secret in its subject, headers or data; it
+// returns how many messages it read.
+func searchStreams(t *testing.T, js jetstream.JetStream, secrets [][]byte) int {
+	t.Helper()
+	rctx, rcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer rcancel()
+	n := 0
+	streams := js.ListStreams(rctx)
+	for info := range streams.Info() {
+		s, err := js.Stream(rctx, info.Config.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+			m, err := s.GetMsg(rctx, seq)
+			if errors.Is(err, jetstream.ErrMsgNotFound) {
+				continue
+			}
+			if err != nil {
+				t.Fatalf("%s #%d: %v", info.Config.Name, seq, err)
+			}
+			n++
+			raw := append([]byte(m.Subject), m.Data...)
+			for k, vs := range m.Header {
+				raw = append(raw, k...)
+				raw = append(raw, strings.Join(vs, ",")...)
+			}
+			for _, sec := range secrets {
+				if bytes.Contains(raw, sec) {
+					t.Errorf("stream %s message %d (%s) holds a secret", info.Config.Name, seq, m.Subject)
+				}
+			}
+		}
+	}
+	if streams.Err() != nil {
+		t.Fatal(streams.Err())
+	}
+	return n
 }

@@ -201,12 +201,15 @@ func TestUpKeepsSecretsSealed(t *testing.T) {
 		if err := run(context.Background(), []string{"status", taskID}, env(statusEnv), &st, io.Discard); err != nil {
 			return err
 		}
-		var s struct{ State, Reason string }
+		var s struct {
+			State string `json:"state"`
+			Error string `json:"error"`
+		}
 		if err := json.Unmarshal(st.Bytes(), &s); err != nil {
 			return err
 		}
 		if s.State == "failed" {
-			t.Fatalf("task failed: %s", s.Reason)
+			t.Fatalf("task failed: %s", s.Error)
 		}
 		if s.State != "done" {
 			return fmt.Errorf("state %s", s.State)

@@ -37,6 +37,13 @@ var (
 	ErrUnseal = errors.New("secret does not open with this PDFPIPE_SECRET_KEY for this task (other key, other task, or altered)")
 )
 
+// IsSealError says whether err comes from sealing: a key missing, another
+// key, or a record sealed for another place. Retrying does not help; the
+// services' PDFPIPE_SECRET_KEY settings must be made to agree.
+func IsSealError(err error) bool {
+	return errors.Is(err, ErrSealed) || errors.Is(err, ErrNotSealed) || errors.Is(err, ErrUnseal)
+}
+
 // Sealer encrypts secrets with AES-256-GCM before they enter KV. The
 // associated data binds each value to its bucket key (task and kind), so a
 // sealed value copied to another task's key does not open.

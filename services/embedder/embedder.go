@@ -405,6 +405,8 @@ func (s *Service) batcherFor(ctx context.Context, taskID string) (*batcher, stri
 		return s.def, s.defModel, nil
 	case errors.Is(err, pipeline.ErrNoKey):
 		return nil, "", stage.Permanent(fmt.Errorf("embed %s: no API key arrived within %s and no default provider is configured", taskID, s.cfg.KeyWait))
+	case pipeline.IsSealError(err):
+		return nil, "", stage.Permanent(fmt.Errorf("embed %s: reading the task's API key: %w", taskID, err))
 	case err != nil:
 		return nil, "", err
 	}

@@ -744,3 +744,34 @@ func TestQueryWithOwnKeyUsesConfiguredServerAndModel(t *testing.T) {
 		t.Errorf("request inputs %q, want [%q]", log[0].Inputs, text)
 	}
 }
+
+// A task key sealed with a PDFPIPE_SECRET_KEY this embedder does not have
+// fails the task at once with a reason naming the setting; it is not
+// retried until MAX_DELIVER and never reaches a provider.
+func TestTaskKeySealedElsewhereFailsClearly(t *testing.T) {
+	t.Parallel()
+	fake := providertest.NewOpenAI(t)
+	h := newHarness(t)
+	key, err := pipeline.ParseSecretKey(pipeline.NewSecretKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealer, err := pipeline.NewSealer(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealedKV := &pipeline.KeysKV{KeyValue: h.res.Keys, Sealer: sealer}
+	const task = "task-sealed-elsewhere"
+	if err := pipeline.PutAPIKey(h.ctx, sealedKV, task, pipeline.APIKey{Provider: "openai", Key: providertest.OpenAIKey}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	h.start(map[string]string{"OPENAI_BASE_URL": fake.URL, "EMBEDDING_PROVIDER": "openai"}) // keyless default: needs the task's key
+	h.submit(task, 3)
+	st := h.waitFailed(task, 20*time.Second)
+	if !strings.Contains(st.Error, "PDFPIPE_SECRET_KEY") {
+		t.Errorf("reason %q does not name PDFPIPE_SECRET_KEY", st.Error)
+	}
+	if n := fake.Requests(); n != 0 {
+		t.Errorf("provider saw %d requests, want none", n)
+	}
+}

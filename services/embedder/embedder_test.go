@@ -774,4 +774,7 @@ func TestTaskKeySealedElsewhereFailsClearly(t *testing.T) {
 	if n := fake.Requests(); n != 0 {
 		t.Errorf("provider saw %d requests, want none", n)
 	}
+	if strings.Contains(h.logs.String(), "transient error; retrying") {
+		t.Errorf("a sealing mismatch was retried; want the task failed at the first delivery")
+	}
 }

@@ -87,6 +87,9 @@ func up(ctx context.Context, args []string, getenv func(string) string, stderr i
 				pipeline.KeysBucket + "; set PDFPIPE_SECRET_KEY or PDFPIPE_SECRET_KEY_FILE (the same on every service using that server)")
 		}
 	} else {
+		if h, _, err := net.SplitHostPort(listen); err == nil && h != "" && !natsembed.LoopbackOnly(h) && !auth.Configured() {
+			return fmt.Errorf("NATS_LISTEN=%s is beyond loopback: the embedded NATS refuses to listen there without authentication (set NATS_USER/NATS_PASSWORD, NATS_TOKEN or NATS_NKEY_SEED_FILE)", listen)
+		}
 		host, port, err := listenAddr(listen, log)
 		if err != nil {
 			return err

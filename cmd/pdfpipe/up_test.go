@@ -20,11 +20,13 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/pdfpipe/pdfpipe/pkg/natsembed"
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
 	"github.com/pdfpipe/pdfpipe/pkg/testenv"
 	pb "github.com/pdfpipe/pdfpipe/proto/cognicore"
@@ -314,4 +316,51 @@ func searchStreams(t *testing.T, js jetstream.JetStream, secrets [][]byte) int {
 		t.Fatal(streams.Err())
 	}
 	return n
+}
+
+func TestUpListenDefaults(t *testing.T) {
+	for in, want := range map[string]string{":50052": "127.0.0.1:50052", "0.0.0.0:50052": "0.0.0.0:50052",
+		"127.0.0.1:1": "127.0.0.1:1", "[::]:50053": "[::]:50053"} {
+		if got := loopbackByDefault(in); got != want {
+			t.Errorf("loopbackByDefault(%q) = %q, want %q", in, got, want)
+		}
+	}
+	dir := t.TempDir()
+	user, _ := nkeys.CreateUser()
+	seed, _ := user.Seed()
+	pub, _ := user.PublicKey()
+	seedFile := filepath.Join(dir, "u.nk")
+	if err := os.WriteFile(seedFile, seed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	so, err := embeddedOptions(pipeline.NATSAuth{NKeySeedFile: seedFile}, natsembed.Options{}, dir, "0.0.0.0", 4222)
+	if err != nil || so.NKey != pub || !so.Authenticated() {
+		t.Errorf("nkey: got %q, %v; want the seed's public key", so.NKey, err)
+	}
+	if _, err := embeddedOptions(pipeline.NATSAuth{CredsFile: seedFile}, natsembed.Options{}, dir, "127.0.0.1", 4222); err == nil || !strings.Contains(err.Error(), "NATS_URL") {
+		t.Errorf("creds file for the embedded server: got %v, want a refusal pointing to NATS_URL", err)
+	}
+	// An open listener without auth is refused before anything starts.
+	err = run(context.Background(), []string{"up"}, env(map[string]string{
+		"NATS_LISTEN": "0.0.0.0:4222", "NATS_STORE_DIR": dir,
+		"REDIS_URL": "redis://127.0.0.1:1/0",
+	}), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "without authentication") {
+		t.Errorf("up on 0.0.0.0 without NATS auth: got %v, want a refusal", err)
+	}
+	// A data-dir key is made once and kept.
+	s1, err := dataDirSealer(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := dataDirSealer(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s1.StoreKey() != s2.StoreKey() {
+		t.Errorf("the data-dir key changed between starts")
+	}
+	if fi, err := os.Stat(filepath.Join(dir, secretKeyFile)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("secret.key: %v, mode %v; want 0600", err, fi.Mode().Perm())
+	}
 }

@@ -521,6 +521,11 @@ func (s *Service) answer(ctx context.Context, m *nats.Msg) {
 		reply(pipeline.EmbedReply{Error: "query needs a non-empty text", BadInput: true})
 		return
 	}
+	if err := q.OpenQueryKey(pipeline.SealerOf(s.res.Keys)); err != nil {
+		s.log.Warn("query key does not open", "err", err)
+		reply(pipeline.EmbedReply{Error: "query key: " + err.Error()})
+		return
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	b, model := s.defQuery, s.defModel

@@ -778,3 +778,52 @@ func TestTaskKeySealedElsewhereFailsClearly(t *testing.T) {
 		t.Errorf("a sealing mismatch was retried; want the task failed at the first delivery")
 	}
 }
+
+// A query whose key the gateway sealed is opened with the shared
+// PDFPIPE_SECRET_KEY; one sealed with another key is refused and never
+// reaches a provider.
+func TestQueryWithSealedKey(t *testing.T) {
+	t.Parallel()
+	const key = "sk-sealed-query-key-99aa"
+	fake := providertest.NewOpenAI(t)
+	fake.SetKey(key)
+	h := newHarness(t)
+	newSealer := func() *pipeline.Sealer {
+		k, err := pipeline.ParseSecretKey(pipeline.NewSecretKey())
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := pipeline.NewSealer(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	shared, other := newSealer(), newSealer()
+	h.sealer = shared
+	h.start(map[string]string{"OPENAI_BASE_URL": fake.URL})
+	ask := func(s *pipeline.Sealer) (pipeline.EmbedReply, error) {
+		q := pipeline.EmbedQuery{Text: "sealed question", Provider: "openai", APIKey: key}
+		q.SealQueryKey(s)
+		return query(t, h.nc, q)
+	}
+	var r pipeline.EmbedReply
+	testenv.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		var err error
+		r, err = ask(shared)
+		return err
+	})
+	if r.Error != "" || len(r.Vector) != dim {
+		t.Fatalf("query with a sealed key: %+v", r)
+	}
+	r, err := ask(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Error == "" || !strings.Contains(r.Error, "PDFPIPE_SECRET_KEY") {
+		t.Errorf("query sealed with another key: error %q, want one naming PDFPIPE_SECRET_KEY", r.Error)
+	}
+	if n := fake.Requests(); n != 1 {
+		t.Errorf("provider saw %d requests, want 1 (only the query that opened)", n)
+	}
+}

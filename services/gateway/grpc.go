@@ -181,6 +181,8 @@ type EmbeddingServer struct {
 	nc   *nats.Conn
 	dim  int
 	wait time.Duration
+	// sealer seals a query's own key before it crosses NATS (nil: plain).
+	sealer *pipeline.Sealer
 }
 
 // NewEmbeddingServer returns an EmbeddingServer over nc.
@@ -190,7 +192,9 @@ func NewEmbeddingServer(nc *nats.Conn, dim int, wait time.Duration) *EmbeddingSe
 
 // EmbeddingServer returns the EmbeddingService implementation.
 func (s *Service) EmbeddingServer() *EmbeddingServer {
-	return NewEmbeddingServer(s.nc, s.cfg.Dimension, s.cfg.EmbedWait)
+	e := NewEmbeddingServer(s.nc, s.cfg.Dimension, s.cfg.EmbedWait)
+	e.sealer = pipeline.SealerOf(s.res.Keys)
+	return e
 }
 
 // GetEmbedding embeds one query text. The backend sends no provider and
@@ -213,6 +217,7 @@ func (e *EmbeddingServer) embed(ctx context.Context, q pipeline.EmbedQuery) ([]f
 		ctx, cancel = context.WithTimeout(ctx, e.wait)
 		defer cancel()
 	}
+	q.SealQueryKey(e.sealer)
 	data, err := json.Marshal(q)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "encode query: %v", err)

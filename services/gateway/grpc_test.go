@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -251,7 +252,7 @@ func TestEmbeddingCalls(t *testing.T) {
 				return
 			}
 			want := []pipeline.EmbedQuery{{Text: tc.text}, {Text: tc.text}}
-			if !slices.Equal(qs, want) {
+			if !reflect.DeepEqual(qs, want) {
 				t.Errorf("queries: got %+v, want %+v (no provider or key)", qs, want)
 			}
 		})
@@ -269,11 +270,53 @@ func TestGetEmbeddingForwardsProviderAndKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []pipeline.EmbedQuery{{Text: "hello", Provider: "gemini", APIKey: "sk-secret-query"}}
-	if got := emb.seen(); !slices.Equal(got, want) {
+	if got := emb.seen(); !reflect.DeepEqual(got, want) {
 		t.Errorf("queries: got %+v, want %+v", got, want)
 	}
 	if strings.Contains(h.logs.String(), "sk-secret-query") {
 		t.Error("log output contains the query's API key")
+	}
+}
+
+// With PDFPIPE_SECRET_KEY the query's own key crosses NATS sealed: a NATS
+// client listening on the query subject does not see it.
+func TestGetEmbeddingSealsTheQueryKey(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	key, err := pipeline.ParseSecretKey(pipeline.NewSecretKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealer, err := pipeline.NewSealer(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.res.Keys = &pipeline.KeysKV{KeyValue: h.res.Keys, Sealer: sealer}
+	_, embConn := h.serveGRPC()
+	spy, err := h.nc.SubscribeSync(pipeline.QuerySubject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	emb := startFakeEmbedder(t, h.nc, replyJSON(pipeline.EmbedReply{Vector: vector(384)}))
+	const secret = "sk-secret-sealed-query"
+	if _, err := pb.NewEmbeddingServiceClient(embConn).GetEmbedding(context.Background(),
+		&pb.EmbeddingRequest{Text: "hello", Provider: "openai", ApiKey: secret}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := spy.NextMsg(waitLong)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(m.Data), secret) {
+		t.Errorf("the query on NATS holds the key in the clear: %s", m.Data)
+	}
+	got := emb.seen()
+	if len(got) != 1 || got[0].APIKey != "" || len(got[0].SealedKey) == 0 {
+		t.Fatalf("queries: got %+v, want one with a sealed key only", got)
+	}
+	q := got[0]
+	if err := q.OpenQueryKey(sealer); err != nil || q.APIKey != secret || q.Provider != "openai" {
+		t.Errorf("opened query: key matches %v, provider %q, err %v", q.APIKey == secret, q.Provider, err)
 	}
 }
 

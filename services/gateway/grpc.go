@@ -119,7 +119,9 @@ func (s *Service) KeyServer() *KeyServer { return &KeyServer{s: s} }
 // ProvideAPIKey stores a task's key in the keys bucket, where the
 // embedders find it by task id; with provider "pdf" the key is the
 // password of the task's PDF, which the parser finds there. Neither is
-// ever logged.
+// ever logged. Only an authenticated caller (see Authenticated) may
+// replace a task's key; otherwise the first one stays and a different one
+// is refused with AlreadyExists.
 func (k *KeyServer) ProvideAPIKey(ctx context.Context, req *pb.APIKeyRequest) (*pb.APIKeyResponse, error) {
 	id := strings.TrimSpace(req.GetTaskId())
 	prov := strings.ToLower(strings.TrimSpace(req.GetProvider()))

@@ -124,11 +124,17 @@ ENTRYPOINT ["/usr/local/bin/ingest-sink"]
 
 # Every service in one process on an embedded NATS server (`pdfpipe up`),
 # or `pdfpipe run FILE.pdf` / `pdfpipe status TASK_ID`. `up` has no HTTP
-# health endpoint; it listens on 4222 (NATS), 50052 and 50053.
+# health endpoint; it serves 50052 and 50053 on every interface of the
+# container (set GRPC_AUTH_TOKEN / GRPC_TLS_* to secure them) and its NATS on
+# the container's loopback: to reach NATS from outside, set
+# NATS_LISTEN=0.0.0.0:4222 together with NATS_TOKEN (or NATS_USER and
+# NATS_PASSWORD): the embedded server refuses an open listener without auth.
 FROM runtime AS pdfpipe
 COPY --from=build /out/pdfpipe /usr/local/bin/pdfpipe
 COPY --from=build --chown=65532:65532 /out/data /data
-ENV NATS_LISTEN=0.0.0.0:4222 \
+ENV NATS_LISTEN=127.0.0.1:4222 \
+    GRPC_SERVER_PORT=0.0.0.0:50052 \
+    GRPC_EMBEDDING_PORT=0.0.0.0:50053 \
     NATS_STORE_DIR=/data/nats \
     TEMP_DIR=/tmp
 WORKDIR /data

@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/nats-io/nats.go v1.55.0
+	github.com/nats-io/nkeys v0.4.16
 	github.com/pdfpipe/pdfpipe/pkg v0.0.0-00010101000000-000000000000
 	github.com/pdfpipe/pdfpipe/services/embedder v0.0.0-00010101000000-000000000000
 	github.com/pdfpipe/pdfpipe/services/fetcher v0.0.0-00010101000000-000000000000
@@ -46,7 +47,6 @@ require (
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/nats-io/jwt/v2 v2.8.2 // indirect
 	github.com/nats-io/nats-server/v2 v2.15.2 // indirect
-	github.com/nats-io/nkeys v0.4.16 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
 	github.com/openai/openai-go/v3 v3.98.0 // indirect
 	github.com/pdfpipe/pdfpipe/proto v0.0.0-00010101000000-000000000000 // indirect

@@ -9,14 +9,21 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pdfpipe/pdfpipe/pkg/envconf"
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
+	"github.com/pdfpipe/pdfpipe/pkg/servicemain"
 )
 
 // openPipeline connects a command-line tool to a running pipeline (see
 // natsURL) without changing its configuration. The caller closes nc.
 func openPipeline(ctx context.Context, name string, getenv func(string) string, stderr io.Writer) (*nats.Conn, *pipeline.Resources, error) {
 	url := natsURL(getenv)
-	nc, err := pipeline.Connect(url, "pdfpipe-"+name, slog.New(slog.NewTextHandler(stderr, nil)))
+	auth := servicemain.NATSAuthFromEnv(envconf.New(getenv))
+	opts, err := auth.Options()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: config: %w", name, err)
+	}
+	nc, err := pipeline.Connect(url, "pdfpipe-"+name, slog.New(slog.NewTextHandler(stderr, nil)), opts...)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -28,7 +35,7 @@ func openPipeline(ctx context.Context, name string, getenv func(string) string, 
 	res, err := pipeline.Open(ctx, js)
 	if err != nil {
 		nc.Close()
-		return nil, nil, fmt.Errorf("%s: pipeline on %s: %w", name, url, err)
+		return nil, nil, fmt.Errorf("%s: pipeline on %s: %w", name, pipeline.RedactURL(url), err)
 	}
 	return nc, res, nil
 }

@@ -5,6 +5,8 @@ package natsembed
 
 import (
 	"fmt"
+	"net"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -20,6 +22,32 @@ type Options struct {
 	Listen bool
 	Host   string
 	Port   int
+	// Clients must authenticate with one of these when set: User and
+	// Password, Token, or the NKey whose public key is NKey (U…).
+	// In-process clients too (pass the matching nats.Option to Connect).
+	User, Password string
+	Token          string
+	NKey           string
+	// TLSCert and TLSKey make the listener speak TLS; with TLSClientCA
+	// clients must present a certificate it verifies.
+	TLSCert, TLSKey, TLSClientCA string
+	// JetStreamKey encrypts the store (every stream file) with AES-GCM
+	// (nats-server's JetStreamKey). A store written with one key opens
+	// only with that key.
+	JetStreamKey string
+}
+
+// Authenticated says whether clients must authenticate.
+func (o Options) Authenticated() bool { return o.User != "" || o.Token != "" || o.NKey != "" }
+
+// LoopbackOnly says whether host is a loopback address (or localhost):
+// a listener there is reachable from this machine only.
+func LoopbackOnly(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
 }
 
 // Server is a running embedded server.
@@ -46,6 +74,28 @@ func Start(opts Options) (*Server, error) {
 	}
 	if so.Host == "" {
 		so.Host = "127.0.0.1"
+	}
+	if opts.Listen && !LoopbackOnly(so.Host) && !opts.Authenticated() {
+		return nil, fmt.Errorf("natsembed: refusing to listen on %s without authentication: set a user and password, a token or an NKey, or listen on 127.0.0.1", so.Host)
+	}
+	switch {
+	case opts.User != "":
+		so.Username, so.Password = opts.User, opts.Password
+	case opts.Token != "":
+		so.Authorization = opts.Token
+	case opts.NKey != "":
+		so.Nkeys = []*server.NkeyUser{{Nkey: opts.NKey}}
+	}
+	if opts.TLSCert != "" {
+		tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: opts.TLSCert, KeyFile: opts.TLSKey,
+			CaFile: opts.TLSClientCA, Verify: opts.TLSClientCA != ""})
+		if err != nil {
+			return nil, fmt.Errorf("natsembed: tls: %w", err)
+		}
+		so.TLSConfig, so.TLS, so.TLSVerify, so.TLSTimeout = tc, true, opts.TLSClientCA != "", 2
+	}
+	if opts.JetStreamKey != "" {
+		so.JetStreamKey, so.JetStreamCipher = opts.JetStreamKey, server.AES
 	}
 	s, err := server.NewServer(so)
 	if err != nil {

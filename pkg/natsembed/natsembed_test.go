@@ -150,3 +150,19 @@ func TestDataSurvivesRestart(t *testing.T) {
 		t.Errorf("data after restart: got %q, want %q", got, want)
 	}
 }
+
+// The server refuses to listen beyond loopback without authentication.
+func TestRefusesOpenListenerWithoutAuth(t *testing.T) {
+	for _, host := range []string{"0.0.0.0", "::", "192.0.2.1"} {
+		_, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir(), Listen: true, Host: host, Port: -1})
+		if err == nil || !strings.Contains(err.Error(), "without authentication") {
+			t.Errorf("Start on %s without auth: got %v, want a refusal", host, err)
+		}
+	}
+	for host, want := range map[string]bool{"127.0.0.1": true, "::1": true, "[::1]": true, "localhost": true, "127.0.0.2": true,
+		"0.0.0.0": false, "": false, "10.0.0.1": false, "example.com": false} {
+		if got := natsembed.LoopbackOnly(host); got != want {
+			t.Errorf("LoopbackOnly(%q) = %v, want %v", host, got, want)
+		}
+	}
+}

@@ -146,7 +146,43 @@ type EmbedQuery struct {
 	Text     string `json:"text"`
 	Provider string `json:"provider,omitempty"`
 	APIKey   string `json:"api_key,omitempty"`
+	// SealedKey replaces APIKey when the gateway has a Sealer
+	// (PDFPIPE_SECRET_KEY): any NATS client can subscribe to the query
+	// subject, so the key crosses NATS sealed (SealQueryKey, OpenQueryKey).
+	SealedKey []byte `json:"sealed_key,omitempty"`
 }
+
+// queryAAD binds a sealed query key to the query subject.
+const queryAAD = "pdfpipe query key/" + QuerySubject
+
+// SealQueryKey moves q's APIKey into SealedKey when s is not nil.
+func (q *EmbedQuery) SealQueryKey(s *Sealer) {
+	if s == nil || q.APIKey == "" {
+		return
+	}
+	q.SealedKey, q.APIKey = s.Seal([]byte(q.APIKey), queryAAD), ""
+}
+
+// OpenQueryKey restores APIKey from SealedKey; without a Sealer a sealed
+// key is ErrSealed.
+func (q *EmbedQuery) OpenQueryKey(s *Sealer) error {
+	if len(q.SealedKey) == 0 {
+		return nil
+	}
+	if s == nil {
+		return ErrSealed
+	}
+	plain, err := s.Open(q.SealedKey, queryAAD)
+	if err != nil {
+		return err
+	}
+	q.APIKey, q.SealedKey = string(plain), nil
+	return nil
+}
+
+// SealerOf returns the Sealer of a keys bucket from Setup (nil when
+// secrets are not sealed).
+func SealerOf(kv jetstream.KeyValue) *Sealer { return sealerOf(kv) }
 
 // EmbedReply answers an EmbedQuery.
 type EmbedReply struct {

@@ -92,6 +92,12 @@ type Config struct {
 	AckWait time.Duration
 	// MaxDeliver bounds redeliveries of one message. Default 10.
 	MaxDeliver int
+	// Sealer seals API keys and PDF passwords before they enter the keys
+	// bucket (PDFPIPE_SECRET_KEY); nil stores them as plain JSON.
+	Sealer *Sealer
+	// KeyMarkerTTL is how long the keys bucket keeps the marker of a
+	// deleted or expired key. Default DefaultKeyMarkerTTL (1m); at least 1s.
+	KeyMarkerTTL time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -110,13 +116,17 @@ func (c Config) withDefaults() Config {
 	if c.MaxDeliver <= 0 {
 		c.MaxDeliver = 10
 	}
+	if c.KeyMarkerTTL <= 0 {
+		c.KeyMarkerTTL = DefaultKeyMarkerTTL
+	}
+	c.KeyMarkerTTL = max(c.KeyMarkerTTL, time.Second)
 	return c
 }
 
 // Resources are the handles a service needs, all created by Setup.
 type Resources struct {
 	JS      jetstream.JetStream
-	Keys    jetstream.KeyValue
+	Keys    jetstream.KeyValue // a *KeysKV from Setup
 	Status  jetstream.KeyValue
 	Objects jetstream.ObjectStore
 	// EmbedCache and EmbedRate are the embedder's vector cache and shared
@@ -190,7 +200,7 @@ func setup(ctx context.Context, js jetstream.JetStream, cfg Config) (*Resources,
 		Description:    "API keys by task id (per-key TTL, deleted when the task ends)",
 		History:        1,
 		TTL:            cfg.KeyTTL,
-		LimitMarkerTTL: time.Minute,
+		LimitMarkerTTL: cfg.KeyMarkerTTL,
 		Storage:        jetstream.FileStorage,
 		Replicas:       cfg.Replicas,
 	})
@@ -245,7 +255,7 @@ func setup(ctx context.Context, js jetstream.JetStream, cfg Config) (*Resources,
 	if err != nil {
 		return nil, fmt.Errorf("kv %s: %w", EmbedRateBucket, err)
 	}
-	return &Resources{JS: js, Keys: keys, Status: status, Objects: objects,
+	return &Resources{JS: js, Keys: &KeysKV{KeyValue: keys, Sealer: cfg.Sealer, markerTTL: cfg.KeyMarkerTTL}, Status: status, Objects: objects,
 		EmbedCache: embCache, EmbedRate: embRate, Config: cfg}, nil
 }
 

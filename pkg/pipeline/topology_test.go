@@ -104,8 +104,8 @@ func checkTopology(t *testing.T, js jetstream.JetStream, cfg pipeline.Config) {
 		t.Fatalf("keys bucket: %v", err)
 	}
 	kc := keys.CachedInfo().Config
-	if kc.SubjectDeleteMarkerTTL <= 0 || !kc.AllowMsgTTL {
-		t.Errorf("keys bucket: got LimitMarkerTTL %v AllowMsgTTL %v, want per-key TTLs enabled", kc.SubjectDeleteMarkerTTL, kc.AllowMsgTTL)
+	if kc.SubjectDeleteMarkerTTL != cfg.KeyMarkerTTL || !kc.AllowMsgTTL {
+		t.Errorf("keys bucket: got LimitMarkerTTL %v AllowMsgTTL %v, want %v and per-key TTLs enabled", kc.SubjectDeleteMarkerTTL, kc.AllowMsgTTL, cfg.KeyMarkerTTL)
 	}
 	if got, want := kc.MaxAge, cfg.KeyTTL; got != want {
 		t.Errorf("keys bucket TTL: got %v, want %v", got, want)
@@ -174,7 +174,8 @@ func checkTopology(t *testing.T, js jetstream.JetStream, cfg pipeline.Config) {
 
 func TestSetupDefaults(t *testing.T) {
 	r := setup(t, pipeline.Config{})
-	want := pipeline.Config{Retention: 72 * time.Hour, Replicas: 1, KeyTTL: 24 * time.Hour, AckWait: 30 * time.Second, MaxDeliver: 10}
+	want := pipeline.Config{Retention: 72 * time.Hour, Replicas: 1, KeyTTL: 24 * time.Hour, AckWait: 30 * time.Second, MaxDeliver: 10,
+		KeyMarkerTTL: pipeline.DefaultKeyMarkerTTL}
 	if r.Config != want {
 		t.Errorf("Config: got %+v, want %+v", r.Config, want)
 	}
@@ -189,9 +190,9 @@ func TestSetupCustomConfig(t *testing.T) {
 		name string
 		cfg  pipeline.Config
 	}{
-		{"long", pipeline.Config{Retention: 240 * time.Hour, Replicas: 1, KeyTTL: time.Hour, AckWait: 5 * time.Second, MaxDeliver: 3}},
+		{"long", pipeline.Config{Retention: 240 * time.Hour, Replicas: 1, KeyTTL: time.Hour, AckWait: 5 * time.Second, MaxDeliver: 3, KeyMarkerTTL: time.Minute}},
 		// Shorter than the stream's duplicate window.
-		{"short retention", pipeline.Config{Retention: time.Minute, Replicas: 1, KeyTTL: 30 * time.Second, AckWait: time.Second, MaxDeliver: 2}},
+		{"short retention", pipeline.Config{Retention: time.Minute, Replicas: 1, KeyTTL: 30 * time.Second, AckWait: time.Second, MaxDeliver: 2, KeyMarkerTTL: 5 * time.Second}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -271,7 +272,7 @@ func TestSetupConcurrent(t *testing.T) {
 				t.Errorf("round %d: Setup %d: got %v, want nil", round, i, err)
 			}
 		}
-		checkTopology(t, jss[0], pipeline.Config{Retention: 72 * time.Hour, Replicas: 1, KeyTTL: 24 * time.Hour, AckWait: 30 * time.Second, MaxDeliver: 10})
+		checkTopology(t, jss[0], pipeline.Config{Retention: 72 * time.Hour, Replicas: 1, KeyTTL: 24 * time.Hour, AckWait: 30 * time.Second, MaxDeliver: 10, KeyMarkerTTL: time.Minute})
 	}
 }
 

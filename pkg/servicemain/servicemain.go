@@ -12,7 +12,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -38,10 +40,11 @@ type Deps struct {
 
 // Common is the configuration every service shares.
 type Common struct {
-	NATSURL    string // NATS_URL, default nats://127.0.0.1:4222
-	LogLevel   string // LOG_LEVEL
-	LogFormat  string // LOG_FORMAT: json (default) or text
-	HealthAddr string // HEALTH_ADDR, e.g. :8080; empty disables
+	NATSURL    string            // NATS_URL, default nats://127.0.0.1:4222
+	NATS       pipeline.NATSAuth // NATS_USER, NATS_TOKEN, NATS_TLS_CA, …
+	LogLevel   string            // LOG_LEVEL
+	LogFormat  string            // LOG_FORMAT: json (default) or text
+	HealthAddr string            // HEALTH_ADDR, e.g. :8080; empty disables
 	Pipeline   pipeline.Config
 }
 
@@ -53,9 +56,66 @@ func CommonFromEnv(getenv envconf.Getenv) (Common, error) {
 		LogLevel:   r.String("LOG_LEVEL", "info"),
 		LogFormat:  r.String("LOG_FORMAT", "json"),
 		HealthAddr: r.String("HEALTH_ADDR", ""),
+		NATS:       NATSAuthFromEnv(r),
 		Pipeline:   PipelineFromEnv(r),
 	}
-	return c, r.Err()
+	sealer, err := SealerFromEnv(getenv)
+	c.Pipeline.Sealer = sealer
+	return c, errors.Join(r.Err(), err, c.NATS.Validate())
+}
+
+// NATSAuthFromEnv reads how to authenticate to NATS and secure the
+// connection (see pipeline.NATSAuth).
+func NATSAuthFromEnv(r *envconf.Reader) pipeline.NATSAuth {
+	return pipeline.NATSAuth{
+		User:         r.String("NATS_USER", ""),
+		Password:     r.String("NATS_PASSWORD", ""),
+		Token:        r.String("NATS_TOKEN", ""),
+		NKeySeedFile: r.String("NATS_NKEY_SEED_FILE", ""),
+		CredsFile:    r.String("NATS_CREDS_FILE", ""),
+		TLSCA:        r.String("NATS_TLS_CA", ""),
+		TLSCert:      r.String("NATS_TLS_CERT", ""),
+		TLSKey:       r.String("NATS_TLS_KEY", ""),
+	}
+}
+
+// SealerFromEnv reads the key that seals API keys and PDF passwords in KV
+// and encrypts an embedded server's store: PDFPIPE_SECRET_KEY, or the file
+// PDFPIPE_SECRET_KEY_FILE (a mounted secret) holding it; 32 bytes as 64 hex
+// digits or base64. Neither set: nil, nil. Errors never contain the key.
+func SealerFromEnv(getenv envconf.Getenv) (*pipeline.Sealer, error) {
+	val, file := strings.TrimSpace(getenv("PDFPIPE_SECRET_KEY")), strings.TrimSpace(getenv("PDFPIPE_SECRET_KEY_FILE"))
+	name := "PDFPIPE_SECRET_KEY"
+	switch {
+	case val != "" && file != "":
+		return nil, errors.New("PDFPIPE_SECRET_KEY and PDFPIPE_SECRET_KEY_FILE: set only one")
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("PDFPIPE_SECRET_KEY_FILE: %w", err)
+		}
+		val, name = string(b), "PDFPIPE_SECRET_KEY_FILE "+file
+	case val == "":
+		return nil, nil
+	}
+	key, err := pipeline.ParseSecretKey(val)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return pipeline.NewSealer(key)
+}
+
+// WarnInsecure logs, once at start, what is left unprotected: secrets
+// stored unsealed, NATS without authentication or TLS.
+func WarnInsecure(log *slog.Logger, c Common) {
+	if c.Pipeline.Sealer == nil {
+		log.Warn("PDFPIPE_SECRET_KEY is not set: API keys and PDF passwords are stored UNSEALED in the NATS KV bucket " +
+			pipeline.KeysBucket + " and its store files; set PDFPIPE_SECRET_KEY or PDFPIPE_SECRET_KEY_FILE (32 random bytes, the same on every service)")
+	}
+	if !c.NATS.Configured() && !strings.Contains(c.NATSURL, "@") {
+		log.Warn("NATS without authentication: set NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_NKEY_SEED_FILE or NATS_CREDS_FILE (and NATS_TLS_CA for TLS)",
+			"nats", pipeline.RedactURL(c.NATSURL))
+	}
 }
 
 // PipelineFromEnv reads the topology settings.
@@ -82,12 +142,18 @@ func Run(ctx context.Context, name string, getenv envconf.Getenv, stderr io.Writ
 		return fmt.Errorf("config: %w", err)
 	}
 	log = log.With("service", name)
-	log.Info("starting", "config", cfg, "nats", common.NATSURL)
+	log.Info("starting", "config", cfg, "nats", pipeline.RedactURL(common.NATSURL), "nats_auth", common.NATS,
+		"secrets", common.Pipeline.Sealer)
+	WarnInsecure(log, common)
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	nc, err := pipeline.Connect(common.NATSURL, "pdfpipe-"+name, log)
+	natsOpts, err := common.NATS.Options()
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	nc, err := pipeline.Connect(common.NATSURL, "pdfpipe-"+name, log, natsOpts...)
 	if err != nil {
 		return err
 	}

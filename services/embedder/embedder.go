@@ -404,12 +404,37 @@ func (s *Service) batcherFor(ctx context.Context, taskID string) (*batcher, stri
 		return s.def, s.defModel, nil
 	case errors.Is(err, pipeline.ErrNoKey):
 		return nil, "", stage.Permanent(fmt.Errorf("embed %s: no API key arrived within %s and no default provider is configured", taskID, s.cfg.KeyWait))
+	case pipeline.IsSealError(err):
+		return nil, "", stage.Permanent(fmt.Errorf("embed %s: reading the task's API key: %w", taskID, err))
 	case err != nil:
 		return nil, "", err
 	}
-	pc := provider.Config{Provider: strings.ToLower(k.Provider), APIKey: k.Key}
+	pc := s.keyConfig(k.Provider, k.Key)
+	digest := sha256.Sum256([]byte(pc.Provider + "\x00" + pc.Model + "\x00" + pc.BaseURL + "\x00" + pc.APIKey))
+	id := hex.EncodeToString(digest[:])
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b, ok := s.batchers[id]; ok {
+		return b, modelName(pc), nil
+	}
+	emb, err := s.provider(pc)
+	if err != nil {
+		return nil, "", stage.Permanent(fmt.Errorf("embed %s: provider %q: %w", taskID, k.Provider, err))
+	}
+	b := s.newBatcher(pc, emb, provider.Document, s.cfg.Linger)
+	s.batchers[id] = b
+	return b, modelName(pc), nil
+}
+
+// keyConfig is the provider configuration for a key that came with a
+// task (ProvideAPIKey) or a query (GetEmbedding): the configured model and
+// base URL of that provider (OPENAI_*, GEMINI_*), filled from the default
+// provider's settings when it is the same provider — never the public
+// endpoint when a server was configured.
+func (s *Service) keyConfig(prov, key string) provider.Config {
+	pc := provider.Config{Provider: strings.ToLower(strings.TrimSpace(prov)), APIKey: key}
 	switch pc.Provider {
-	case "openai":
+	case provider.ProviderOpenAI:
 		pc.Model, pc.BaseURL = s.cfg.OpenAIModel, s.cfg.OpenAIBaseURL
 	case "gemini":
 		pc.Model = s.cfg.GeminiModel
@@ -426,20 +451,7 @@ func (s *Service) batcherFor(ctx context.Context, taskID string) (*batcher, stri
 		pc.NoDimensionsParam = s.cfg.Default.NoDimensionsParam
 		pc.MaxBatchTokens = s.cfg.Default.MaxBatchTokens
 	}
-	digest := sha256.Sum256([]byte(pc.Provider + "\x00" + pc.Model + "\x00" + pc.BaseURL + "\x00" + pc.APIKey))
-	id := hex.EncodeToString(digest[:])
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if b, ok := s.batchers[id]; ok {
-		return b, modelName(pc), nil
-	}
-	emb, err := s.provider(pc)
-	if err != nil {
-		return nil, "", stage.Permanent(fmt.Errorf("embed %s: provider %q: %w", taskID, k.Provider, err))
-	}
-	b := s.newBatcher(pc, emb, provider.Document, s.cfg.Linger)
-	s.batchers[id] = b
-	return b, modelName(pc), nil
+	return pc
 }
 
 // defaultUsable says whether the default provider can serve a task
@@ -508,11 +520,16 @@ func (s *Service) answer(ctx context.Context, m *nats.Msg) {
 		reply(pipeline.EmbedReply{Error: "query needs a non-empty text", BadInput: true})
 		return
 	}
+	if err := q.OpenQueryKey(pipeline.SealerOf(s.res.Keys)); err != nil {
+		s.log.Warn("query key does not open", "err", err)
+		reply(pipeline.EmbedReply{Error: "query key: " + err.Error()})
+		return
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	b, model := s.defQuery, s.defModel
 	if q.APIKey != "" && q.Provider != "" {
-		pc := provider.Config{Provider: strings.ToLower(q.Provider), APIKey: q.APIKey}
+		pc := s.keyConfig(q.Provider, q.APIKey)
 		emb, err := s.provider(pc)
 		if err != nil {
 			reply(pipeline.EmbedReply{Error: err.Error(), BadInput: true})

@@ -698,3 +698,132 @@ func TestDimensionsParamCanBeSwitchedOff(t *testing.T) {
 		}
 	}
 }
+
+// A GetEmbedding query that brings its own key goes to the configured
+// server (OPENAI_BASE_URL) with the configured model, not to the public
+// endpoint with the SDK's default model.
+func TestQueryWithOwnKeyUsesConfiguredServerAndModel(t *testing.T) {
+	t.Parallel()
+	const key = "sk-query-key-6bc1bee22e409f96e93d7e11"
+	const model = "tenant-embed-384"
+	fake := providertest.NewOpenAI(t)
+	fake.SetKey(key)
+	fake.AddModel(model, 1024, true)
+	h := newHarness(t)
+	h.start(map[string]string{ // the default stays local
+		"OPENAI_BASE_URL":        fake.URL,
+		"OPENAI_EMBEDDING_MODEL": model,
+	})
+	const text = "quarterly revenue by region"
+	var r pipeline.EmbedReply
+	testenv.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error { // until the embedder subscribed
+		var err error
+		r, err = query(t, h.nc, pipeline.EmbedQuery{Text: text, Provider: "OpenAI", APIKey: key})
+		return err
+	})
+	if r.Error != "" {
+		t.Fatalf("query with its own key: %s", r.Error)
+	}
+	if !equal(r.Vector, providertest.Vector(text, dim), 0) {
+		t.Errorf("query vector is not the configured server's embedding of its text")
+	}
+	if want := "openai/" + model; r.Model != want {
+		t.Errorf("reply model %q, want %q", r.Model, want)
+	}
+	log := fake.Log()
+	if len(log) != 1 {
+		t.Fatalf("configured server saw %d requests, want 1", len(log))
+	}
+	if got := log[0].Header.Get("Authorization"); got != "Bearer "+key {
+		t.Errorf("request not authorised with the query's key")
+	}
+	if log[0].Model != model {
+		t.Errorf("request model %q, want the configured %q", log[0].Model, model)
+	}
+	if len(log[0].Inputs) != 1 || log[0].Inputs[0] != text {
+		t.Errorf("request inputs %q, want [%q]", log[0].Inputs, text)
+	}
+}
+
+// A task key sealed with a PDFPIPE_SECRET_KEY this embedder does not have
+// fails the task at once with a reason naming the setting; it is not
+// retried until MAX_DELIVER and never reaches a provider.
+func TestTaskKeySealedElsewhereFailsClearly(t *testing.T) {
+	t.Parallel()
+	fake := providertest.NewOpenAI(t)
+	h := newHarness(t)
+	key, err := pipeline.ParseSecretKey(pipeline.NewSecretKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealer, err := pipeline.NewSealer(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealedKV := &pipeline.KeysKV{KeyValue: h.res.Keys, Sealer: sealer}
+	const task = "task-sealed-elsewhere"
+	if err := pipeline.PutAPIKey(h.ctx, sealedKV, task, pipeline.APIKey{Provider: "openai", Key: providertest.OpenAIKey}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	h.start(map[string]string{"OPENAI_BASE_URL": fake.URL, "EMBEDDING_PROVIDER": "openai"}) // keyless default: needs the task's key
+	h.submit(task, 3)
+	st := h.waitFailed(task, 20*time.Second)
+	if !strings.Contains(st.Error, "PDFPIPE_SECRET_KEY") {
+		t.Errorf("reason %q does not name PDFPIPE_SECRET_KEY", st.Error)
+	}
+	if n := fake.Requests(); n != 0 {
+		t.Errorf("provider saw %d requests, want none", n)
+	}
+	if strings.Contains(h.logs.String(), "transient error; retrying") {
+		t.Errorf("a sealing mismatch was retried; want the task failed at the first delivery")
+	}
+}
+
+// A query whose key the gateway sealed is opened with the shared
+// PDFPIPE_SECRET_KEY; one sealed with another key is refused and never
+// reaches a provider.
+func TestQueryWithSealedKey(t *testing.T) {
+	t.Parallel()
+	const key = "sk-sealed-query-key-99aa"
+	fake := providertest.NewOpenAI(t)
+	fake.SetKey(key)
+	h := newHarness(t)
+	newSealer := func() *pipeline.Sealer {
+		k, err := pipeline.ParseSecretKey(pipeline.NewSecretKey())
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := pipeline.NewSealer(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	shared, other := newSealer(), newSealer()
+	h.sealer = shared
+	h.start(map[string]string{"OPENAI_BASE_URL": fake.URL})
+	ask := func(s *pipeline.Sealer) (pipeline.EmbedReply, error) {
+		q := pipeline.EmbedQuery{Text: "sealed question", Provider: "openai", APIKey: key}
+		q.SealQueryKey(s)
+		return query(t, h.nc, q)
+	}
+	var r pipeline.EmbedReply
+	testenv.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		var err error
+		r, err = ask(shared)
+		return err
+	})
+	if r.Error != "" || len(r.Vector) != dim {
+		t.Fatalf("query with a sealed key: %+v", r)
+	}
+	r, err := ask(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Error == "" || !strings.Contains(r.Error, "PDFPIPE_SECRET_KEY") {
+		t.Errorf("query sealed with another key: error %q, want one naming PDFPIPE_SECRET_KEY", r.Error)
+	}
+	if n := fake.Requests(); n != 1 {
+		t.Errorf("provider saw %d requests, want 1 (only the query that opened)", n)
+	}
+}

@@ -44,6 +44,8 @@ type harness struct {
 	js   jetstream.JetStream
 	res  *pipeline.Resources
 	logs *testenv.LogBuffer
+	// sealer, when set before start, is the embedders' PDFPIPE_SECRET_KEY.
+	sealer *pipeline.Sealer
 
 	mu       sync.Mutex
 	stops    []func()
@@ -82,7 +84,7 @@ func (h *harness) newService(env map[string]string) *embedder.Service {
 	if err != nil {
 		h.t.Fatalf("jetstream: %v", err)
 	}
-	res, err := pipeline.Setup(h.ctx, js, pipeline.Config{MaxDeliver: stagetest.MaxDeliver, AckWait: ackWait})
+	res, err := pipeline.Setup(h.ctx, js, pipeline.Config{MaxDeliver: stagetest.MaxDeliver, AckWait: ackWait, Sealer: h.sealer})
 	if err != nil {
 		h.t.Fatalf("pipeline.Setup: %v", err)
 	}

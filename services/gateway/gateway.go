@@ -50,6 +50,9 @@ type Config struct {
 	// MaxEntry is REDIS_MAX_ENTRY_SIZE: a queue entry longer than this
 	// goes to the dead-letter list unread. Default 64 KiB.
 	MaxEntry int64
+	// GRPC secures :50052/:50053: GRPC_TLS_CERT, GRPC_TLS_KEY,
+	// GRPC_TLS_CLIENT_CA, GRPC_AUTH_TOKEN[_FILE].
+	GRPC GRPCSecurity
 }
 
 // ConfigFromEnv reads the gateway's settings.
@@ -70,7 +73,9 @@ func ConfigFromEnv(getenv envconf.Getenv) (Config, error) {
 		EmbedWait:  r.Duration("QUERY_TIMEOUT", 60*time.Second),
 		MaxEntry:   r.Bytes("REDIS_MAX_ENTRY_SIZE", DefaultMaxEntry),
 	}
-	if err := r.Err(); err != nil {
+	sec, err := grpcSecurityFromEnv(r, getenv)
+	c.GRPC = sec
+	if err := errors.Join(r.Err(), err); err != nil {
 		return c, err
 	}
 	return c, c.Validate()
@@ -116,7 +121,8 @@ func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("redis", redisURL), slog.String("queue", c.Queue),
 		slog.String("dlq", c.DLQ), slog.String("pop_from", c.PopFrom), slog.String("events", c.Events),
 		slog.String("instance", c.InstanceID), slog.String("apikey_addr", c.KeyAddr),
-		slog.String("embedding_addr", c.EmbedAddr), slog.Int64("max_entry", c.MaxEntry))
+		slog.String("embedding_addr", c.EmbedAddr), slog.Int64("max_entry", c.MaxEntry),
+		slog.Any("grpc_security", c.GRPC))
 }
 
 // Service is a running gateway.

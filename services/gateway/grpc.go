@@ -44,15 +44,40 @@ func (s *Service) serveGRPC(ctx context.Context) error {
 		keyLis.Close()
 		return fmt.Errorf("listen %s (GRPC_EMBEDDING_PORT): %w", s.cfg.EmbedAddr, err)
 	}
-	s.log.Info("grpc listening", "apikey", keyLis.Addr().String(), "embedding", embLis.Addr().String())
-	return Serve(ctx, s.KeyServer(), s.EmbeddingServer(), keyLis, embLis)
+	return s.ServeGRPC(ctx, keyLis, embLis)
 }
 
-// Serve serves the two gRPC servers on the listeners until ctx ends.
-func Serve(ctx context.Context, keys pb.APIKeyServiceServer, emb *EmbeddingServer, keyLis, embLis net.Listener) error {
-	keySrv := grpc.NewServer(serverOptions()...)
+// ServeGRPC serves APIKeyService on keyLis and the embedding services on
+// embLis with the configured transport security (Config.GRPC) until ctx
+// ends. What is left open — no TLS, no authentication — is logged as a
+// warning naming the ports.
+func (s *Service) ServeGRPC(ctx context.Context, keyLis, embLis net.Listener) error {
+	opts, err := s.cfg.GRPC.ServerOptions()
+	if err != nil {
+		keyLis.Close()
+		embLis.Close()
+		return err
+	}
+	ports := keyLis.Addr().String() + " (ProvideAPIKey) and " + embLis.Addr().String() + " (GetEmbedding)"
+	if !s.cfg.GRPC.TLS() {
+		s.log.Warn("gRPC " + ports + " serve WITHOUT TLS: keys and texts cross the network in the clear; " +
+			"set GRPC_TLS_CERT and GRPC_TLS_KEY (and GRPC_TLS_CLIENT_CA to require client certificates)")
+	}
+	if !s.cfg.GRPC.Authenticates() {
+		s.log.Warn("gRPC " + ports + " accept calls WITHOUT authentication: anyone who reaches them can store keys and spend the embedding quota; " +
+			"set GRPC_AUTH_TOKEN (callers send `authorization: Bearer <token>`) or GRPC_TLS_CLIENT_CA. ProvideAPIKey keeps the first key of a task")
+	}
+	s.log.Info("grpc listening", "apikey", keyLis.Addr().String(), "embedding", embLis.Addr().String(), "security", s.cfg.GRPC)
+	return Serve(ctx, s.KeyServer(), s.EmbeddingServer(), keyLis, embLis, opts...)
+}
+
+// Serve serves the two gRPC servers on the listeners until ctx ends. opts
+// (transport credentials, interceptors) apply to both.
+func Serve(ctx context.Context, keys pb.APIKeyServiceServer, emb *EmbeddingServer, keyLis, embLis net.Listener, opts ...grpc.ServerOption) error {
+	opts = append(serverOptions(), opts...)
+	keySrv := grpc.NewServer(opts...)
 	pb.RegisterAPIKeyServiceServer(keySrv, keys)
-	embSrv := grpc.NewServer(serverOptions()...)
+	embSrv := grpc.NewServer(opts...)
 	pb.RegisterEmbeddingServiceServer(embSrv, emb)
 	pb.RegisterVectorizerServiceServer(embSrv, emb.Vectorizer())
 	hs := health.NewServer()
@@ -94,7 +119,9 @@ func (s *Service) KeyServer() *KeyServer { return &KeyServer{s: s} }
 // ProvideAPIKey stores a task's key in the keys bucket, where the
 // embedders find it by task id; with provider "pdf" the key is the
 // password of the task's PDF, which the parser finds there. Neither is
-// ever logged.
+// ever logged. Only an authenticated caller (see Authenticated) may
+// replace a task's key; otherwise the first one stays and a different one
+// is refused with AlreadyExists.
 func (k *KeyServer) ProvideAPIKey(ctx context.Context, req *pb.APIKeyRequest) (*pb.APIKeyResponse, error) {
 	id := strings.TrimSpace(req.GetTaskId())
 	prov := strings.ToLower(strings.TrimSpace(req.GetProvider()))
@@ -116,17 +143,36 @@ func (k *KeyServer) ProvideAPIKey(ctx context.Context, req *pb.APIKeyRequest) (*
 	if err != nil && !errors.Is(err, taskstatus.ErrNotFound) {
 		return nil, status.Errorf(codes.Unavailable, "task %s: reading status: %v", id, err)
 	}
-	if prov == pipeline.PDFPasswordProvider {
-		if err := pipeline.PutPDFPassword(ctx, k.s.res.Keys, id, req.GetApiKey(), k.s.cfg.KeyTTL); err != nil {
-			return nil, status.Errorf(codes.Unavailable, "task %s: storing PDF password: %v", id, err)
+	// An authenticated caller (the backend, holding the token or a client
+	// certificate) may replace a task's key; an anonymous one only gives
+	// the first: nobody can swap another task's key.
+	replace := Authenticated(ctx)
+	what, store := "api key", func() error {
+		key := pipeline.APIKey{Provider: prov, Key: req.GetApiKey()}
+		if replace {
+			return pipeline.PutAPIKey(ctx, k.s.res.Keys, id, key, k.s.cfg.KeyTTL)
 		}
-		log.Info("pdf password stored")
+		return pipeline.CreateAPIKey(ctx, k.s.res.Keys, id, key, k.s.cfg.KeyTTL)
+	}
+	if prov == pipeline.PDFPasswordProvider {
+		what, store = "PDF password", func() error {
+			if replace {
+				return pipeline.PutPDFPassword(ctx, k.s.res.Keys, id, req.GetApiKey(), k.s.cfg.KeyTTL)
+			}
+			return pipeline.CreatePDFPassword(ctx, k.s.res.Keys, id, req.GetApiKey(), k.s.cfg.KeyTTL)
+		}
+	}
+	switch err := store(); {
+	case errors.Is(err, pipeline.ErrKeyTaken):
+		log.Warn(what+" for a task that already has another; refused (unauthenticated callers cannot replace a key)", "peer", peerAddr(ctx))
+		return nil, status.Errorf(codes.AlreadyExists, "task %s already has a different %s; not replaced (only a caller authenticated with GRPC_AUTH_TOKEN or a client certificate may replace it)", id, what)
+	case err != nil:
+		return nil, status.Errorf(codes.Unavailable, "task %s: storing %s: %v", id, what, err)
+	}
+	log.Info(what+" stored", "replace_allowed", replace)
+	if prov == pipeline.PDFPasswordProvider {
 		return &pb.APIKeyResponse{Success: true, Message: "PDF password stored for task " + id}, nil
 	}
-	if err := pipeline.PutAPIKey(ctx, k.s.res.Keys, id, pipeline.APIKey{Provider: prov, Key: req.GetApiKey()}, k.s.cfg.KeyTTL); err != nil {
-		return nil, status.Errorf(codes.Unavailable, "task %s: storing key: %v", id, err)
-	}
-	log.Info("api key stored")
 	return &pb.APIKeyResponse{Success: true, Message: "key stored for task " + id}, nil
 }
 
@@ -137,6 +183,8 @@ type EmbeddingServer struct {
 	nc   *nats.Conn
 	dim  int
 	wait time.Duration
+	// sealer seals a query's own key before it crosses NATS (nil: plain).
+	sealer *pipeline.Sealer
 }
 
 // NewEmbeddingServer returns an EmbeddingServer over nc.
@@ -146,7 +194,9 @@ func NewEmbeddingServer(nc *nats.Conn, dim int, wait time.Duration) *EmbeddingSe
 
 // EmbeddingServer returns the EmbeddingService implementation.
 func (s *Service) EmbeddingServer() *EmbeddingServer {
-	return NewEmbeddingServer(s.nc, s.cfg.Dimension, s.cfg.EmbedWait)
+	e := NewEmbeddingServer(s.nc, s.cfg.Dimension, s.cfg.EmbedWait)
+	e.sealer = pipeline.SealerOf(s.res.Keys)
+	return e
 }
 
 // GetEmbedding embeds one query text. The backend sends no provider and
@@ -169,6 +219,7 @@ func (e *EmbeddingServer) embed(ctx context.Context, q pipeline.EmbedQuery) ([]f
 		ctx, cancel = context.WithTimeout(ctx, e.wait)
 		defer cancel()
 	}
+	q.SealQueryKey(e.sealer)
 	data, err := json.Marshal(q)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "encode query: %v", err)

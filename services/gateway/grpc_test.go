@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -87,17 +88,23 @@ func TestProvideAPIKey(t *testing.T) {
 		})
 	}
 
-	t.Run("key sent again replaces the first", func(t *testing.T) {
-		for _, k := range []string{"sk-secret-first-13", "sk-secret-second-14"} {
+	t.Run("a different key sent again does not replace the first", func(t *testing.T) {
+		// No GRPC_AUTH_TOKEN here: an anonymous caller cannot swap a
+		// task's key (TestGRPCSecurity covers the authenticated case).
+		for i, k := range []string{"sk-secret-first-13", "sk-secret-first-13", "sk-secret-second-14"} {
 			secrets = append(secrets, k)
 			resp, err := client.ProvideAPIKey(ctx, &pb.APIKeyRequest{TaskId: "t-again", ApiKey: k, Provider: "openai"})
-			if err != nil || !resp.GetSuccess() {
-				t.Fatalf("ProvideAPIKey: %v, %v", resp, err)
+			wantCode := codes.OK
+			if i == 2 {
+				wantCode = codes.AlreadyExists
+			}
+			if got := grpcstatus.Code(err); got != wantCode || (err == nil && !resp.GetSuccess()) {
+				t.Fatalf("ProvideAPIKey %d: %v, %v; want %v", i, resp, err, wantCode)
 			}
 		}
 		k, err := pipeline.GetAPIKey(ctx, h.res.Keys, "t-again", 0)
-		if err != nil || k.Key != "sk-secret-second-14" {
-			t.Errorf("stored key: got provider %q, second key %v (err %v); want the second key", k.Provider, k.Key == "sk-secret-second-14", err)
+		if err != nil || k.Key != "sk-secret-first-13" {
+			t.Errorf("stored key: got provider %q, first key %v (err %v); want the first key", k.Provider, k.Key == "sk-secret-first-13", err)
 		}
 	})
 
@@ -245,7 +252,7 @@ func TestEmbeddingCalls(t *testing.T) {
 				return
 			}
 			want := []pipeline.EmbedQuery{{Text: tc.text}, {Text: tc.text}}
-			if !slices.Equal(qs, want) {
+			if !reflect.DeepEqual(qs, want) {
 				t.Errorf("queries: got %+v, want %+v (no provider or key)", qs, want)
 			}
 		})
@@ -263,11 +270,53 @@ func TestGetEmbeddingForwardsProviderAndKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []pipeline.EmbedQuery{{Text: "hello", Provider: "gemini", APIKey: "sk-secret-query"}}
-	if got := emb.seen(); !slices.Equal(got, want) {
+	if got := emb.seen(); !reflect.DeepEqual(got, want) {
 		t.Errorf("queries: got %+v, want %+v", got, want)
 	}
 	if strings.Contains(h.logs.String(), "sk-secret-query") {
 		t.Error("log output contains the query's API key")
+	}
+}
+
+// With PDFPIPE_SECRET_KEY the query's own key crosses NATS sealed: a NATS
+// client listening on the query subject does not see it.
+func TestGetEmbeddingSealsTheQueryKey(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	key, err := pipeline.ParseSecretKey(pipeline.NewSecretKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealer, err := pipeline.NewSealer(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.res.Keys = &pipeline.KeysKV{KeyValue: h.res.Keys, Sealer: sealer}
+	_, embConn := h.serveGRPC()
+	spy, err := h.nc.SubscribeSync(pipeline.QuerySubject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	emb := startFakeEmbedder(t, h.nc, replyJSON(pipeline.EmbedReply{Vector: vector(384)}))
+	const secret = "sk-secret-sealed-query"
+	if _, err := pb.NewEmbeddingServiceClient(embConn).GetEmbedding(context.Background(),
+		&pb.EmbeddingRequest{Text: "hello", Provider: "openai", ApiKey: secret}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := spy.NextMsg(waitLong)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(m.Data), secret) {
+		t.Errorf("the query on NATS holds the key in the clear: %s", m.Data)
+	}
+	got := emb.seen()
+	if len(got) != 1 || got[0].APIKey != "" || len(got[0].SealedKey) == 0 {
+		t.Fatalf("queries: got %+v, want one with a sealed key only", got)
+	}
+	q := got[0]
+	if err := q.OpenQueryKey(sealer); err != nil || q.APIKey != secret || q.Provider != "openai" {
+		t.Errorf("opened query: key matches %v, provider %q, err %v", q.APIKey == secret, q.Provider, err)
 	}
 }
 

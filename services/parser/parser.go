@@ -326,6 +326,8 @@ func (s *Service) withPassword(ctx context.Context, taskID string, encErr error)
 	case errors.Is(err, pipeline.ErrNoKey):
 		return opts, fmt.Errorf("%w (no password for the task arrived within %s; send it with ProvideAPIKey, provider %q)",
 			encErr, s.cfg.PasswordWait, pipeline.PDFPasswordProvider)
+	case pipeline.IsSealError(err):
+		return opts, stage.Permanent(fmt.Errorf("reading the PDF password of %s: %w", taskID, err))
 	case err != nil:
 		return opts, err // transient: the keys bucket is unavailable
 	}

@@ -136,8 +136,12 @@ func (k *KeyServer) ProvideAPIKey(ctx context.Context, req *pb.APIKeyRequest) (*
 			id, req.GetProvider(), pipeline.PDFPasswordProvider)
 	}
 	st, err := k.s.status.Get(ctx, id)
-	if err == nil && st.State.Terminal() {
-		log.Info("api key for a task that already ended; not stored", "state", st.State)
+	// A failed task is retried when the backend pushes it again, and the
+	// older backend sends the key before the push: keep that key (it
+	// expires with API_KEY_TTL if no push follows). A done task never
+	// runs again.
+	if err == nil && st.State == taskstatus.Done {
+		log.Info("api key for a task that is already done; not stored", "state", st.State)
 		return &pb.APIKeyResponse{Success: false, Message: fmt.Sprintf("task %s already %s; key not stored", id, st.State)}, nil
 	}
 	if err != nil && !errors.Is(err, taskstatus.ErrNotFound) {

@@ -50,7 +50,9 @@ func TestProvideAPIKey(t *testing.T) {
 		{name: "empty key", req: &pb.APIKeyRequest{TaskId: "t-nokey", Provider: "openai"}, wantCode: codes.InvalidArgument},
 		{name: "empty task id", req: &pb.APIKeyRequest{ApiKey: "sk-secret-noid-9", Provider: "openai"}, wantCode: codes.InvalidArgument},
 		{name: "blank task id", req: &pb.APIKeyRequest{TaskId: "  ", ApiKey: "sk-secret-blank-10", Provider: "openai"}, wantCode: codes.InvalidArgument},
-		{name: "task already failed", req: &pb.APIKeyRequest{TaskId: "t-failed", ApiKey: "sk-secret-failed-11", Provider: "openai"}, wantOK: false},
+		// A failed task runs again when the backend pushes it again, and the
+		// older backend sends the key first: the key is kept for that run.
+		{name: "task failed earlier, key for its retry", req: &pb.APIKeyRequest{TaskId: "t-failed", ApiKey: "sk-secret-failed-11", Provider: "openai"}, wantOK: true, wantProv: "openai"},
 		{name: "task already done", req: &pb.APIKeyRequest{TaskId: "t-done", ApiKey: "sk-secret-done-12", Provider: "gemini"}, wantOK: false},
 	}
 	var secrets []string

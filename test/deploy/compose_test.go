@@ -14,7 +14,6 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
-	"sigs.k8s.io/yaml"
 )
 
 // loadCompose loads compose files (relative to the repository root) as
@@ -465,7 +464,7 @@ func TestComposePrometheus(t *testing.T) {
 		t.Fatal(err)
 	}
 	var cfg prometheusConfig
-	if err := yaml.UnmarshalStrict(b, &cfg); err != nil {
+	if err := strict(b, &cfg); err != nil {
 		t.Fatalf("%s: %v", cfgPath, err)
 	}
 	scraped := map[string]uint32{}

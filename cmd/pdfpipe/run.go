@@ -38,9 +38,13 @@ import (
 // server: the files are served to the fetcher over loopback HTTP, chunks
 // are embedded with the configured provider (local by default) and
 // ingested by the reference IngestService, which writes them as JSONL.
-func runFiles(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func runFiles(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: pdfpipe run [-out FILE.jsonl] [-password-file FILE] [-store DIR] FILE.pdf...")
+		fs.PrintDefaults()
+	}
 	out := fs.String("out", "pdfpipe-chunks.jsonl", "where to write the chunks with their vectors (JSONL)")
 	storeDir := fs.String("store", "", "JetStream directory (default: a temporary one, removed at exit)")
 	passFile := fs.String("password-file", "", "file whose first line is the password of encrypted PDFs (given to each task as ProvideAPIKey with provider \"pdf\" would)")
@@ -110,6 +114,12 @@ func runFiles(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("run: %w", err)
 	}
 	defer outFile.Close()
+	// A failed run that stored nothing leaves no empty output file behind.
+	defer func() {
+		if st, serr := os.Stat(*out); err != nil && serr == nil && st.Size() == 0 {
+			os.Remove(*out)
+		}
+	}()
 	outBuf := bufio.NewWriterSize(outFile, 1<<20)
 	sink := ingestsink.New(ingestsink.Options{Output: outBuf, Dimension: dimension(getenv), ForgetChunks: true})
 	sinkLis, err := net.Listen("tcp", "127.0.0.1:0")

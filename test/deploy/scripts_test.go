@@ -116,3 +116,49 @@ func TestDemoMissingFile(t *testing.T) {
 		t.Error("pdfpipe ran")
 	}
 }
+
+// TestComposeSmokeWithoutDocker: where no Docker engine answers, the smoke
+// script says so and passes without touching anything; a docker without
+// its compose plugin is an error that names the plugin.
+func TestComposeSmokeWithoutDocker(t *testing.T) {
+	tests := []struct {
+		name     string
+		docker   string // fake docker script; "" for none on PATH
+		wantErr  bool
+		wantText string
+	}{
+		{name: "no docker", wantText: "compose-smoke: no Docker engine: skipped"},
+		{name: "engine down", docker: "#!/bin/sh\necho 'Cannot connect to the Docker daemon' >&2\nexit 1\n", wantText: "compose-smoke: no Docker engine: skipped"},
+		{name: "no compose plugin", docker: "#!/bin/sh\n[ \"$1\" = info ] && exit 0\nexit 1\n", wantErr: true, wantText: "compose plugin"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			bin := t.TempDir()
+			// only what the script needs before it looks for docker
+			for _, tool := range []string{"bash", "dirname"} {
+				p, err := exec.LookPath(tool)
+				if err != nil {
+					t.Skipf("%s: %v", tool, err)
+				}
+				if err := os.Symlink(p, filepath.Join(bin, tool)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.docker != "" {
+				if err := os.WriteFile(filepath.Join(bin, "docker"), []byte(tc.docker), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cmd := exec.Command(filepath.Join(bin, "bash"), filepath.Join(repoRoot(t), "scripts", "compose-smoke.sh"))
+			cmd.Env = []string{"PATH=" + bin}
+			cmd.Dir = t.TempDir()
+			out, err := cmd.CombinedOutput()
+			if (err != nil) != tc.wantErr {
+				t.Errorf("got error %v, want error %v\n%s", err, tc.wantErr, out)
+			}
+			if !strings.Contains(string(out), tc.wantText) {
+				t.Errorf("output %q lacks %q", out, tc.wantText)
+			}
+		})
+	}
+}

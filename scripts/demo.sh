@@ -63,6 +63,7 @@ if [ ${#files[@]} -eq 0 ]; then
   bin/pdfpipe sample -pages 40 bin/sample.pdf
   files=(bin/sample.pdf)
 fi
-bin/pdfpipe run -out bin/chunks.jsonl "${files[@]}"
+# an absolute -out, so the summary says where the chunks are from anywhere
+bin/pdfpipe run -out "$PWD/bin/chunks.jsonl" "${files[@]}"
 echo "== first chunk (vector cut to 4 of its floats):"
 sed -n 2p bin/chunks.jsonl | python3 -c 'import json,sys; c=json.loads(sys.stdin.read()); c["embedding_vector"]=c["embedding_vector"][:4]+["..."]; print(json.dumps(c, ensure_ascii=False, indent=1))' 2>/dev/null || sed -n 2p bin/chunks.jsonl | cut -c1-600

@@ -88,7 +88,7 @@ func TestDemoRelativePathFromOutside(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "run -out bin/chunks.jsonl " + pdf; strings.TrimSpace(string(log)) != want {
+	if want := "run -out " + filepath.Join(repo, "bin", "chunks.jsonl") + " " + pdf; strings.TrimSpace(string(log)) != want {
 		t.Errorf("pdfpipe got %q, want %q", strings.TrimSpace(string(log)), want)
 	}
 	for _, want := range []string{"first build on a new machine: 5-12 minutes", "built in", "3 packages compiled", `"chunk_index": 0`} {

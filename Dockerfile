@@ -31,7 +31,9 @@ ARG RUNTIME_IMAGE=gcr.io/distroless/static-debian12:nonroot
 # ---------------------------------------------------------------- build
 FROM golang:${GO_VERSION}-bookworm AS build
 WORKDIR /src
-# The .git directory is not in the build context (.dockerignore).
+# The .git directory is not in the build context (.dockerignore). The
+# deployment-file tests (test/deploy: compose-go, Kubernetes types,
+# kustomize) are left out of the image's workspace: no binary needs them.
 ENV GOFLAGS=-buildvcs=false
 COPY . .
 # One workspace build (go.work) of every binary, plus the stdlib-only
@@ -41,6 +43,7 @@ COPY . .
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
     set -eux; \
+    go work edit -dropuse=./test/deploy; \
     go mod download; \
     mkdir -p /out /out/data; \
     CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o /out/ \

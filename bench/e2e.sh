@@ -129,12 +129,14 @@ for run in $(seq "$runs"); do
 	for _ in $(seq 100); do [ -s "$tmp/fake.url" ] && break; sleep 0.1; done
 	sp=$(free_port) hp=$(free_port)
 	rm -rf "$tmp/nats"
+	# e2ebench serves the PDFs on a loopback port it picks itself: the fetch
+	# guard must let 127.0.0.1 through for this harness (and only it).
 	REDIS_URL="redis://127.0.0.1:$rp/0" GO_GRPC_INGEST_ADDR="127.0.0.1:$sp" \
 		GRPC_SERVER_PORT="127.0.0.1:$(free_port)" GRPC_EMBEDDING_PORT="127.0.0.1:$(free_port)" \
 		NATS_LISTEN="127.0.0.1:$(free_port)" NATS_STORE_DIR="$tmp/nats" HEALTH_ADDR="127.0.0.1:$hp" \
 		EMBEDDING_PROVIDER=openai EMBEDDING_BASE_URL="$(head -1 "$tmp/fake.url")" \
 		EMBEDDING_API_KEY=sk-test-0123456789abcdefFAKE EMBEDDING_MODEL_NAME=text-embedding-3-small \
-		LOG_LEVEL=warn "$tmp/pdfpipe" up >"$tmp/pdfpipe.log" 2>&1 &
+		FETCH_ALLOW_CIDRS=127.0.0.1/32 LOG_LEVEL=warn "$tmp/pdfpipe" up >"$tmp/pdfpipe.log" 2>&1 &
 	up=$!
 	pids+=($up)
 	for _ in $(seq 300); do curl -sf "http://127.0.0.1:$hp/readyz" >/dev/null 2>&1 && break; sleep 0.1; done

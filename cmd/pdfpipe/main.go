@@ -1,7 +1,7 @@
 // Command pdfpipe runs the whole pipeline in one process on an embedded
 // NATS server.
 //
-//	pdfpipe run [-out chunks.jsonl] FILE.pdf...   process PDFs, write chunks with vectors as JSONL
+//	pdfpipe run [-out chunks.jsonl] [-password-file F] [-store DIR] FILE.pdf...   process PDFs, write chunks with vectors as JSONL
 //	pdfpipe up                                  every service against REDIS_URL and the real gRPC ports
 //	pdfpipe status TASK_ID                      print a task's status (NATS_URL)
 //	pdfpipe replay [--force] [--no-wait] STAGE TASK_ID  run a stage again for a task, wait for the outcome (NATS_URL)
@@ -10,6 +10,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -23,15 +25,26 @@ func main() {
 }
 
 const usage = `usage:
-  pdfpipe run [-out FILE.jsonl] FILE.pdf...   process PDFs on an embedded NATS, write chunks and vectors as JSONL
+  pdfpipe run [-out FILE.jsonl] [-password-file FILE] [-store DIR] FILE.pdf...
+                                              process PDFs on an embedded NATS, write chunks and vectors as JSONL
   pdfpipe up                                  run every service against REDIS_URL and the gRPC ports (see README)
   pdfpipe status TASK_ID                      print a task's status from NATS_URL
   pdfpipe replay [--force] [--no-wait] [--timeout D] STAGE TASK_ID
                                               run STAGE (fetch, parse, embed, ingest) again for a task from the retained stream;
                                               waits for the outcome; a done or running task needs --force
-  pdfpipe sample [-pages N] OUT.pdf           write a generated PDF with chapters, outline, Latin and Chinese text`
+  pdfpipe sample [-pages N] OUT.pdf           write a generated PDF with chapters, outline, Latin and Chinese text
+  pdfpipe COMMAND -h                          the command's flags`
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	err := dispatch(ctx, args, getenv, stdout, stderr)
+	// A command's -h has printed its flags: asking for help is no failure.
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return err
+}
+
+func dispatch(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, usage)
 		return fmt.Errorf("no command given")

@@ -30,6 +30,7 @@ import (
 	"github.com/pdfpipe/pdfpipe/pkg/logging"
 	"github.com/pdfpipe/pdfpipe/pkg/natsembed"
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
+	"github.com/pdfpipe/pdfpipe/pkg/servicemain"
 	"github.com/pdfpipe/pdfpipe/pkg/status"
 	"github.com/pdfpipe/pdfpipe/pkg/task"
 	"github.com/pdfpipe/pdfpipe/tools/ingestsink"
@@ -39,12 +40,16 @@ import (
 // server: the files are served to the fetcher over loopback HTTP, chunks
 // are embedded with the configured provider (local by default) and
 // ingested by the reference IngestService, which writes them as JSONL.
-func runFiles(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func runFiles(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
 	// The services' logger and the progress lines both write to stderr,
 	// from different goroutines.
 	stderr = &lockedWriter{w: stderr}
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: pdfpipe run [-out FILE.jsonl] [-password-file FILE] [-store DIR] FILE.pdf...")
+		fs.PrintDefaults()
+	}
 	out := fs.String("out", "pdfpipe-chunks.jsonl", "where to write the chunks with their vectors (JSONL)")
 	storeDir := fs.String("store", "", "JetStream directory (default: a temporary one, removed at exit)")
 	passFile := fs.String("password-file", "", "file whose first line is the password of encrypted PDFs (given to each task as ProvideAPIKey with provider \"pdf\" would)")
@@ -90,7 +95,21 @@ func runFiles(ctx context.Context, args []string, getenv func(string) string, st
 		defer os.RemoveAll(dir)
 		*storeDir = dir
 	}
-	srv, err := natsembed.Start(natsembed.Options{StoreDir: *storeDir})
+	// Passwords given with -password-file are sealed in KV like every
+	// secret: with PDFPIPE_SECRET_KEY when set, else with a key of this
+	// run's own that is never written down (nothing sealed outlives it).
+	sealer, err := servicemain.SealerFromEnv(getenv)
+	if err != nil {
+		return err
+	}
+	if sealer == nil {
+		key := make([]byte, pipeline.SecretKeySize)
+		_, _ = rand.Read(key) // never fails (crypto/rand)
+		if sealer, err = pipeline.NewSealer(key); err != nil {
+			return err
+		}
+	}
+	srv, err := natsembed.Start(natsembed.Options{StoreDir: *storeDir, JetStreamKey: sealer.StoreKey()})
 	if err != nil {
 		return err
 	}
@@ -104,7 +123,7 @@ func runFiles(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	res, err := pipeline.Setup(ctx, js, pipeline.Config{})
+	res, err := pipeline.Setup(ctx, js, pipeline.Config{Sealer: sealer})
 	if err != nil {
 		return err
 	}
@@ -114,6 +133,12 @@ func runFiles(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("run: %w", err)
 	}
 	defer outFile.Close()
+	// A failed run that stored nothing leaves no empty output file behind.
+	defer func() {
+		if st, serr := os.Stat(*out); err != nil && serr == nil && st.Size() == 0 {
+			os.Remove(*out)
+		}
+	}()
 	outBuf := bufio.NewWriterSize(outFile, 1<<20)
 	sink := ingestsink.New(ingestsink.Options{Output: outBuf, Dimension: dimension(getenv), ForgetChunks: true})
 	sinkLis, err := net.Listen("tcp", "127.0.0.1:0")

@@ -120,6 +120,8 @@ func TestUpKeepsSecretsSealed(t *testing.T) {
 		"OPENAI_BASE_URL":     fake.URL,
 		"TEMP_DIR":            dir,
 		"LOG_LEVEL":           "debug",
+		// the PDF comes from a loopback test server: allow exactly it
+		"FETCH_ALLOW_HOSTS": strings.TrimPrefix(files.URL, "http://"),
 	}
 	var logs syncBuffer
 	ctx, cancel := context.WithCancel(context.Background())

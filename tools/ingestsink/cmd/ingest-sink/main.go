@@ -5,10 +5,12 @@
 //
 // Configuration (flags override the environment):
 //
-//	-addr       INGEST_SINK_ADDR     listen address (default ":50051")
+//	-addr       INGEST_SINK_ADDR     listen address (default "127.0.0.1:50051": this machine only;
+//	                                 ":50051" for every interface, as the container image sets)
 //	-out        INGEST_SINK_OUT      JSONL output file, appended to; "" or "-" is stdout (default)
 //	-dimension  EMBEDDING_DIMENSION  required embedding length (default 384)
 //	-shutdown-timeout                graceful-stop deadline before a hard stop (default 10s)
+//	-h                               print this usage and exit 0
 //
 // Logs are JSON on stderr. The gRPC health service reports SERVING for ""
 // and "cognicore.IngestService" until shutdown; SIGINT or SIGTERM stops the
@@ -71,7 +73,7 @@ func (c config) Validate() error {
 // parseConfig reads the environment, then the flags.
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
 	cfg := config{
-		Addr:            ":50051",
+		Addr:            "127.0.0.1:50051",
 		Out:             getenv("INGEST_SINK_OUT"),
 		Dimension:       ingestsink.DefaultDimension,
 		ShutdownTimeout: 10 * time.Second,
@@ -89,6 +91,16 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 
 	fs := flag.NewFlagSet("ingest-sink", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `usage: ingest-sink [-addr ADDR] [-out FILE.jsonl] [-dimension N] [-shutdown-timeout D]
+
+The reference cognicore.IngestService: enforces the backend's constraints
+(metadata first, unique file_hash and chunk_id, the embedding length) and
+appends what it stores as JSONL. Flags override the environment.
+
+`)
+		fs.PrintDefaults()
+	}
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "listen address (env INGEST_SINK_ADDR)")
 	fs.StringVar(&cfg.Out, "out", cfg.Out, `JSONL output file, appended to; "" or "-" is stdout (env INGEST_SINK_OUT)`)
 	fs.IntVar(&cfg.Dimension, "dimension", cfg.Dimension, "required embedding length (env EMBEDDING_DIMENSION)")
@@ -112,6 +124,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer stop()
 
 	cfg, err := parseConfig(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // -h printed the usage
+	}
 	if err != nil {
 		return err
 	}

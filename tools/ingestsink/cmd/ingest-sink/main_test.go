@@ -31,7 +31,7 @@ func TestParseConfig(t *testing.T) {
 		want    config
 		wantErr string
 	}{
-		{name: "defaults", want: config{Addr: ":50051", Dimension: 384, ShutdownTimeout: 10 * time.Second}},
+		{name: "defaults", want: config{Addr: "127.0.0.1:50051", Dimension: 384, ShutdownTimeout: 10 * time.Second}},
 		{
 			name: "environment",
 			env:  map[string]string{"INGEST_SINK_ADDR": "127.0.0.1:6000", "INGEST_SINK_OUT": "/tmp/x.jsonl", "EMBEDDING_DIMENSION": "768"},
@@ -247,6 +247,22 @@ func TestRunShutdownDeadline(t *testing.T) {
 		}
 		if resp.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
 			t.Errorf("got status %s after shutdown, want NOT_SERVING", resp.GetStatus())
+		}
+	}
+}
+
+// TestHelp: -h prints every flag and is no failure (exit 0).
+func TestHelp(t *testing.T) {
+	for _, arg := range []string{"-h", "-help", "--help"} {
+		var stdout, stderr syncbuf.Buffer
+		if err := run(t.Context(), []string{arg}, env(nil), &stdout, &stderr); err != nil {
+			t.Fatalf("ingest-sink %s: got %v, want nil", arg, err)
+		}
+		usage := stdout.String() + stderr.String()
+		for _, flag := range []string{"usage: ingest-sink", "-addr", "-out", "-dimension", "-shutdown-timeout", "INGEST_SINK_ADDR"} {
+			if !strings.Contains(usage, flag) {
+				t.Errorf("ingest-sink %s: usage lacks %s:\n%s", arg, flag, usage)
+			}
 		}
 	}
 }

@@ -128,6 +128,14 @@ type mupdfDoc struct {
 	closed bool
 
 	trimmedAt uint64 // bytes MuPDF held just after the last trim
+	box       pageBox
+}
+
+// PageBox implements PageBoxer.
+func (d *mupdfDoc) PageBox(i int) (Rect, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.box.get(i)
 }
 
 // MuPDF keeps every PDF object it parses until told to forget those
@@ -343,10 +351,11 @@ func (d *mupdfDoc) PageBlocks(ctx context.Context, i int) (_ []Block, err error)
 	if n == 0 || data == nil {
 		return nil, nil
 	}
-	blocks, err := decodeLayout(unsafe.Slice((*byte)(unsafe.Pointer(data)), int(n)))
+	blocks, box, err := decodeLayout(unsafe.Slice((*byte)(unsafe.Pointer(data)), int(n)))
 	if err != nil {
 		return nil, fmt.Errorf("page %d: %w", i+1, err)
 	}
+	d.box = pageBox{page: i, box: box, ok: box.Y1 > box.Y0}
 	return blocks, nil
 }
 
@@ -356,37 +365,42 @@ func (d *mupdfDoc) PageBlocks(ctx context.Context, i int) (_ []Block, err error)
 // array) and its text (each line's Text a slice of one string). This is
 // most of what the Go side allocates per page, and so sets how often the
 // collector runs.
-func decodeLayout(b []byte) ([]Block, error) {
+func decodeLayout(b []byte) ([]Block, Rect, error) {
 	const rectLen, lineLen = 16, 16 + 4 + 1 + 4
+	f32 := func(b []byte) float64 { return float64(math.Float32frombits(binary.NativeEndian.Uint32(b))) }
+	rect := func(b []byte) Rect { return Rect{f32(b), f32(b[4:]), f32(b[8:]), f32(b[12:])} }
+	var page Rect
+	if len(b) >= 1+rectLen && b[0] == C.PT_REC_PAGE {
+		page = rect(b[1:])
+		b = b[1+rectLen:]
+	}
 	nb, nl, nt := 0, 0, 0
 	for p := b; len(p) > 0; {
 		switch p[0] {
 		case C.PT_REC_BLOCK:
 			if len(p) < 1+rectLen {
-				return nil, errBadLayout
+				return nil, page, errBadLayout
 			}
 			nb++
 			p = p[1+rectLen:]
 		case C.PT_REC_LINE:
 			if len(p) < 1+lineLen || nb == 0 {
-				return nil, errBadLayout
+				return nil, page, errBadLayout
 			}
 			n := uint64(binary.NativeEndian.Uint32(p[1+21:]))
 			if uint64(len(p)-(1+lineLen)) < n {
-				return nil, errBadLayout
+				return nil, page, errBadLayout
 			}
 			nl++
 			nt += int(n)
 			p = p[1+lineLen+int(n):]
 		default:
-			return nil, errBadLayout
+			return nil, page, errBadLayout
 		}
 	}
 	if nb == 0 {
-		return nil, nil
+		return nil, page, nil
 	}
-	f32 := func(b []byte) float64 { return float64(math.Float32frombits(binary.NativeEndian.Uint32(b))) }
-	rect := func(b []byte) Rect { return Rect{f32(b), f32(b[4:]), f32(b[8:]), f32(b[12:])} }
 	blocks := make([]Block, 0, nb)
 	lines := make([]Line, nl)
 	// The builder never grows past nt, so the strings taken from it stay
@@ -412,7 +426,7 @@ func decodeLayout(b []byte) ([]Block, error) {
 		blocks[len(blocks)-1].Lines = lines[first:li:li]
 		b = b[1+lineLen+n:]
 	}
-	return blocks, nil
+	return blocks, page, nil
 }
 
 var errBadLayout = errors.New("malformed layout from the mupdf shim")

@@ -982,7 +982,8 @@ fz_buffer *pt_page_layout(fz_context *ctx, fz_document *doc, int n, int stext_fl
 	*aborted = 0;
 	PT_TRY(ctx) {
 		page = fz_load_page(ctx, doc, n);
-		stext = fz_new_stext_page(ctx, fz_bound_page(ctx, page));
+		fz_rect bounds = fz_bound_page(ctx, page);
+		stext = fz_new_stext_page(ctx, bounds);
 		dev = fz_new_stext_device(ctx, stext, &opts);
 		// Text needs no pixels: do not decode images.
 		fz_enable_device_hints(ctx, dev, FZ_DONT_DECODE_IMAGES);
@@ -992,6 +993,9 @@ fz_buffer *pt_page_layout(fz_context *ctx, fz_document *doc, int n, int stext_fl
 			*aborted = 1;
 		} else {
 			out = fz_new_buffer(ctx, 4096);
+			unsigned char tag = PT_REC_PAGE;
+			fz_append_data(ctx, out, &tag, 1);
+			pt_put_rect(ctx, out, bounds);
 			pt_serialise(ctx, stext, out, &lb);
 		}
 	}

@@ -156,6 +156,10 @@ type Info struct {
 	Chapters     int // distinct non-empty chapters among the emitted chunks
 	EmptyPages   int // pages without any text (no text layer)
 	SkippedPages int // pages skipped because they took longer than Options.PageTimeout
+	// UnreadablePages are pages whose text is mostly U+FFFD, private-use or
+	// control characters (fonts without a Unicode mapping): like pages
+	// without text, they produce no chunk.
+	UnreadablePages int
 }
 
 // Sampling before the text is read.
@@ -176,9 +180,11 @@ const (
 // are found by their font size and weight relative to the body text (and
 // their numbering gives their level). A new chapter always starts a new
 // chunk, and overlap never crosses chapters. Running headers and footers
-// are removed; words hyphenated across lines are joined. Pages without
-// text are counted in Info.EmptyPages and produce no chunk; a document
-// without any text fails with ErrNoText. An error from emit stops
+// are removed (never the only text of a page); words hyphenated across
+// lines are joined. Pages without text are counted in Info.EmptyPages,
+// pages whose text is mostly undecodable in Info.UnreadablePages; neither
+// produces a chunk. A document without any text fails with ErrNoText, one
+// whose text is all unreadable with ErrUnreadable. An error from emit stops
 // extraction and is returned wrapped. On error, the returned Info
 // describes the work done so far.
 func Extract(ctx context.Context, eng Engine, path string, opts Options, emit func(Chunk) error) (Info, error) {
@@ -266,9 +272,23 @@ func Extract(ctx context.Context, eng Engine, path string, opts Options, emit fu
 			return info, fmt.Errorf("extract: %d of %d pages took longer than %s each, the others have no text: %w",
 				info.SkippedPages, info.Pages, opts.PageTimeout, ErrTimeout)
 		}
-		return info, fmt.Errorf("extract: none of the %d pages has a text layer (scanned?): %w", info.Pages, ErrNoText)
+		if info.UnreadablePages > 0 {
+			return info, fmt.Errorf("extract: no page has readable text: the text of %d of %d pages is mostly U+FFFD, private-use or control characters (fonts without a Unicode mapping)%s: %w",
+				info.UnreadablePages, info.Pages, emptyNote(info), ErrUnreadable)
+		}
+		if info.EmptyPages == info.Pages {
+			return info, fmt.Errorf("extract: none of the %d pages has a text layer (scanned?): %w", info.Pages, ErrNoText)
+		}
+		return info, fmt.Errorf("extract: no text to chunk on any of the %d pages: %w", info.Pages, ErrNoText)
 	}
 	return info, nil
+}
+
+func emptyNote(info Info) string {
+	if info.EmptyPages == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %d have no text layer", info.EmptyPages)
 }
 
 // outlineTrusted reports whether the titles of a sample of outline entries

@@ -14,8 +14,13 @@ type pageData struct {
 	index   int
 	lines   []pline
 	layout  bool // lines carry positions and typography
+	box     Rect // the page's bounds, when boxed
+	boxed   bool
 	skipped bool // the page took longer than Options.PageTimeout
-	err     error
+	// unreadable: the page's text is mostly undecodable (see garbled);
+	// its lines are dropped.
+	unreadable bool
+	err        error
 }
 
 // pline is one non-empty, normalised line of a page.
@@ -41,6 +46,10 @@ func readPage(ctx context.Context, doc Document, i int, opts Options) pageData {
 			pd.err = fmt.Errorf("extract: %w", err)
 			return pd
 		}
+		if garbled(text) {
+			pd.unreadable = true
+			return pd
+		}
 		for _, p := range paragraphs(text) {
 			pd.lines = append(pd.lines, pline{text: p, block: true, y0: -1, y1: -1})
 		}
@@ -61,9 +70,20 @@ func readPage(ctx context.Context, doc Document, i int, opts Options) pageData {
 		pd.err = fmt.Errorf("extract page %d: %w", i+1, err)
 		return pd
 	}
+	if pb, ok := doc.(PageBoxer); ok {
+		pd.box, pd.boxed = pb.PageBox(i)
+	}
 	n := 0
+	var tally garbleCount
 	for _, b := range blocks {
 		n += len(b.Lines)
+		for _, l := range b.Lines {
+			tally.add(l.Text)
+		}
+	}
+	if tally.garbled() {
+		pd.unreadable = true
+		return pd
 	}
 	pd.lines = make([]pline, 0, n)
 	for _, b := range blocks {

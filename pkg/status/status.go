@@ -58,6 +58,11 @@ type Status struct {
 	CreatedAt time.Time       `json:"created_at"`
 	UpdatedAt time.Time       `json:"updated_at"`
 	Task      json.RawMessage `json:"task,omitempty"` // the task as received
+
+	// UnreadablePages are pages whose text is mostly undecodable (U+FFFD,
+	// private-use or control characters): counted like pages without
+	// text (EmptyPages), never embedded.
+	UnreadablePages int `json:"unreadable_pages,omitempty"`
 }
 
 // ErrTerminal is returned by Update when the task has already ended.

@@ -341,7 +341,7 @@ func TestParseBadInput(t *testing.T) {
 			return []byte("%PDF-1.7\n1 0 obj\n<< /Type /Catalog /Pages 9 0 R >>\nendobj\n" +
 				strings.Repeat("\x00garbage\xff", 200) + "\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n")
 		}, wantReason: []string{"pdf is corrupt"}},
-		{name: "truncated", data: func(*testing.T) []byte { return good[:len(good)/2] },
+		{name: "truncated", data: func(*testing.T) []byte { return good[:300] },
 			wantReason: []string{"truncated", "pdf is corrupt"}},
 		{name: "encrypted without password", data: encryptedPDF,
 			wantReason: []string{"password required", "pdf is encrypted"}},

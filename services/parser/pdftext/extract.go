@@ -17,8 +17,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/pdfpipe/pdfpipe/pkg/tokens"
@@ -195,6 +197,27 @@ func Extract(ctx context.Context, eng Engine, path string, opts Options, emit fu
 	ctx, cancel := context.WithTimeoutCause(ctx, opts.DocTimeout,
 		fmt.Errorf("document time limit of %s: %w", opts.DocTimeout, ErrTimeout))
 	defer cancel()
+	info, err := extract(ctx, eng, path, opts, emit)
+	return info, explain(path, err)
+}
+
+// explain adds to an error about what the engine read what the file says
+// about it: first a filter the engine lacks (the likely reason for no
+// pages or no text), then a missing %%EOF (truncated?).
+func explain(path string, err error) error {
+	if err == nil || !(errors.Is(err, ErrCorrupt) || errors.Is(err, ErrNoText) || errors.Is(err, ErrUnreadable)) {
+		return err
+	}
+	if sn, serr := sniffPDF(path); serr == nil && sn.noEOF && errors.Is(err, ErrCorrupt) && !strings.Contains(err.Error(), "truncated") {
+		err = fmt.Errorf("%w (the file may be truncated: no %%%%EOF marker at the end)", err)
+	}
+	if note := filterNote(path); note != "" {
+		err = fmt.Errorf("%s: %w", note, err)
+	}
+	return err
+}
+
+func extract(ctx context.Context, eng Engine, path string, opts Options, emit func(Chunk) error) (Info, error) {
 	doc, err := eng.Open(path, opts.Password)
 	if err != nil {
 		return Info{}, fmt.Errorf("extract: %w", err)
@@ -350,7 +373,7 @@ func Probe(ctx context.Context, eng Engine, path string, opts Options) (pages in
 	}
 	doc, err := eng.Open(path, opts.Password)
 	if err != nil {
-		return 0, fmt.Errorf("probe: %w", err)
+		return 0, fmt.Errorf("probe: %w", explain(path, err))
 	}
 	defer doc.Close()
 	pages = doc.NumPages()

@@ -68,12 +68,14 @@ const (
 	errBufLen = 256
 )
 
-// Open implements Engine. It checks the PDF header and trailer itself before
-// handing the file to MuPDF's PDF handler.
+// Open implements Engine. It hands every non-empty file to MuPDF's PDF
+// handler (which repairs what it can); a look at the file's start and end
+// names the likely reason when MuPDF cannot open it.
 func (e *FitzEngine) Open(path string, password string) (_ Document, err error) {
 	defer recoverAs(&err, "open pdf")
 
-	if err := sniffPDF(path); err != nil {
+	sn, err := sniffPDF(path)
+	if err != nil {
 		return nil, err
 	}
 	maxStore := e.MaxStore
@@ -106,13 +108,13 @@ func (e *FitzEngine) Open(path string, password string) (_ Document, err error) 
 	case C.PT_ERR_CONTEXT:
 		return nil, fmt.Errorf("open pdf: %s", msg)
 	default:
-		return nil, fmt.Errorf("open pdf: mupdf: %s: %w", msg, ErrCorrupt)
+		return nil, fmt.Errorf("open pdf: %w", sn.openFailed(fmt.Errorf("mupdf: %s: %w", msg, ErrCorrupt)))
 	}
 	d := &mupdfDoc{ctx: ctx, doc: doc, pages: int(pages)}
 	d.trimmedAt = uint64(C.pt_live_bytes(ctx))
 	if d.pages <= 0 {
 		d.Close()
-		return nil, fmt.Errorf("open pdf: no pages: %w", ErrCorrupt)
+		return nil, fmt.Errorf("open pdf: %w", sn.openFailed(fmt.Errorf("no pages: %w", ErrCorrupt)))
 	}
 	return d, nil
 }

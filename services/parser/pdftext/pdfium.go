@@ -190,7 +190,8 @@ func (e *PDFiumEngine) isClosed() bool {
 func (e *PDFiumEngine) Open(path string, password string) (_ Document, err error) {
 	defer recoverAs(&err, "open pdf")
 
-	if err := sniffPDF(path); err != nil {
+	sn, err := sniffPDF(path)
+	if err != nil {
 		return nil, err
 	}
 	if _, err := e.getPool(); err != nil {
@@ -208,12 +209,15 @@ func (e *PDFiumEngine) Open(path string, password string) (_ Document, err error
 	d := &pdfiumDoc{eng: e, file: f, size: st.Size(), password: password, timeout: e.cfg.CallTimeout}
 	if err := d.open(context.Background()); err != nil {
 		d.Close()
+		if errors.Is(err, ErrCorrupt) {
+			err = sn.openFailed(err)
+		}
 		return nil, err
 	}
 	d.pages = d.s.pages
 	if d.pages <= 0 {
 		d.Close()
-		return nil, fmt.Errorf("open pdf: no pages: %w", ErrCorrupt)
+		return nil, fmt.Errorf("open pdf: %w", sn.openFailed(fmt.Errorf("no pages: %w", ErrCorrupt)))
 	}
 	return d, nil
 }

@@ -84,19 +84,26 @@ func (e *FitzEngine) Open(path string, password string) (_ Document, err error) 
 	}
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
-	cpass := C.CString(password)
-	defer C.free(unsafe.Pointer(cpass))
 	var (
 		ctx   *C.fz_context
 		doc   *C.fz_document
 		pages C.int
 		ebuf  [errBufLen]C.char
+		rc    C.int
 	)
 	full := C.int(0)
 	if e.fullPageTree {
 		full = 1
 	}
-	rc := C.pt_open(cpath, cpass, C.size_t(maxStore), full, &ctx, &doc, &pages, &ebuf[0], errBufLen)
+	// The password as given, then its SASLprep form (AES-256 files).
+	for _, pw := range passwordsToTry(password) {
+		cpass := C.CString(pw)
+		rc = C.pt_open(cpath, cpass, C.size_t(maxStore), full, &ctx, &doc, &pages, &ebuf[0], errBufLen)
+		C.free(unsafe.Pointer(cpass))
+		if rc != C.PT_ERR_PASSWORD {
+			break
+		}
+	}
 	msg := C.GoString(&ebuf[0])
 	switch rc {
 	case C.PT_OK:

@@ -207,7 +207,16 @@ func (e *PDFiumEngine) Open(path string, password string) (_ Document, err error
 		return nil, fmt.Errorf("open pdf: %w", err)
 	}
 	d := &pdfiumDoc{eng: e, file: f, size: st.Size(), password: password, timeout: e.cfg.CallTimeout}
-	if err := d.open(context.Background()); err != nil {
+	// The password as given, then its SASLprep form (AES-256 files); the
+	// one that opens is kept for reopening.
+	pws := passwordsToTry(password)
+	for i, pw := range pws {
+		d.password = pw
+		if err = d.open(context.Background()); !errors.Is(err, ErrEncrypted) || i == len(pws)-1 {
+			break
+		}
+	}
+	if err != nil {
 		d.Close()
 		if errors.Is(err, ErrCorrupt) {
 			err = sn.openFailed(err)

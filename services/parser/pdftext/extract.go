@@ -142,9 +142,14 @@ type Chunk struct {
 	// "2 Methods › 2.1 Data", from the outline or else from headings found
 	// by their typography; "" before the first one.
 	Chapter string
-	// ChapterNum is the section's number, for example "2.1": taken from its
-	// title when the title starts with one, else from its position (1-based
-	// at every level). "" when Chapter is "".
+	// ChapterNum is the section's number as a reader knows it, for example
+	// "2.1" or an appendix's "B.1": taken from its title when the title
+	// carries one ("Appendix B …" gives "B"), or from its heading on the
+	// page. An unnumbered section gets none when its siblings are
+	// numbered (a Preface, an index), else its position (1-based at every
+	// level) in an outline without any numbers; front and back matter
+	// (Preface, Contents, Index, …) never get one nor shift the others.
+	// "" when Chapter is "".
 	ChapterNum string
 	// PageStart and PageEnd are the 1-based pages of the chunk's first and
 	// last character.

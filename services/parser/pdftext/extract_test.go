@@ -116,8 +116,8 @@ func TestExtractChapters(t *testing.T) {
 				{"1 Introduction", "1", 2, 2},
 				{"2 Methods", "2", 3, 3},
 				{"2 Methods › 2.1 Data", "2.1", 4, 4},
-				{"2 Methods › Model details", "2.2", 5, 5},
-				{"Results", "3", 6, 7},
+				{"2 Methods › Model details", "", 5, 5}, // unnumbered among numbered siblings
+				{"Results", "", 6, 7},
 			},
 			wantTexts: []string{
 				"Cover page before any chapter.",
@@ -982,7 +982,7 @@ func TestExtractOutlineWithoutNumbers(t *testing.T) {
 	chunks, _ := collect(t, path, Options{})
 	want := []chunkLabel{
 		{"", "", 1, 1},
-		{"Preface", "1", 2, 2},
+		{"Preface", "", 2, 2}, // unnumbered front matter: no number, chapter 1 stays 1
 		{"Getting started", "1", 3, 3},
 		{"Getting started › Installing", "1.1", 3, 3},
 		{"Using it", "2", 4, 4},

@@ -245,13 +245,14 @@ func (a *assembler) starts(pd *pageData) []lineStart {
 
 // page feeds one page, in order.
 func (a *assembler) page(pd *pageData) error {
+	if pd.unreadable {
+		a.info.UnreadablePages++
+	}
 	if len(pd.lines) == 0 {
 		switch {
 		case pd.skipped:
 			a.info.SkippedPages++
-		case pd.unreadable:
-			a.info.UnreadablePages++
-		default:
+		case !pd.unreadable:
 			a.info.EmptyPages++
 		}
 		return nil // its outline entries open at the next page with text

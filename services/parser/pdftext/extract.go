@@ -164,8 +164,9 @@ type Info struct {
 	EmptyPages   int // pages without any text (no text layer)
 	SkippedPages int // pages skipped because they took longer than Options.PageTimeout
 	// UnreadablePages are pages whose text is mostly U+FFFD, private-use or
-	// control characters (fonts without a Unicode mapping): like pages
-	// without text, they produce no chunk.
+	// control characters (fonts without a Unicode mapping, music glyphs).
+	// Lines made mostly of such characters, on any page, are never chunked;
+	// what else such a page holds is kept.
 	UnreadablePages int
 }
 
@@ -188,10 +189,11 @@ const (
 // their numbering gives their level). A new chapter always starts a new
 // chunk, and overlap never crosses chapters. Running headers and footers
 // are removed (never the only text of a page); words hyphenated across
-// lines are joined. Pages without text are counted in Info.EmptyPages,
-// pages whose text is mostly undecodable in Info.UnreadablePages; neither
-// produces a chunk. A document without any text fails with ErrNoText, one
-// whose text is all unreadable with ErrUnreadable. An error from emit stops
+// lines are joined. Pages without text are counted in Info.EmptyPages and
+// produce no chunk; pages whose text is mostly undecodable are counted in
+// Info.UnreadablePages, and undecodable lines are never chunked. A
+// document without any text fails with ErrNoText, one with no readable
+// line with ErrUnreadable. An error from emit stops
 // extraction and is returned wrapped. On error, the returned Info
 // describes the work done so far.
 func Extract(ctx context.Context, eng Engine, path string, opts Options, emit func(Chunk) error) (Info, error) {

@@ -15,12 +15,15 @@ import (
 var garbageLine = strings.Repeat("\uFFFD", 20) + " a1 " + strings.Repeat("\uE012\uE0A7\uF8FF", 6)
 
 // TestExtractUnreadablePages checks that pages whose text is mostly
-// U+FFFD, private-use or control characters are counted as unreadable and
-// never chunked, and that a document with no readable page fails with
-// ErrUnreadable naming the reason, on every engine.
+// U+FFFD, private-use or control characters are counted as unreadable,
+// that undecodable lines are never chunked while the readable lines of
+// such a page are kept, and that a document with no readable line fails
+// with ErrUnreadable naming the reason, on every engine.
 func TestExtractUnreadablePages(t *testing.T) {
 	garbage := pdfgen.Page{Blocks: []pdfgen.Block{{Text: garbageLine}, {Text: garbageLine}}}
 	readable := pdfgen.Page{Blocks: []pdfgen.Block{{Text: "A readable page about potatoes, with one odd \uFFFD character."}}}
+	// A page of music: its notes are glyphs without Unicode, its title is text.
+	score := pdfgen.Page{Blocks: []pdfgen.Block{{Text: "Jesu, meine Freude"}, {Text: garbageLine}, {Text: garbageLine}, {Text: garbageLine}}}
 	tests := []struct {
 		name           string
 		pages          []pdfgen.Page
@@ -31,6 +34,7 @@ func TestExtractUnreadablePages(t *testing.T) {
 		{"all unreadable", []pdfgen.Page{garbage, garbage, garbage}, ErrUnreadable, 3, 0},
 		{"unreadable and empty", []pdfgen.Page{garbage, {}, garbage}, ErrUnreadable, 2, 1},
 		{"some readable", []pdfgen.Page{garbage, readable, {}, garbage, readable}, nil, 2, 1},
+		{"mostly undecodable, with a readable title", []pdfgen.Page{score}, nil, 1, 0},
 		{"no text at all", []pdfgen.Page{{}, {}}, ErrNoText, 0, 2},
 	}
 	for _, tc := range tests {
@@ -61,6 +65,9 @@ func TestExtractUnreadablePages(t *testing.T) {
 				}
 				if tc.wantErr == nil && len(chunks) == 0 {
 					t.Error("no chunk from the readable pages")
+				}
+				if tc.name == "mostly undecodable, with a readable title" && (len(chunks) != 1 || chunks[0].Text != "Jesu, meine Freude") {
+					t.Errorf("got chunks %+v, want the title alone", chunks)
 				}
 			})
 		})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -17,8 +18,9 @@ type pageData struct {
 	box     Rect // the page's bounds, when boxed
 	boxed   bool
 	skipped bool // the page took longer than Options.PageTimeout
-	// unreadable: the page's text is mostly undecodable (see garbled);
-	// its lines are dropped.
+	// unreadable: the page's text is mostly undecodable (see garbled).
+	// Its undecodable lines, like those of any page, are dropped; what
+	// remains (a score's title among its notes) is kept.
 	unreadable bool
 	err        error
 }
@@ -46,11 +48,17 @@ func readPage(ctx context.Context, doc Document, i int, opts Options) pageData {
 			pd.err = fmt.Errorf("extract: %w", err)
 			return pd
 		}
-		if garbled(text) {
-			pd.unreadable = true
-			return pd
+		var page garbleCount
+		lines := strings.Split(text, "\n")
+		for j, l := range lines {
+			lc := countGarble(l)
+			page.total, page.bad = page.total+lc.total, page.bad+lc.bad
+			if lc.garbled() {
+				lines[j] = "" // never chunked
+			}
 		}
-		for _, p := range paragraphs(text) {
+		pd.unreadable = page.garbled()
+		for _, p := range paragraphs(strings.Join(lines, "\n")) {
 			pd.lines = append(pd.lines, pline{text: p, block: true, y0: -1, y1: -1})
 		}
 		return pd
@@ -74,21 +82,19 @@ func readPage(ctx context.Context, doc Document, i int, opts Options) pageData {
 		pd.box, pd.boxed = pb.PageBox(i)
 	}
 	n := 0
-	var tally garbleCount
 	for _, b := range blocks {
 		n += len(b.Lines)
-		for _, l := range b.Lines {
-			tally.add(l.Text)
-		}
 	}
-	if tally.garbled() {
-		pd.unreadable = true
-		return pd
-	}
+	var page garbleCount
 	pd.lines = make([]pline, 0, n)
 	for _, b := range blocks {
 		from := len(pd.lines)
 		for _, l := range b.Lines {
+			lc := countGarble(l.Text)
+			page.total, page.bad = page.total+lc.total, page.bad+lc.bad
+			if lc.garbled() {
+				continue // never chunked
+			}
 			t := normaliseLine(l.Text)
 			if t == "" {
 				continue
@@ -101,6 +107,7 @@ func readPage(ctx context.Context, doc Document, i int, opts Options) pageData {
 			}
 		}
 	}
+	pd.unreadable = page.garbled()
 	return pd
 }
 

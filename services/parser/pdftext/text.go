@@ -200,7 +200,22 @@ func isClosing(r rune) bool {
 // outside it) and control characters (raw codes passed through).
 type garbleCount struct{ total, bad int }
 
+// countGarble tallies s.
+func countGarble(s string) garbleCount {
+	var g garbleCount
+	g.add(s)
+	return g
+}
+
 func (g *garbleCount) add(s string) {
+	if isPrintableASCII(s) {
+		for i := 0; i < len(s); i++ {
+			if s[i] != ' ' {
+				g.total++
+			}
+		}
+		return
+	}
 	for _, r := range s {
 		switch {
 		case unicode.IsSpace(r):
@@ -218,8 +233,13 @@ func (g *garbleCount) add(s string) {
 func (g garbleCount) garbled() bool { return g.total > 0 && 2*g.bad > g.total }
 
 // garbled reports whether most of text is undecodable (see garbleCount).
-func garbled(text string) bool {
-	var g garbleCount
-	g.add(text)
-	return g.garbled()
+func garbled(text string) bool { return countGarble(text).garbled() }
+
+func isPrintableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
 }

@@ -2,8 +2,9 @@
 // (the mutool command) for each PDF given, and prints a line per file:
 //
 //   - char recall: of the non-space characters `mutool draw -F txt`
-//     prints, the share the chunks hold (as a multiset; CJK text, written
-//     without spaces, is measured by it);
+//     prints (U+FFFD and private-use characters aside), the share the
+//     chunks hold (as a multiset; CJK text, written without spaces, is
+//     measured by it);
 //   - word recall: of the words `mutool draw -F txt` prints, the share the
 //     chunks hold (as a multiset, so a dropped repeat counts);
 //   - extra: the share of the chunks' words mutool never prints (garbage,
@@ -222,10 +223,12 @@ func (b bag) addText(s string) {
 	}
 }
 
-// addChars adds the non-space characters of s, lower-cased.
+// addChars adds the non-space characters of s, lower-cased, leaving out
+// U+FFFD and private-use characters: glyphs without a Unicode mapping are
+// not text, and the parser drops lines made of them.
 func (b bag) addChars(s string) {
 	for _, r := range s {
-		if !unicode.IsSpace(r) {
+		if !unicode.IsSpace(r) && r != unicode.ReplacementChar && !unicode.Is(unicode.Co, r) {
 			b[string(unicode.ToLower(r))]++
 		}
 	}

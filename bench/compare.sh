@@ -3,7 +3,7 @@
 #
 # For every PDF of Debian's manuals (r-doc-pdf, octave-doc, gnuplot-doc,
 # installed when missing) plus any PDF (or folder of PDFs) given, prints
-# services/parser/cmd/pdfcompare's line: word recall and extra words
+# services/parser/cmd/pdfcompare's line: character and word recall, extra words
 # against `mutool draw -F txt`, per-page recall, and how many titles of
 # `mutool show <file> outline` name a chapter of some chunk. Compressed
 # manuals (*.pdf.gz under /usr/share/doc) are unpacked into a temp dir.

@@ -11,3 +11,7 @@ var (
 	// page that does not exist.
 	ErrOutlinePage = errors.New("pdfgen: outline item targets a missing page")
 )
+
+// ErrCIDFont is returned by WriteCID for an unknown collection or
+// encoding, or a character its encoding cannot express.
+var ErrCIDFont = errors.New("pdfgen: cannot set text in this CID font")

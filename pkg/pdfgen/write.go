@@ -201,7 +201,11 @@ func (p *pdfWriter) begin(obj int) {
 func (p *pdfWriter) end() { p.raw("\nendobj\n") }
 
 // finish writes the xref table and trailer and flushes.
-func (p *pdfWriter) finish() {
+func (p *pdfWriter) finish() { p.finishRoot(objCatalog, objInfo) }
+
+// finishRoot writes the xref table and a trailer naming root and info (0:
+// none) and flushes.
+func (p *pdfWriter) finishRoot(root, info int) {
 	id := fmt.Sprintf("%x", p.sum.Sum(nil))
 	xref := p.n
 	p.printf("xref\n0 %d\n0000000000 65535 f \n", len(p.offsets))
@@ -212,8 +216,12 @@ func (p *pdfWriter) finish() {
 		}
 		p.printf("%010d 00000 n \n", p.offsets[i])
 	}
-	p.printf("trailer\n<< /Size %d /Root %d 0 R /Info %d 0 R /ID [<%s> <%s>] >>\nstartxref\n%d\n%%%%EOF\n",
-		len(p.offsets), objCatalog, objInfo, id, id, xref)
+	infoRef := ""
+	if info != 0 {
+		infoRef = fmt.Sprintf(" /Info %d 0 R", info)
+	}
+	p.printf("trailer\n<< /Size %d /Root %d 0 R%s /ID [<%s> <%s>] >>\nstartxref\n%d\n%%%%EOF\n",
+		len(p.offsets), root, infoRef, id, id, xref)
 	if p.err == nil {
 		p.err = p.bw.Flush()
 	}

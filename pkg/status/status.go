@@ -82,6 +82,13 @@ type Status struct {
 	// Run counts the runs started from queue entries: 1 for the first, one
 	// more for each re-push that retried the task after it failed.
 	Run int `json:"run,omitempty"`
+
+	// Set by the parser.
+
+	// UnreadablePages are pages whose text is mostly undecodable (U+FFFD,
+	// private-use or control characters): counted like pages without
+	// text (EmptyPages), never embedded.
+	UnreadablePages int `json:"unreadable_pages,omitempty"`
 }
 
 // ErrTerminal is returned by Update when the task has already ended.

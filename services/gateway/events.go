@@ -178,6 +178,9 @@ func describe(st status.Status) string {
 		if st.EmptyPages > 0 {
 			msg += fmt.Sprintf(" (%d of %d pages have no text layer)", st.EmptyPages, st.Pages)
 		}
+		if st.UnreadablePages > 0 {
+			msg += fmt.Sprintf(" (%d of %d pages have unreadable text: mostly undecodable characters, which are not embedded)", st.UnreadablePages, st.Pages)
+		}
 		return msg
 	case status.Ingesting:
 		return "sending chunks to storage"

@@ -164,6 +164,7 @@ func TestEventsProcessing(t *testing.T) {
 
 	if _, err := h.status.Update(context.Background(), id, func(st *status.Status) {
 		st.State, st.Pages, st.Chunks = status.Embedding, 12, 30
+		st.EmptyPages, st.UnreadablePages = 2, 3
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -174,6 +175,9 @@ func TestEventsProcessing(t *testing.T) {
 	}
 	if msg := ev["message"].(string); !strings.Contains(msg, "30") || !strings.Contains(msg, "12") {
 		t.Errorf("embedding message: got %q, want chunk and page counts", msg)
+	}
+	if msg := ev["message"].(string); !strings.Contains(msg, "2 of 12 pages have no text layer") || !strings.Contains(msg, "3 of 12 pages have unreadable text") {
+		t.Errorf("embedding message: got %q, want the pages without text and with unreadable text", msg)
 	}
 
 	if k, err := pipeline.GetAPIKey(context.Background(), h.res.Keys, id, 0); err != nil || k.Provider != "openai" {

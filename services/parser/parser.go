@@ -300,10 +300,11 @@ func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
 		return classify(t.ID, err)
 	}
 	s.log.Info("parsed", "task_id", t.ID, "pages", info.Pages, "chunks", info.Chunks, "chapters", info.Chapters,
-		"empty_pages", info.EmptyPages, "skipped_pages", info.SkippedPages)
+		"empty_pages", info.EmptyPages, "unreadable_pages", info.UnreadablePages, "skipped_pages", info.SkippedPages)
 	if _, err := s.status.Update(ctx, t.ID, func(st *status.Status) {
 		st.State = status.Embedding
 		st.Pages, st.EmptyPages, st.Chunks, st.Chapters = info.Pages, info.EmptyPages, info.Chunks, info.Chapters
+		st.UnreadablePages = info.UnreadablePages
 	}); err != nil && !errors.Is(err, status.ErrTerminal) {
 		return err
 	}
@@ -359,7 +360,7 @@ func (s *Service) download(ctx context.Context, object string) (string, error) {
 
 // classify makes the PDF's own problems permanent: retrying cannot fix them.
 func classify(taskID string, err error) error {
-	for _, perm := range []error{pdftext.ErrEncrypted, pdftext.ErrNotPDF, pdftext.ErrCorrupt, pdftext.ErrTooManyPages, pdftext.ErrNoText, pdftext.ErrTimeout} {
+	for _, perm := range []error{pdftext.ErrEncrypted, pdftext.ErrNotPDF, pdftext.ErrCorrupt, pdftext.ErrTooManyPages, pdftext.ErrNoText, pdftext.ErrUnreadable, pdftext.ErrTimeout} {
 		if errors.Is(err, perm) && !errors.Is(err, context.Canceled) { // shutting down: redelivered
 			return stage.Permanent(fmt.Errorf("parse %s: %w", taskID, err))
 		}

@@ -51,6 +51,18 @@ func blankPDF(t *testing.T) []byte {
 	return buf.Bytes()
 }
 
+// garbagePDF has pages whose text is all U+FFFD and private-use
+// characters, as fonts without a Unicode mapping give, and a blank page.
+func garbagePDF(t *testing.T) []byte {
+	t.Helper()
+	garbage := pdfgen.Page{Blocks: []pdfgen.Block{{Text: strings.Repeat("\uFFFD", 30) + " " + strings.Repeat("\uE012\uF8FF", 10)}}}
+	var buf bytes.Buffer
+	if err := pdfgen.Write(&buf, pdfgen.Doc{Pages: []pdfgen.Page{garbage, {}, garbage}}); err != nil {
+		t.Fatalf("pdfgen: %v", err)
+	}
+	return buf.Bytes()
+}
+
 // encryptedPDF encrypts the sample with the user password "user" using
 // mutool.
 func encryptedPDF(t *testing.T) []byte { return encryptedPDFWith(t, "user") }
@@ -329,7 +341,7 @@ func TestParseBadInput(t *testing.T) {
 			return []byte("%PDF-1.7\n1 0 obj\n<< /Type /Catalog /Pages 9 0 R >>\nendobj\n" +
 				strings.Repeat("\x00garbage\xff", 200) + "\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n")
 		}, wantReason: []string{"pdf is corrupt"}},
-		{name: "truncated", data: func(*testing.T) []byte { return good[:len(good)/2] },
+		{name: "truncated", data: func(*testing.T) []byte { return good[:300] },
 			wantReason: []string{"truncated", "pdf is corrupt"}},
 		{name: "encrypted without password", data: encryptedPDF,
 			wantReason: []string{"password required", "pdf is encrypted"}},
@@ -339,6 +351,8 @@ func TestParseBadInput(t *testing.T) {
 			wantReason: []string{"empty file", "not a pdf"}},
 		{name: "no text", data: blankPDF,
 			wantReason: []string{"none of the 2 pages has a text layer", "no extractable text"}},
+		{name: "unreadable text", data: garbagePDF,
+			wantReason: []string{"no page has readable text", "2 of 3 pages is mostly U+FFFD", "1 have no text layer", "pdf text is unreadable"}},
 		{name: "object missing", data: func(*testing.T) []byte { return good }, missing: true,
 			wantReason: []string{"no longer in the object store"}},
 	}
@@ -428,13 +442,14 @@ func (e *env) submitEnded(t *testing.T, id string, data []byte) {
 }
 
 // TestParseReportsEmptyPages checks that pages without a text layer are
-// counted in the ingest job and the task status, and produce no chunk.
+// counted in the ingest job and the task status, pages of undecodable
+// text in the status, and that neither produces a chunk.
 func TestParseReportsEmptyPages(t *testing.T) {
 	e := newEnv(t)
 	startParser(t, e)
 	text := func(s string) pdfgen.Page { return pdfgen.Page{Blocks: []pdfgen.Block{{Text: s}}} }
 	var buf bytes.Buffer
-	if err := pdfgen.Write(&buf, pdfgen.Doc{Pages: []pdfgen.Page{{}, text("Page two has text."), {}, {}, text("Page five too.")}}); err != nil {
+	if err := pdfgen.Write(&buf, pdfgen.Doc{Pages: []pdfgen.Page{{}, text("Page two has text."), {}, {}, text("Page five too."), text("\uFFFD\uFFFD\uFFFD\uE000\uE001")}}); err != nil {
 		t.Fatal(err)
 	}
 	job := e.submit(t, "task-empty", "doc-E", buf.Bytes(), true)
@@ -442,8 +457,8 @@ func TestParseReportsEmptyPages(t *testing.T) {
 	if err := pipeline.Decode(e.NextMsg(t, pipeline.Ingest.Subject(job.Task.ID)).Data(), &ij); err != nil {
 		t.Fatalf("ingest job: %v", err)
 	}
-	if ij.Pages != 5 || ij.EmptyPages != 3 || ij.Chunks != 1 {
-		t.Errorf("ingest job: got pages %d, empty %d, chunks %d; want 5, 3, 1", ij.Pages, ij.EmptyPages, ij.Chunks)
+	if ij.Pages != 6 || ij.EmptyPages != 3 || ij.Chunks != 1 {
+		t.Errorf("ingest job: got pages %d, empty %d, chunks %d; want 6, 3, 1", ij.Pages, ij.EmptyPages, ij.Chunks)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), stagetest.WaitLimit)
 	defer cancel()
@@ -451,8 +466,8 @@ func TestParseReportsEmptyPages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Pages != 5 || st.EmptyPages != 3 {
-		t.Errorf("status: got pages %d, empty %d; want 5, 3", st.Pages, st.EmptyPages)
+	if st.Pages != 6 || st.EmptyPages != 3 || st.UnreadablePages != 1 {
+		t.Errorf("status: got pages %d, empty %d, unreadable %d; want 6, 3, 1", st.Pages, st.EmptyPages, st.UnreadablePages)
 	}
 	var c pipeline.EmbedJob
 	if err := pipeline.Decode(e.NextMsg(t, pipeline.Embed.Subject(job.Task.ID, "0")).Data(), &c); err != nil {

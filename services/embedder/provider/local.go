@@ -29,8 +29,15 @@ import (
 //     of " "+run+" " for each run.
 //  4. Each feature's FNV-1a 64-bit hash h adds +1 to component h mod dim if
 //     h's top bit is 0, else -1 ("signed hashing").
-//  5. The vector is L2-normalised (in float64, then rounded to float32). A
-//     text with no letters or numbers gets the zero vector.
+//  5. When these features sum to zero (a text with no letters or numbers,
+//     such as "\uFFFD\uFFFD" from a PDF font without a Unicode mapping, or
+//     features that cancel), each non-space rune r adds the feature "s:"+r
+//     instead; when that is still zero, component fnv("z:"+text) mod dim is
+//     set to 1. A non-empty text never gets the zero vector, which a cosine
+//     index cannot rank (and which stands for "not embedded", RagMode
+//     false). Texts with letters or numbers keep the vectors of earlier
+//     releases.
+//  6. The vector is L2-normalised (in float64, then rounded to float32).
 //
 // Kind is ignored, except for Config.DocumentPrefix / QueryPrefix.
 type Local struct {
@@ -138,14 +145,21 @@ func (l *Local) Vector(text string) []float32 {
 	}
 	endRun()
 
-	var norm float64
-	for _, x := range acc {
-		norm += x * x
+	norm := sumSquares(acc)
+	if norm == 0 {
+		clear(acc)
+		var rb [utf8.UTFMax]byte
+		for _, r := range text {
+			if !unicode.IsSpace(r) {
+				add(fnvBytes(fnvString(fnvOffset, "s:"), utf8.AppendRune(rb[:0], r)))
+			}
+		}
+		if norm = sumSquares(acc); norm == 0 {
+			acc[fnvString(fnvString(fnvOffset, "z:"), text)%dim] = 1
+			norm = 1
+		}
 	}
 	out := make([]float32, l.dim)
-	if norm == 0 {
-		return out
-	}
 	norm = math.Sqrt(norm)
 	for i, x := range acc {
 		out[i] = float32(x / norm)
@@ -173,6 +187,14 @@ func fnvString(h uint64, s string) uint64 {
 		h *= fnvPrime
 	}
 	return h
+}
+
+func sumSquares(v []float64) float64 {
+	var s float64
+	for _, x := range v {
+		s += x * x
+	}
+	return s
 }
 
 func isIdeograph(r rune) bool {

@@ -11,8 +11,8 @@ import (
 )
 
 // TestLocalVectorUnchanged: the allocation-free Vector gives exactly the
-// vectors of the version it replaced (cached vectors and stored documents
-// stay comparable).
+// vectors of the straightforward version (cached vectors and stored
+// documents stay comparable), including the never-zero fallback.
 func TestLocalVectorUnchanged(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	pieces := []string{"Hello", "world", "R's", "lm()", "数据", "框架", "カタカナ", "ひらがな", "é", "e\u0301", "42", "x2",
@@ -97,14 +97,25 @@ func oldLocalVector(l *Local, text string) []float32 {
 	}
 	endRun()
 
-	var norm float64
-	for _, x := range acc {
-		norm += x * x
+	// Since issue 13 a text without letters or digits is never the zero
+	// vector: its characters, else the whole text, are the features.
+	norm := sumSquares(acc)
+	if norm == 0 {
+		clear(acc)
+		for _, r := range text {
+			if !unicode.IsSpace(r) {
+				buf = append(append(buf[:0], "s:"...), string(r)...)
+				add(buf)
+			}
+		}
+		if norm = sumSquares(acc); norm == 0 {
+			h := fnv.New64a()
+			h.Write([]byte("z:" + text))
+			acc[h.Sum64()%uint64(l.dim)] = 1
+			norm = 1
+		}
 	}
 	out := make([]float32, l.dim)
-	if norm == 0 {
-		return out
-	}
 	norm = math.Sqrt(norm)
 	for i, x := range acc {
 		out[i] = float32(x / norm)

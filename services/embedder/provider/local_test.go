@@ -77,6 +77,41 @@ func TestLocalMatchesSpecification(t *testing.T) {
 	}
 }
 
+// TestLocalNeverZero checks that no non-empty text gets the zero vector:
+// texts without letters or numbers (U+FFFD from a PDF font without a
+// Unicode mapping, punctuation, whitespace) are embedded by their runes,
+// at every dimension, and different such texts differ.
+func TestLocalNeverZero(t *testing.T) {
+	texts := []string{"\uFFFD", "\uFFFD\uFFFD\uFFFD \u2020", "\uE000\uE001", "!!! ---", "…", " ", "\x01\x02", "a"}
+	for _, dim := range []int{1, 2, 8, 384} {
+		l := provider.NewLocal(dim)
+		seen := make(map[string]string)
+		for _, text := range texts {
+			v := l.Vector(text)
+			if n := cosine(v, v); math.Abs(n-1) > 1e-5 {
+				t.Errorf("dim %d, %q: got squared norm %v, want 1", dim, text, n)
+			}
+			if dim >= 8 {
+				key := fmt.Sprint(v)
+				if other, ok := seen[key]; ok && text != " " && other != " " {
+					t.Errorf("dim %d: %q and %q got the same vector", dim, text, other)
+				}
+				seen[key] = text
+			}
+		}
+	}
+	// Features that cancel: at dimension 1 most texts sum to zero.
+	zero := 0
+	for i := range 200 {
+		if v := provider.NewLocal(1).Vector(fmt.Sprintf("word%d other%d", i, i)); v[0] == 0 {
+			zero++
+		}
+	}
+	if zero > 0 {
+		t.Errorf("%d of 200 texts got the zero vector at dimension 1", zero)
+	}
+}
+
 // TestLocalPinned pins local-ngram-v1: these numbers must never change.
 // A change of algorithm is a new model name, not an edit here.
 func TestLocalPinned(t *testing.T) {
@@ -132,8 +167,8 @@ func TestLocalProperties(t *testing.T) {
 	if near, far := cosine(vecs[4], vecs[5]), cosine(vecs[4], vecs[3]); near <= 0.2 || near <= far {
 		t.Errorf("CJK overlap cosine %v, unrelated %v: want overlap clearly higher", near, far)
 	}
-	if cosine(vecs[6], vecs[6]) != 0 {
-		t.Errorf("text without letters: got non-zero vector, want zero")
+	if n := cosine(vecs[6], vecs[6]); math.Abs(n-1) > 1e-5 {
+		t.Errorf("text without letters: got squared norm %v, want 1 (never the zero vector)", n)
 	}
 	again, _ := e.Embed(context.Background(), in[:1], provider.Query)
 	for i := range again[0] {

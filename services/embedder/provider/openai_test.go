@@ -305,6 +305,10 @@ func TestOpenAICompatible(t *testing.T) {
 		{name: "200 with too few vectors", status: 200,
 			body: `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[1]}],"model":"m","usage":{"prompt_tokens":1,"total_tokens":1}}`,
 			want: provider.ErrBadResponse, wantMsg: "got 1 embeddings for 2 inputs"},
+		{name: "200 with an all-zero vector", status: 200,
+			body: `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[` + strings.Repeat("0.5,", 383) + `0.5]},{"object":"embedding","index":1,"embedding":[` +
+				strings.Repeat("0,", 383) + `0]}],"model":"m","usage":{"prompt_tokens":1,"total_tokens":1}}`,
+			want: provider.ErrBadResponse, wantMsg: "vector 1 is all zeros"},
 		{name: "200 with duplicate index", status: 200,
 			body: `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[1]},{"object":"embedding","index":0,"embedding":[1]}],"model":"m","usage":{"prompt_tokens":1,"total_tokens":1}}`,
 			want: provider.ErrBadResponse, wantMsg: "appears twice"},

@@ -481,10 +481,17 @@ func (c *client) attempt(ctx context.Context, batch []string, kind Kind) ([][]fl
 		if len(v) != c.dim {
 			return nil, c.dimensionError(len(v))
 		}
+		zero := true
 		for _, x := range v {
 			if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
 				return nil, &Error{Provider: c.provider, Kind: ErrBadResponse, Message: fmt.Sprintf("vector %d contains NaN or Inf", i)}
 			}
+			zero = zero && x == 0
+		}
+		if zero {
+			// A cosine index cannot rank it, and the backend reads zero
+			// vectors as "not embedded" (RagMode false).
+			return nil, &Error{Provider: c.provider, Kind: ErrBadResponse, Message: fmt.Sprintf("vector %d is all zeros", i)}
 		}
 	}
 	return vecs, nil

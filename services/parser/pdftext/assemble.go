@@ -2,28 +2,44 @@ package pdftext
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"unicode"
 )
 
 // Running headers and footers: a line among the two topmost or the two
-// bottommost of a page, in an engine block of at most two lines, is removed when the same text (digits ignored)
-// is at the top or bottom of at least hfMinPages pages and of at least
-// 40 % of the pages with text within hfWindow pages before and after it.
+// bottommost of a page, in an engine block of at most two lines and inside
+// the page's top or bottom band (hfBand of its height), is removed when
+// the same text (digits ignored) sits at about the same place (hfSlack) on
+// at least hfMinPages pages and on at least 40 % of the pages with text
+// within hfWindow pages before and after it. Removal never empties a page:
+// a page whose every line would go keeps them all (a document of one short
+// line per page has no running header, only text).
 const (
 	hfWindow   = 6
 	hfMinPages = 3
 	hfEdge     = 2
+	hfBand     = 0.12
+	hfSlack    = 6.0 // points
 )
+
+// hfMark is an edge line that may be a running header or footer: its key,
+// which edge it is at, and its distance from that edge.
+type hfMark struct {
+	line   int
+	key    string
+	bottom bool
+	pos    float64
+}
 
 // hfFilter marks running headers and footers. Pages go through it in
 // order and come out hfWindow pages later (or at the end).
 type hfFilter struct {
-	queue []*pageData             // pages not yet released
-	keys  map[int]map[string]bool // page → keys of its edge lines, for pages with text
+	queue []*pageData      // pages not yet released
+	marks map[int][]hfMark // page → candidate lines, for pages with text
 }
 
-func newHFFilter() *hfFilter { return &hfFilter{keys: make(map[int]map[string]bool)} }
+func newHFFilter() *hfFilter { return &hfFilter{marks: make(map[int][]hfMark)} }
 
 // hfKey is the text of a line with digit runs reduced to "#", letters
 // lower-cased and everything else dropped: "Page 12 of 40" → "page#of#".
@@ -46,48 +62,63 @@ func hfKey(s string) string {
 	return b.String()
 }
 
-// edgeLines returns the indexes of the topmost and bottommost lines.
-func edgeLines(lines []pline) []int {
-	if len(lines) <= 2*hfEdge {
-		out := make([]int, len(lines))
-		for i := range out {
-			out[i] = i
-		}
-		return out
-	}
-	var top, bottom [hfEdge]int
-	for k := range hfEdge {
-		top[k], bottom[k] = -1, -1
-	}
+// edgeLines returns the indexes of the topmost lines and of the bottommost
+// lines (a line may be in both).
+func edgeLines(lines []pline) (top, bottom []int) {
 	for i, l := range lines {
-		for k := range hfEdge {
-			if top[k] < 0 || l.y0 < lines[top[k]].y0 {
-				copy(top[k+1:], top[k:hfEdge-1])
-				top[k] = i
-				break
-			}
-		}
-		for k := range hfEdge {
-			if bottom[k] < 0 || l.y1 > lines[bottom[k]].y1 {
-				copy(bottom[k+1:], bottom[k:hfEdge-1])
-				bottom[k] = i
-				break
-			}
-		}
+		top = insertEdge(top, i, func(j int) bool { return l.y0 < lines[j].y0 })
+		bottom = insertEdge(bottom, i, func(j int) bool { return l.y1 > lines[j].y1 })
 	}
-	return append(top[:], bottom[:]...)
+	return top, bottom
+}
+
+// insertEdge inserts i into the at most hfEdge indexes of edge, before the
+// first j for which before(j) holds.
+func insertEdge(edge []int, i int, before func(j int) bool) []int {
+	k := 0
+	for k < len(edge) && !before(edge[k]) {
+		k++
+	}
+	if k == hfEdge {
+		return edge
+	}
+	edge = slices.Insert(edge, k, i)
+	return edge[:min(len(edge), hfEdge)]
+}
+
+// candidates returns the lines of pd that may be running headers or
+// footers: short edge lines inside the page's top or bottom band.
+func candidates(pd *pageData) []hfMark {
+	top, bottom := edgeLines(pd.lines)
+	var out []hfMark
+	add := func(i int, atBottom bool) {
+		l := &pd.lines[i]
+		k := hfKey(l.text)
+		if k == "" || !l.short {
+			return
+		}
+		pos := l.y0 - pd.box.Y0
+		if atBottom {
+			pos = pd.box.Y1 - l.y1
+		}
+		if pd.boxed && pos > hfBand*(pd.box.Y1-pd.box.Y0) {
+			return
+		}
+		out = append(out, hfMark{line: i, key: k, bottom: atBottom, pos: pos})
+	}
+	for _, i := range top {
+		add(i, false)
+	}
+	for _, i := range bottom {
+		add(i, true)
+	}
+	return out
 }
 
 // push adds the next page and returns the pages that are ready.
 func (f *hfFilter) push(pd *pageData) []*pageData {
 	if pd.layout && len(pd.lines) > 0 {
-		ks := make(map[string]bool, 2*hfEdge)
-		for _, i := range edgeLines(pd.lines) {
-			if k := hfKey(pd.lines[i].text); k != "" && pd.lines[i].short {
-				ks[k] = true
-			}
-		}
-		f.keys[pd.index] = ks
+		f.marks[pd.index] = candidates(pd)
 	}
 	f.queue = append(f.queue, pd)
 	var out []*pageData
@@ -109,32 +140,37 @@ func (f *hfFilter) drain() []*pageData {
 func (f *hfFilter) release() *pageData {
 	pd := f.queue[0]
 	f.queue = f.queue[1:]
-	delete(f.keys, pd.index-hfWindow-1)
-	mine := f.keys[pd.index]
+	delete(f.marks, pd.index-hfWindow-1)
+	mine := f.marks[pd.index]
 	if len(mine) == 0 {
 		return pd
 	}
 	withText := 0
-	count := make(map[string]int, len(mine))
+	count := make([]int, len(mine))
 	for p := pd.index - hfWindow; p <= pd.index+hfWindow; p++ {
-		ks, ok := f.keys[p]
+		ms, ok := f.marks[p]
 		if !ok {
 			continue
 		}
 		withText++
-		for k := range mine {
-			if ks[k] {
+		for k, m := range mine {
+			if slices.ContainsFunc(ms, func(o hfMark) bool {
+				return o.key == m.key && o.bottom == m.bottom && math.Abs(o.pos-m.pos) <= hfSlack
+			}) {
 				count[k]++
 			}
 		}
 	}
-	for _, i := range edgeLines(pd.lines) {
-		if !pd.lines[i].short {
-			continue
+	removed := 0
+	for k, m := range mine {
+		if c := count[k]; c >= hfMinPages && 5*c >= 2*withText && !pd.lines[m.line].remove {
+			pd.lines[m.line].remove = true
+			removed++
 		}
-		c := count[hfKey(pd.lines[i].text)]
-		if c >= hfMinPages && 5*c >= 2*withText {
-			pd.lines[i].remove = true
+	}
+	if removed == len(pd.lines) { // never empty a page that has text
+		for _, m := range mine {
+			pd.lines[m.line].remove = false
 		}
 	}
 	return pd
@@ -209,10 +245,14 @@ func (a *assembler) starts(pd *pageData) []lineStart {
 
 // page feeds one page, in order.
 func (a *assembler) page(pd *pageData) error {
+	if pd.unreadable {
+		a.info.UnreadablePages++
+	}
 	if len(pd.lines) == 0 {
-		if pd.skipped {
+		switch {
+		case pd.skipped:
 			a.info.SkippedPages++
-		} else {
+		case !pd.unreadable:
 			a.info.EmptyPages++
 		}
 		return nil // its outline entries open at the next page with text

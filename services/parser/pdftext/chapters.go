@@ -49,43 +49,135 @@ var lineNum = regexp.MustCompile(`^(\d{1,3}(?:\.\d{1,3})*|[A-Z](?:\.\d{1,3})+)\.
 // tocLine is a table-of-contents line: dot leaders, then a page number.
 var tocLine = regexp.MustCompile(`(?:\.\s?){4,}\s*[0-9ivxlc]+\s*$`)
 
+// appendixNum matches an appendix's own letter: "Appendix B", "APPENDIX
+// B:", "Annex C." (rest follows).
+var appendixNum = regexp.MustCompile(`^(?i:appendix|annex)\s+([A-Z])(?:[.:]|\s|$)\s*`)
+
+// letterNum matches a lettered section number: "B.1", "C.2.3".
+var letterNum = regexp.MustCompile(`^([A-Z](?:\.\d{1,3})+)\.?(?:\s|$)`)
+
+// bareLetter matches a title that may start with an appendix letter, as
+// Texinfo writes them ("A A sample session", "B Invoking R"): taken as a
+// number only when its siblings or children confirm it (see
+// newChapterIndex).
+var bareLetter = regexp.MustCompile(`^([A-Z])\.?\s+`)
+
+// ownNumber returns the number a title gives itself ("2.1", "B", "B.1")
+// and the length of its prefix that carries it, or ok false.
+func ownNumber(title string) (num string, prefix int, ok bool) {
+	for _, re := range []*regexp.Regexp{headingNum, letterNum, appendixNum} {
+		if m := re.FindStringSubmatchIndex(title); m != nil {
+			return title[m[2]:m[3]], m[1], true
+		}
+	}
+	return "", 0, false
+}
+
+// frontMatter are titles of unnumbered front and back matter: they get no
+// number, and do not shift the positions of the chapters after them.
+var frontMatter = map[string]bool{
+	"preface": true, "foreword": true, "contents": true, "tableofcontents": true,
+	"acknowledgements": true, "acknowledgments": true, "acknowledgement": true, "abstract": true,
+	"dedication": true, "prologue": true, "epilogue": true, "afterword": true, "index": true,
+	"bibliography": true, "references": true, "glossary": true, "colophon": true,
+	"abouttheauthor": true, "abouttheauthors": true, "listoffigures": true, "listoftables": true,
+	"notation": true, "nomenclature": true, "copyright": true, "titlepage": true, "cover": true,
+}
+
+// isFrontMatter reports whether title names front or back matter.
+func isFrontMatter(title string) bool { return frontMatter[titleKey(title)] }
+
+// outlineNode is an outline entry while its number is worked out.
+type outlineNode struct {
+	OutlineEntry
+	level  int
+	title  string // normalised
+	path   string
+	parent int    // index of the parent node, -1 at the top
+	num    string // its own number ("" when none)
+	prefix int    // length of the title's prefix that carries num
+	letter string // a bare leading letter that may be an appendix's
+}
+
+// newChapterIndex numbers the outline's entries the way a reader would: an
+// entry whose title carries a number ("2.1 Data", "Appendix B Invoking R",
+// "B.1 Options") has that number; in an outline without any such numbers,
+// entries are numbered by position (1-based at every level). Otherwise an
+// entry without a number gets none when its siblings have numbers (front
+// matter such as a Preface, an index), and its parent's number with its
+// position when they have none. Front and back matter (Preface, Contents,
+// Index, …) never get a number and do not shift the others' positions.
 func newChapterIndex(outline []OutlineEntry) chapterIndex {
+	nodes := make([]outlineNode, 0, len(outline))
 	var (
-		entries []chapterEntry
-		titles  []string // title path of the current entry
-		counter []int    // position of the current entry at each level
+		titles []string // title path of the current entry
+		stack  []int    // node index at each level
 	)
 	for _, o := range outline {
 		level := max(o.Level, 1)
 		level = min(level, len(titles)+1) // a jump of more than one level nests one deeper
-		title := normaliseLine(o.Title)
-		titles = append(titles[:level-1], title)
-		counter = counter[:min(len(counter), level)]
-		for len(counter) < level {
-			counter = append(counter, 0)
+		n := outlineNode{OutlineEntry: o, level: level, title: normaliseLine(o.Title), parent: -1}
+		titles = append(titles[:level-1], n.title)
+		n.path = strings.Join(titles, chapterSep)
+		stack = append(stack[:level-1], len(nodes))
+		if level > 1 {
+			n.parent = stack[level-2]
 		}
-		counter[level-1]++
+		if num, prefix, ok := ownNumber(n.title); ok {
+			n.num, n.prefix = num, prefix
+		} else if m := bareLetter.FindStringSubmatchIndex(n.title); m != nil && m[1] < len(n.title) {
+			n.letter, n.prefix = n.title[m[2]:m[3]], m[1]
+		}
+		nodes = append(nodes, n)
+	}
+	confirmLetters(nodes)
 
-		num := ""
-		m := headingNum.FindStringSubmatch(title)
-		if m != nil {
-			num = m[1]
-		} else {
-			parts := make([]string, level)
-			for i, n := range counter {
-				parts[i] = strconv.Itoa(n)
-			}
-			num = strings.Join(parts, ".")
+	numbered := false
+	for _, n := range nodes {
+		numbered = numbered || n.num != ""
+	}
+	// Positions, per parent, of the entries that are not front matter.
+	pos := make([]int, len(nodes))
+	next := make(map[int]int)
+	siblingsNumbered := make(map[int]bool)
+	for i, n := range nodes {
+		if !isFrontMatter(n.title) || n.num != "" {
+			next[n.parent]++
+			pos[i] = next[n.parent]
 		}
-		if o.Page < 0 {
+		if n.num != "" {
+			siblingsNumbered[n.parent] = true
+		}
+	}
+	nums := make([]string, len(nodes))
+	var entries []chapterEntry
+	for i, n := range nodes {
+		num := n.num
+		switch {
+		case num != "" || pos[i] == 0:
+		case !numbered:
+			num = strconv.Itoa(pos[i])
+			if n.parent >= 0 {
+				if nums[n.parent] == "" {
+					num = ""
+				} else {
+					num = nums[n.parent] + "." + num
+				}
+			}
+		case siblingsNumbered[n.parent]:
+		case n.parent >= 0 && nums[n.parent] != "":
+			num = nums[n.parent] + "." + strconv.Itoa(pos[i])
+		}
+		nums[i] = num
+		if n.Page < 0 {
 			continue // cannot be placed; still counts for paths and numbering
 		}
 		bare := ""
-		if m != nil {
-			bare = titleKey(title[len(m[0]):])
+		if n.num != "" {
+			bare = titleKey(n.title[n.prefix:])
 		}
-		entries = append(entries, chapterEntry{page: o.Page, y: o.Y, key: titleKey(title), bare: bare, titled: m != nil,
-			ch: chapter{path: strings.Join(titles, chapterSep), num: num}})
+		entries = append(entries, chapterEntry{page: n.Page, y: n.Y, key: titleKey(n.title), bare: bare, titled: n.num != "",
+			ch: chapter{path: n.path, num: num}})
 	}
 	sort.SliceStable(entries, func(i, j int) bool { return entries[i].page < entries[j].page })
 
@@ -95,6 +187,50 @@ func newChapterIndex(outline []OutlineEntry) chapterIndex {
 		idx.chapters = append(idx.chapters, e.ch)
 	}
 	return idx
+}
+
+// confirmLetters makes a bare leading letter an entry's number when its
+// children are numbered from it ("B" with "B.1"), or when its siblings
+// with such letters are two or more in alphabetical order ("A A sample
+// session", "B Invoking R", …, "F References"): an article such as "A
+// Note on Style" alone is not a number.
+func confirmLetters(nodes []outlineNode) {
+	ordered := make(map[int]bool) // parent → its candidates are in order
+	last := make(map[int]byte)
+	count := make(map[int]int)
+	for _, n := range nodes {
+		if n.letter == "" {
+			continue
+		}
+		if count[n.parent] == 0 {
+			ordered[n.parent] = true
+		} else if n.letter[0] <= last[n.parent] {
+			ordered[n.parent] = false
+		}
+		last[n.parent] = n.letter[0]
+		count[n.parent]++
+	}
+	childNums := make(map[int][]string) // node → its children's own numbers
+	for _, n := range nodes {
+		if n.parent >= 0 && n.num != "" {
+			childNums[n.parent] = append(childNums[n.parent], n.num)
+		}
+	}
+	for i := range nodes {
+		n := &nodes[i]
+		if n.letter == "" {
+			continue
+		}
+		ok := ordered[n.parent] && count[n.parent] >= 2
+		for _, c := range childNums[i] {
+			ok = ok || strings.HasPrefix(c, n.letter+".")
+		}
+		if ok {
+			n.num = n.letter
+		} else {
+			n.prefix = 0
+		}
+	}
 }
 
 // at returns the chapter of page (0-based): the last entry, in page then
@@ -149,6 +285,11 @@ func lineHasTitle(text string, e *chapterEntry) (ok bool, num string) {
 	}
 	if len(e.bare) >= minBareKey && titleMatches(lineKey, e.bare) {
 		return true, ""
+	}
+	if m := appendixNum.FindStringSubmatch(text); m != nil { // "Appendix B Invoking R" for "B Invoking R"
+		if rest := titleKey(text[len(m[0]):]); titleMatches(rest, e.key) || (e.bare != "" && titleMatches(rest, e.bare)) {
+			return true, m[1]
+		}
 	}
 	return false, ""
 }
@@ -210,21 +351,29 @@ func (h *headingLevels) level(num string, size float64) int {
 
 // headingTracker turns detected headings into chapters.
 type headingTracker struct {
-	levels  headingLevels
-	titles  []string
-	counter []int
+	levels   headingLevels
+	titles   []string
+	counter  []int
+	numbered map[int]bool // levels where a heading had its own number
 }
 
 func (t *headingTracker) open(title string, size float64) chapter {
-	num := ""
-	if m := headingNum.FindStringSubmatch(title); m != nil {
-		num = m[1]
-	}
+	num, _, _ := ownNumber(title)
 	level := min(t.levels.level(num, size), len(t.titles)+1)
 	t.titles = append(t.titles[:level-1], title)
 	t.counter = t.counter[:min(len(t.counter), level)]
 	for len(t.counter) < level {
 		t.counter = append(t.counter, 0)
+	}
+	if num != "" {
+		if t.numbered == nil {
+			t.numbered = make(map[int]bool)
+		}
+		t.numbered[level] = true
+	} else if isFrontMatter(title) || t.numbered[level] {
+		// A Preface, an index, or an unnumbered heading among numbered
+		// ones has no number and does not shift the others.
+		return chapter{path: strings.Join(t.titles, chapterSep)}
 	}
 	t.counter[level-1]++
 	if num == "" {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 )
 
 var errClosed = errors.New("document is closed")
@@ -15,37 +16,102 @@ var errClosed = errors.New("document is closed")
 // up to 1024 bytes of junk at either end.
 const pdfHeaderWindow = 1024
 
-// sniffPDF returns ErrNotPDF unless the file has a PDF header within its
-// first pdfHeaderWindow bytes, and ErrCorrupt when it has no %%EOF marker
-// within its last pdfHeaderWindow bytes: a truncated upload. MuPDF would
-// "repair" such a file and silently return only the pages it still finds.
-func sniffPDF(path string) error {
+// sniff is what a look at the start and end of a file found: reasons to
+// name should the engine fail to open it, never reasons to refuse a file
+// the engine opens (MuPDF repairs a file whose last %%EOF is followed by
+// padding, or whose startxref is cut off, and reads every page).
+type sniff struct {
+	noEOF bool // no "%%EOF" within the last pdfHeaderWindow bytes
+}
+
+// sniffPDF reads the start and end of the file. It fails for a file that
+// cannot be read, and with ErrNotPDF for one that is empty or has no
+// "%PDF-" header within its first pdfHeaderWindow bytes (MuPDF would open
+// an image or an e-book by its content).
+func sniffPDF(path string) (sniff, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return fmt.Errorf("open pdf: %w", err)
+		return sniff{}, fmt.Errorf("open pdf: %w", err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("open pdf: %w", err)
+		return sniff{}, fmt.Errorf("open pdf: %w", err)
 	}
 	if st.Size() == 0 {
-		return fmt.Errorf("empty file: %w", ErrNotPDF)
+		return sniff{}, fmt.Errorf("empty file: %w", ErrNotPDF)
 	}
 	buf := make([]byte, min(st.Size(), pdfHeaderWindow))
 	if _, err := io.ReadFull(f, buf); err != nil {
-		return fmt.Errorf("read pdf header: %w", err)
+		return sniff{}, fmt.Errorf("read pdf header: %w", err)
 	}
+	var s sniff
 	if !bytes.Contains(buf, []byte("%PDF-")) {
-		return fmt.Errorf("no %%PDF- header: %w", ErrNotPDF)
+		// Not a PDF: MuPDF would open a PNG or an EPUB by its content.
+		return sniff{}, fmt.Errorf("no %%PDF- header: %w", ErrNotPDF)
 	}
 	if _, err := f.ReadAt(buf, st.Size()-int64(len(buf))); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("read pdf trailer: %w", err)
+		return sniff{}, fmt.Errorf("read pdf trailer: %w", err)
 	}
-	if !bytes.Contains(buf, []byte("%%EOF")) {
-		return fmt.Errorf("truncated: no %%%%EOF marker at the end: %w", ErrCorrupt)
+	s.noEOF = !bytes.Contains(buf, []byte("%%EOF"))
+	return s, nil
+}
+
+// openFailed is the error for a file the engine could not open (err,
+// wrapping ErrCorrupt), naming what the sniff found: a file without %%EOF
+// at the end was probably truncated.
+func (s sniff) openFailed(err error) error {
+	if s.noEOF {
+		return fmt.Errorf("truncated: no %%%%EOF marker at the end: %w", err)
 	}
-	return nil
+	return err
+}
+
+// engineFilters are stream filters of PDF 2.0 and its extensions that
+// neither engine decodes: a file using them opens, but what they encode
+// (page contents, object streams holding the page tree) reads as nothing.
+var engineFilters = []string{"/BrotliDecode"}
+
+// filterNote returns "the file uses /BrotliDecode, a filter the engine
+// cannot decode" when path uses a filter of engineFilters, else "". It
+// reads the file in blocks.
+func filterNote(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	const block = 1 << 20
+	longest := 0
+	for _, n := range engineFilters {
+		longest = max(longest, len(n))
+	}
+	buf := make([]byte, longest+block)
+	found := make(map[string]bool)
+	carry := 0
+	for {
+		n, err := io.ReadFull(f, buf[carry:])
+		data := buf[:carry+n]
+		for _, name := range engineFilters {
+			if !found[name] && bytes.Contains(data, []byte(name)) {
+				found[name] = true
+			}
+		}
+		if err != nil {
+			break
+		}
+		carry = copy(buf, data[len(data)-longest:])
+	}
+	var names []string
+	for _, name := range engineFilters {
+		if found[name] {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("the file uses %s, a filter the engine cannot decode", strings.Join(names, ", "))
 }
 
 // recoverAs turns a panic inside an engine into an error wrapping ErrCorrupt.

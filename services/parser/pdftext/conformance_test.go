@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"math"
 	"os"
@@ -376,8 +377,6 @@ func TestConformanceErrors(t *testing.T) {
 		{"header and garbage", append([]byte("%PDF-1.4\n"), bytes.Repeat([]byte("garbage \x00\xff"), 500)...), ErrCorrupt},
 		{"header, garbage and %%EOF", append(append([]byte("%PDF-1.4\n"), bytes.Repeat([]byte("garbage \x00\xff"), 500)...), "\n%%EOF\n"...), ErrCorrupt},
 		{"truncated to 200 bytes", good[:200], ErrCorrupt},
-		{"truncated to half", good[:len(good)/2], ErrCorrupt},
-		{"truncated before %%EOF", good[:len(good)-8], ErrCorrupt},
 		{"catalog without pages", []byte("%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 9 0 R >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"), ErrCorrupt},
 		{"missing file", nil, fs.ErrNotExist},
 	}
@@ -395,7 +394,47 @@ func TestConformanceErrors(t *testing.T) {
 				if !errors.Is(err, tc.wantErr) {
 					t.Errorf("got error %v, want %v", err, tc.wantErr)
 				}
+				if strings.HasPrefix(tc.name, "truncated") && !strings.Contains(fmt.Sprint(err), "truncated: no %%EOF marker at the end") {
+					t.Errorf("error %q does not name the truncation", err)
+				}
 			})
 		})
 	}
+}
+
+// TestConformanceRepairable checks that files the engines repair and read
+// whole are not refused by the checks before them: a cut-off trailer, and
+// a second %%EOF followed by more than a kilobyte of padding. A file cut
+// in half is read as far as the engine can, or refused naming the
+// truncation.
+func TestConformanceRepairable(t *testing.T) {
+	d := pdfgen.Sample(3)
+	_, good := confWrite(t, d)
+	whole := map[string][]byte{
+		"truncated before %%EOF": good[:len(good)-8],
+		"two %%EOF markers and padding": append(append(slices.Clip(good), "\n%%EOF\n"...),
+			bytes.Repeat([]byte("\x00\x00\x00 padding\r\n"), 300)...),
+	}
+	for name, b := range whole {
+		path := confFile(t, "in.pdf", b)
+		t.Run(name, func(t *testing.T) {
+			forEachEngine(t, func(t *testing.T, ne namedEngine) {
+				doc, err := ne.eng.Open(path, "")
+				if err != nil {
+					t.Fatalf("Open: %v", err)
+				}
+				defer doc.Close()
+				checkDoc(t, ne, doc, d)
+			})
+		})
+	}
+	half := confFile(t, "half.pdf", good[:len(good)/2])
+	t.Run("truncated to half", func(t *testing.T) {
+		forEachEngine(t, func(t *testing.T, ne namedEngine) {
+			_, err := Extract(context.Background(), ne.eng, half, Options{}, func(Chunk) error { return nil })
+			if err != nil && (!errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "truncated")) {
+				t.Errorf("got error %v, want none or one naming the truncation", err)
+			}
+		})
+	})
 }

@@ -47,6 +47,29 @@ type StructuredDocument interface {
 	PageBlocks(ctx context.Context, i int) ([]Block, error)
 }
 
+// PageBoxer is implemented by StructuredDocuments that report the bounds
+// of a page as PageBlocks read it (same coordinates as the blocks), which
+// tells running headers and footers in the page's top and bottom bands
+// from body text. ok is false unless page i is the page PageBlocks read
+// last.
+type PageBoxer interface {
+	PageBox(i int) (box Rect, ok bool)
+}
+
+// pageBox is the bounds of the page a Document read last.
+type pageBox struct {
+	page int
+	box  Rect
+	ok   bool
+}
+
+func (b pageBox) get(i int) (Rect, bool) {
+	if !b.ok || b.page != i {
+		return Rect{}, false
+	}
+	return b.box, true
+}
+
 // Rect is a box on the page in points, origin at the top-left corner, y
 // growing downward.
 type Rect struct{ X0, Y0, X1, Y1 float64 }

@@ -18,6 +18,10 @@ var (
 	// ErrNoText means no page of the document has any extractable text
 	// (for example a scan without a text layer).
 	ErrNoText = errors.New("pdf has no extractable text")
+	// ErrUnreadable means pages have text but none of it can be read: each
+	// page's text is mostly U+FFFD, private-use or control characters (fonts
+	// without a Unicode mapping), so there is nothing worth embedding.
+	ErrUnreadable = errors.New("pdf text is unreadable")
 	// ErrTimeout means the document took longer than Options.DocTimeout,
 	// or every page with content took longer than Options.PageTimeout.
 	ErrTimeout = errors.New("pdf takes too long to parse")

@@ -51,5 +51,5 @@ func ExampleExtract() {
 	// Output:
 	// #0 1 [1 Introduction] pages 1-1: "1 Introduction\n\nPDFs become chunks."
 	// #1 1.1 [1 Introduction › 1.1 背景] pages 2-2: "1.1 背景\n\n中文文本也可以。"
-	// {Pages:2 Chunks:2 Chapters:2 EmptyPages:0 SkippedPages:0}
+	// {Pages:2 Chunks:2 Chapters:2 EmptyPages:0 SkippedPages:0 UnreadablePages:0}
 }

@@ -17,8 +17,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/pdfpipe/pdfpipe/pkg/tokens"
@@ -141,9 +143,14 @@ type Chunk struct {
 	// "2 Methods › 2.1 Data", from the outline or else from headings found
 	// by their typography; "" before the first one.
 	Chapter string
-	// ChapterNum is the section's number, for example "2.1": taken from its
-	// title when the title starts with one, else from its position (1-based
-	// at every level). "" when Chapter is "".
+	// ChapterNum is the section's number as a reader knows it, for example
+	// "2.1" or an appendix's "B.1": taken from its title when the title
+	// carries one ("Appendix B …" gives "B"), or from its heading on the
+	// page. An unnumbered section gets none when its siblings are
+	// numbered (a Preface, an index), else its position (1-based at every
+	// level) in an outline without any numbers; front and back matter
+	// (Preface, Contents, Index, …) never get one nor shift the others.
+	// "" when Chapter is "".
 	ChapterNum string
 	// PageStart and PageEnd are the 1-based pages of the chunk's first and
 	// last character.
@@ -157,6 +164,11 @@ type Info struct {
 	Chapters     int // distinct non-empty chapters among the emitted chunks
 	EmptyPages   int // pages without any text (no text layer)
 	SkippedPages int // pages skipped: longer than Options.PageTimeout, or out of memory
+	// UnreadablePages are pages whose text is mostly U+FFFD, private-use or
+	// control characters (fonts without a Unicode mapping, music glyphs).
+	// Lines made mostly of such characters, on any page, are never chunked;
+	// what else such a page holds is kept.
+	UnreadablePages int
 }
 
 // Sampling before the text is read.
@@ -177,9 +189,12 @@ const (
 // are found by their font size and weight relative to the body text (and
 // their numbering gives their level). A new chapter always starts a new
 // chunk, and overlap never crosses chapters. Running headers and footers
-// are removed; words hyphenated across lines are joined. Pages without
-// text are counted in Info.EmptyPages and produce no chunk; a document
-// without any text fails with ErrNoText. An error from emit stops
+// are removed (never the only text of a page); words hyphenated across
+// lines are joined. Pages without text are counted in Info.EmptyPages and
+// produce no chunk; pages whose text is mostly undecodable are counted in
+// Info.UnreadablePages, and undecodable lines are never chunked. A
+// document without any text fails with ErrNoText, one with no readable
+// line with ErrUnreadable. An error from emit stops
 // extraction and is returned wrapped. On error, the returned Info
 // describes the work done so far.
 func Extract(ctx context.Context, eng Engine, path string, opts Options, emit func(Chunk) error) (Info, error) {
@@ -190,6 +205,27 @@ func Extract(ctx context.Context, eng Engine, path string, opts Options, emit fu
 	ctx, cancel := context.WithTimeoutCause(ctx, opts.DocTimeout,
 		fmt.Errorf("document time limit of %s: %w", opts.DocTimeout, ErrTimeout))
 	defer cancel()
+	info, err := extract(ctx, eng, path, opts, emit)
+	return info, explain(path, err)
+}
+
+// explain adds to an error about what the engine read what the file says
+// about it: first a filter the engine lacks (the likely reason for no
+// pages or no text), then a missing %%EOF (truncated?).
+func explain(path string, err error) error {
+	if err == nil || !(errors.Is(err, ErrCorrupt) || errors.Is(err, ErrNoText) || errors.Is(err, ErrUnreadable)) {
+		return err
+	}
+	if sn, serr := sniffPDF(path); serr == nil && sn.noEOF && errors.Is(err, ErrCorrupt) && !strings.Contains(err.Error(), "truncated") {
+		err = fmt.Errorf("%w (the file may be truncated: no %%%%EOF marker at the end)", err)
+	}
+	if note := filterNote(path); note != "" {
+		err = fmt.Errorf("%s: %w", note, err)
+	}
+	return err
+}
+
+func extract(ctx context.Context, eng Engine, path string, opts Options, emit func(Chunk) error) (Info, error) {
 	doc, err := eng.Open(path, opts.Password)
 	if err != nil {
 		return Info{}, fmt.Errorf("extract: %w", err)
@@ -267,9 +303,23 @@ func Extract(ctx context.Context, eng Engine, path string, opts Options, emit fu
 			return info, fmt.Errorf("extract: %d of %d pages took longer than %s each or ran out of memory, the others have no text: %w",
 				info.SkippedPages, info.Pages, opts.PageTimeout, ErrTimeout)
 		}
-		return info, fmt.Errorf("extract: none of the %d pages has a text layer (scanned?): %w", info.Pages, ErrNoText)
+		if info.UnreadablePages > 0 {
+			return info, fmt.Errorf("extract: no page has readable text: the text of %d of %d pages is mostly U+FFFD, private-use or control characters (fonts without a Unicode mapping)%s: %w",
+				info.UnreadablePages, info.Pages, emptyNote(info), ErrUnreadable)
+		}
+		if info.EmptyPages == info.Pages {
+			return info, fmt.Errorf("extract: none of the %d pages has a text layer (scanned?): %w", info.Pages, ErrNoText)
+		}
+		return info, fmt.Errorf("extract: no text to chunk on any of the %d pages: %w", info.Pages, ErrNoText)
 	}
 	return info, nil
+}
+
+func emptyNote(info Info) string {
+	if info.EmptyPages == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %d have no text layer", info.EmptyPages)
 }
 
 // outlineTrusted reports whether the titles of a sample of outline entries
@@ -331,7 +381,7 @@ func Probe(ctx context.Context, eng Engine, path string, opts Options) (pages in
 	}
 	doc, err := eng.Open(path, opts.Password)
 	if err != nil {
-		return 0, fmt.Errorf("probe: %w", err)
+		return 0, fmt.Errorf("probe: %w", explain(path, err))
 	}
 	defer doc.Close()
 	pages = doc.NumPages()

@@ -70,12 +70,14 @@ const (
 	errBufLen = 256
 )
 
-// Open implements Engine. It checks the PDF header and trailer itself before
-// handing the file to MuPDF's PDF handler.
+// Open implements Engine. It hands every non-empty file to MuPDF's PDF
+// handler (which repairs what it can); a look at the file's start and end
+// names the likely reason when MuPDF cannot open it.
 func (e *FitzEngine) Open(path string, password string) (_ Document, err error) {
 	defer recoverAs(&err, "open pdf")
 
-	if err := sniffPDF(path); err != nil {
+	sn, err := sniffPDF(path)
+	if err != nil {
 		return nil, err
 	}
 	maxStore := e.MaxStore
@@ -84,19 +86,26 @@ func (e *FitzEngine) Open(path string, password string) (_ Document, err error) 
 	}
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
-	cpass := C.CString(password)
-	defer C.free(unsafe.Pointer(cpass))
 	var (
 		ctx   *C.fz_context
 		doc   *C.fz_document
 		pages C.int
 		ebuf  [errBufLen]C.char
+		rc    C.int
 	)
 	full := C.int(0)
 	if e.fullPageTree {
 		full = 1
 	}
-	rc := C.pt_open(cpath, cpass, C.size_t(maxStore), full, &ctx, &doc, &pages, &ebuf[0], errBufLen)
+	// The password as given, then its SASLprep form (AES-256 files).
+	for _, pw := range passwordsToTry(password) {
+		cpass := C.CString(pw)
+		rc = C.pt_open(cpath, cpass, C.size_t(maxStore), full, &ctx, &doc, &pages, &ebuf[0], errBufLen)
+		C.free(unsafe.Pointer(cpass))
+		if rc != C.PT_ERR_PASSWORD {
+			break
+		}
+	}
 	msg := C.GoString(&ebuf[0])
 	switch rc {
 	case C.PT_OK:
@@ -108,7 +117,7 @@ func (e *FitzEngine) Open(path string, password string) (_ Document, err error) 
 	case C.PT_ERR_CONTEXT:
 		return nil, fmt.Errorf("open pdf: %s", msg)
 	default:
-		return nil, fmt.Errorf("open pdf: mupdf: %s: %w", msg, ErrCorrupt)
+		return nil, fmt.Errorf("open pdf: %w", sn.openFailed(fmt.Errorf("mupdf: %s: %w", msg, ErrCorrupt)))
 	}
 	if e.memLimit > 0 {
 		C.pt_set_memory_limit(ctx, C.size_t(e.memLimit))
@@ -117,7 +126,7 @@ func (e *FitzEngine) Open(path string, password string) (_ Document, err error) 
 	d.trimmedAt = uint64(C.pt_live_bytes(ctx))
 	if d.pages <= 0 {
 		d.Close()
-		return nil, fmt.Errorf("open pdf: no pages: %w", ErrCorrupt)
+		return nil, fmt.Errorf("open pdf: %w", sn.openFailed(fmt.Errorf("no pages: %w", ErrCorrupt)))
 	}
 	return d, nil
 }
@@ -133,6 +142,14 @@ type mupdfDoc struct {
 	closed bool
 
 	trimmedAt uint64 // bytes MuPDF held just after the last trim
+	box       pageBox
+}
+
+// PageBox implements PageBoxer.
+func (d *mupdfDoc) PageBox(i int) (Rect, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.box.get(i)
 }
 
 // MuPDF keeps every PDF object it parses until told to forget those
@@ -360,10 +377,11 @@ func (d *mupdfDoc) PageBlocks(ctx context.Context, i int) (_ []Block, err error)
 	if n == 0 || data == nil {
 		return nil, nil
 	}
-	blocks, err := decodeLayout(unsafe.Slice((*byte)(unsafe.Pointer(data)), int(n)))
+	blocks, box, err := decodeLayout(unsafe.Slice((*byte)(unsafe.Pointer(data)), int(n)))
 	if err != nil {
 		return nil, fmt.Errorf("page %d: %w", i+1, err)
 	}
+	d.box = pageBox{page: i, box: box, ok: box.Y1 > box.Y0}
 	return blocks, nil
 }
 
@@ -373,37 +391,42 @@ func (d *mupdfDoc) PageBlocks(ctx context.Context, i int) (_ []Block, err error)
 // array) and its text (each line's Text a slice of one string). This is
 // most of what the Go side allocates per page, and so sets how often the
 // collector runs.
-func decodeLayout(b []byte) ([]Block, error) {
+func decodeLayout(b []byte) ([]Block, Rect, error) {
 	const rectLen, lineLen = 16, 16 + 4 + 1 + 4
+	f32 := func(b []byte) float64 { return float64(math.Float32frombits(binary.NativeEndian.Uint32(b))) }
+	rect := func(b []byte) Rect { return Rect{f32(b), f32(b[4:]), f32(b[8:]), f32(b[12:])} }
+	var page Rect
+	if len(b) >= 1+rectLen && b[0] == C.PT_REC_PAGE {
+		page = rect(b[1:])
+		b = b[1+rectLen:]
+	}
 	nb, nl, nt := 0, 0, 0
 	for p := b; len(p) > 0; {
 		switch p[0] {
 		case C.PT_REC_BLOCK:
 			if len(p) < 1+rectLen {
-				return nil, errBadLayout
+				return nil, page, errBadLayout
 			}
 			nb++
 			p = p[1+rectLen:]
 		case C.PT_REC_LINE:
 			if len(p) < 1+lineLen || nb == 0 {
-				return nil, errBadLayout
+				return nil, page, errBadLayout
 			}
 			n := uint64(binary.NativeEndian.Uint32(p[1+21:]))
 			if uint64(len(p)-(1+lineLen)) < n {
-				return nil, errBadLayout
+				return nil, page, errBadLayout
 			}
 			nl++
 			nt += int(n)
 			p = p[1+lineLen+int(n):]
 		default:
-			return nil, errBadLayout
+			return nil, page, errBadLayout
 		}
 	}
 	if nb == 0 {
-		return nil, nil
+		return nil, page, nil
 	}
-	f32 := func(b []byte) float64 { return float64(math.Float32frombits(binary.NativeEndian.Uint32(b))) }
-	rect := func(b []byte) Rect { return Rect{f32(b), f32(b[4:]), f32(b[8:]), f32(b[12:])} }
 	blocks := make([]Block, 0, nb)
 	lines := make([]Line, nl)
 	// The builder never grows past nt, so the strings taken from it stay
@@ -429,7 +452,7 @@ func decodeLayout(b []byte) ([]Block, error) {
 		blocks[len(blocks)-1].Lines = lines[first:li:li]
 		b = b[1+lineLen+n:]
 	}
-	return blocks, nil
+	return blocks, page, nil
 }
 
 var errBadLayout = errors.New("malformed layout from the mupdf shim")

@@ -75,7 +75,11 @@ func TestPageBlocksClipToMediaBox(t *testing.T) {
 type layoutRecords []byte
 
 func (r layoutRecords) block(x0, y0, x1, y1 float32) layoutRecords {
-	r = append(r, 'B')
+	return r.rect('B', x0, y0, x1, y1)
+}
+
+func (r layoutRecords) rect(tag byte, x0, y0, x1, y1 float32) layoutRecords {
+	r = append(r, tag)
 	for _, v := range []float32{x0, y0, x1, y1} {
 		r = binary.NativeEndian.AppendUint32(r, math.Float32bits(v))
 	}
@@ -97,12 +101,15 @@ func (r layoutRecords) line(y0 float32, size float32, bold bool, text string) la
 }
 
 func TestDecodeLayout(t *testing.T) {
-	rec := layoutRecords{}.
+	rec := layoutRecords{}.rect('P', 0, 0, 595, 842).
 		block(0, 0, 200, 40).line(10, 12, true, "Héading").line(24, 10, false, "").
 		block(0, 50, 200, 90).line(60, 10, false, "body ✓").line(72, 10, false, "more")
-	got, err := decodeLayout(rec)
+	got, page, err := decodeLayout(rec)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if want := (Rect{0, 0, 595, 842}); page != want {
+		t.Errorf("page box %v, want %v", page, want)
 	}
 	want := []Block{
 		{BBox: Rect{0, 0, 200, 40}, Lines: []Line{
@@ -123,7 +130,7 @@ func TestDecodeLayout(t *testing.T) {
 	if got[1].Lines[0].Text != "body ✓" {
 		t.Errorf("appending to block 0 changed block 1: %q", got[1].Lines[0].Text)
 	}
-	if got, err := decodeLayout(nil); err != nil || got != nil {
+	if got, _, err := decodeLayout(nil); err != nil || got != nil {
 		t.Errorf("no records: %v, %v; want none", got, err)
 	}
 
@@ -140,7 +147,7 @@ func TestDecodeLayout(t *testing.T) {
 			return b
 		}(),
 	} {
-		if _, err := decodeLayout(b); !errors.Is(err, errBadLayout) {
+		if _, _, err := decodeLayout(b); !errors.Is(err, errBadLayout) {
 			t.Errorf("%s: err %v, want errBadLayout", name, err)
 		}
 	}

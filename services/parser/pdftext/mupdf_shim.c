@@ -168,6 +168,28 @@ int fz_do_catch(fz_context *ctx);
 // matter come back through fz_caught_message instead.
 static void pt_quiet(void *user, const char *message) { (void)user; (void)message; }
 
+// CJK stand-in fonts. go-fitz builds MuPDF without its CJK fonts, so an
+// unembedded Japanese, Chinese or Korean CID font (pTeX's Ryumin-Light,
+// Acrobat's STSong-Light, ...) failed to load and MuPDF drew its text in a
+// one-byte Latin font instead: Latin-1 mojibake and U+FFFD, although the
+// text is fully known from the font's collection CMaps (CID -> Unicode,
+// which the bundled MuPDF has). MuPDF asks this callback before its
+// builtin CJK fonts; a Latin font does as a stand-in: text extraction
+// takes characters from the CMaps and advances from the PDF's widths,
+// never from the font's glyphs.
+typedef fz_font *(fz_load_system_font_fn)(fz_context *ctx, const char *name, int bold, int italic, int needs_exact_metrics);
+typedef fz_font *(fz_load_system_cjk_font_fn)(fz_context *ctx, const char *name, int ordering, int serif);
+typedef fz_font *(fz_load_system_fallback_font_fn)(fz_context *ctx, int script, int language, int serif, int bold, int italic);
+void fz_install_load_system_font_funcs(fz_context *ctx, fz_load_system_font_fn *f, fz_load_system_cjk_font_fn *f_cjk,
+	fz_load_system_fallback_font_fn *f_fallback);
+fz_font *fz_new_base14_font(fz_context *ctx, const char *name);
+
+static fz_font *pt_load_cjk_font(fz_context *ctx, const char *name, int ordering, int serif) {
+	(void)name;
+	(void)ordering;
+	return fz_new_base14_font(ctx, serif ? "Times-Roman" : "Helvetica");
+}
+
 static void pt_caught(fz_context *ctx, char *errbuf, int errlen) {
 	if (errlen > 0) {
 		snprintf(errbuf, (size_t)errlen, "%s", fz_caught_message(ctx));
@@ -223,6 +245,7 @@ static fz_context *pt_new_context(size_t max_store) {
 	fz_disable_icc(ctx);
 	fz_set_error_callback(ctx, pt_quiet, NULL);
 	fz_set_warning_callback(ctx, pt_quiet, NULL);
+	fz_install_load_system_font_funcs(ctx, NULL, pt_load_cjk_font, NULL);
 	return ctx;
 }
 
@@ -525,7 +548,8 @@ fz_buffer *pt_page_layout(fz_context *ctx, fz_document *doc, int n, int stext_fl
 	*oom = 0;
 	PT_TRY(ctx) {
 		page = fz_load_page(ctx, doc, n);
-		stext = fz_new_stext_page(ctx, fz_bound_page(ctx, page));
+		fz_rect bounds = fz_bound_page(ctx, page);
+		stext = fz_new_stext_page(ctx, bounds);
 		dev = fz_new_stext_device(ctx, stext, &opts);
 		// Text needs no pixels: do not decode images.
 		fz_enable_device_hints(ctx, dev, FZ_DONT_DECODE_IMAGES);
@@ -536,6 +560,9 @@ fz_buffer *pt_page_layout(fz_context *ctx, fz_document *doc, int n, int stext_fl
 		} else {
 			out = fz_new_buffer(ctx, 4096);
 			line_text = fz_new_buffer(ctx, 256);
+			unsigned char tag = PT_REC_PAGE;
+			fz_append_data(ctx, out, &tag, 1);
+			pt_put_rect(ctx, out, bounds);
 			pt_serialise(ctx, stext, out, line_text);
 		}
 	}

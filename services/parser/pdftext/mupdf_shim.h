@@ -87,6 +87,7 @@ fz_buffer *pt_page_text(fz_context *ctx, fz_document *doc, int n, int *oom, char
 
 // Record tags of pt_page_layout's output.
 enum {
+	PT_REC_PAGE = 'P',  // float x0, y0, x1, y1: the page's bounds
 	PT_REC_BLOCK = 'B', // float x0, y0, x1, y1
 	PT_REC_LINE = 'L',  // float x0, y0, x1, y1, size; uint8 flags; uint32 n; n bytes of UTF-8
 };
@@ -98,7 +99,8 @@ enum {
 
 // pt_page_layout extracts page n as structured text (stext_flags are
 // MuPDF's FZ_STEXT_* options) and serialises its text blocks and lines into
-// a buffer to free with pt_drop_buffer: per block a PT_REC_BLOCK record,
+// a buffer to free with pt_drop_buffer: first a PT_REC_PAGE record (the
+// page's bounds, which place running headers and footers), then per block a PT_REC_BLOCK record,
 // then a PT_REC_LINE record per line, in native byte order. A line's size
 // is the font size of most of its characters, bold is set when most of its
 // non-space characters are in a bold font. cookie (may be NULL) lets

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -14,8 +15,14 @@ type pageData struct {
 	index   int
 	lines   []pline
 	layout  bool // lines carry positions and typography
+	box     Rect // the page's bounds, when boxed
+	boxed   bool
 	skipped bool // the page took longer than Options.PageTimeout or ran out of memory
-	err     error
+	// unreadable: the page's text is mostly undecodable (see garbled).
+	// Its undecodable lines, like those of any page, are dropped; what
+	// remains (a score's title among its notes) is kept.
+	unreadable bool
+	err        error
 }
 
 // pline is one non-empty, normalised line of a page.
@@ -46,7 +53,17 @@ func readPage(ctx context.Context, doc Document, i int, opts Options) pageData {
 			pd.err = fmt.Errorf("extract: %w", err)
 			return pd
 		}
-		for _, p := range paragraphs(text) {
+		var page garbleCount
+		lines := strings.Split(text, "\n")
+		for j, l := range lines {
+			lc := countGarble(l)
+			page.total, page.bad = page.total+lc.total, page.bad+lc.bad
+			if lc.garbled() {
+				lines[j] = "" // never chunked
+			}
+		}
+		pd.unreadable = page.garbled()
+		for _, p := range paragraphs(strings.Join(lines, "\n")) {
 			pd.lines = append(pd.lines, pline{text: p, block: true, y0: -1, y1: -1})
 		}
 		return pd
@@ -66,14 +83,23 @@ func readPage(ctx context.Context, doc Document, i int, opts Options) pageData {
 		pd.err = fmt.Errorf("extract page %d: %w", i+1, err)
 		return pd
 	}
+	if pb, ok := doc.(PageBoxer); ok {
+		pd.box, pd.boxed = pb.PageBox(i)
+	}
 	n := 0
 	for _, b := range blocks {
 		n += len(b.Lines)
 	}
+	var page garbleCount
 	pd.lines = make([]pline, 0, n)
 	for _, b := range blocks {
 		from := len(pd.lines)
 		for _, l := range b.Lines {
+			lc := countGarble(l.Text)
+			page.total, page.bad = page.total+lc.total, page.bad+lc.bad
+			if lc.garbled() {
+				continue // never chunked
+			}
 			t := normaliseLine(l.Text)
 			if t == "" {
 				continue
@@ -86,6 +112,7 @@ func readPage(ctx context.Context, doc Document, i int, opts Options) pageData {
 			}
 		}
 	}
+	pd.unreadable = page.garbled()
 	return pd
 }
 

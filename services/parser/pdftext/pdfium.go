@@ -190,7 +190,8 @@ func (e *PDFiumEngine) isClosed() bool {
 func (e *PDFiumEngine) Open(path string, password string) (_ Document, err error) {
 	defer recoverAs(&err, "open pdf")
 
-	if err := sniffPDF(path); err != nil {
+	sn, err := sniffPDF(path)
+	if err != nil {
 		return nil, err
 	}
 	if _, err := e.getPool(); err != nil {
@@ -206,14 +207,26 @@ func (e *PDFiumEngine) Open(path string, password string) (_ Document, err error
 		return nil, fmt.Errorf("open pdf: %w", err)
 	}
 	d := &pdfiumDoc{eng: e, file: f, size: st.Size(), password: password, timeout: e.cfg.CallTimeout}
-	if err := d.open(context.Background()); err != nil {
+	// The password as given, then its SASLprep form (AES-256 files); the
+	// one that opens is kept for reopening.
+	pws := passwordsToTry(password)
+	for i, pw := range pws {
+		d.password = pw
+		if err = d.open(context.Background()); !errors.Is(err, ErrEncrypted) || i == len(pws)-1 {
+			break
+		}
+	}
+	if err != nil {
 		d.Close()
+		if errors.Is(err, ErrCorrupt) {
+			err = sn.openFailed(err)
+		}
 		return nil, err
 	}
 	d.pages = d.s.pages
 	if d.pages <= 0 {
 		d.Close()
-		return nil, fmt.Errorf("open pdf: no pages: %w", ErrCorrupt)
+		return nil, fmt.Errorf("open pdf: %w", sn.openFailed(fmt.Errorf("no pages: %w", ErrCorrupt)))
 	}
 	return d, nil
 }
@@ -231,6 +244,7 @@ type pdfiumDoc struct {
 
 	s      *pdfiumSession // nil after an abandoned call, until reopened
 	closed bool
+	box    pageBox // of the page PageBlocks read last
 }
 
 // pdfiumSession is the document open in one instance. A call gets its
@@ -487,7 +501,7 @@ func (s *pdfiumSession) bookmarkDest(bm references.FPDF_BOOKMARK) *references.FP
 }
 
 // pdfiumBox is a page's crop box in PDF user space.
-type pdfiumBox struct{ left, top float64 }
+type pdfiumBox struct{ left, top, right, bottom float64 }
 
 func (s *pdfiumSession) pageBox(i int) (pdfiumBox, error) {
 	p, err := s.inst.FPDF_LoadPage(&requests.FPDF_LoadPage{Document: s.doc, Index: i})
@@ -503,7 +517,8 @@ func (s *pdfiumSession) loadedPageBox(p references.FPDF_PAGE) (pdfiumBox, error)
 	if err != nil {
 		return pdfiumBox{}, err
 	}
-	return pdfiumBox{left: float64(box.Rect.Left), top: float64(box.Rect.Top)}, nil
+	return pdfiumBox{left: float64(box.Rect.Left), top: float64(box.Rect.Top),
+		right: float64(box.Rect.Right), bottom: float64(box.Rect.Bottom)}, nil
 }
 
 // PageText implements Document: the lines of PageBlocks, blocks separated
@@ -539,40 +554,52 @@ func (d *pdfiumDoc) PageBlocks(ctx context.Context, i int) (_ []Block, err error
 	}
 	defer recoverAs(&err, fmt.Sprintf("page %d", i+1))
 
-	var blocks []Block
+	var (
+		blocks []Block
+		page   Rect
+	)
 	err = d.call(ctx, func(s *pdfiumSession) error {
 		var err error
-		blocks, err = s.pageBlocks(i)
+		blocks, page, err = s.pageBlocks(i)
 		return err
 	})
 	if err != nil {
 		return nil, pdfiumErr(fmt.Sprintf("page %d", i+1), err)
 	}
+	d.box = pageBox{page: i, box: page, ok: page.Y1 > page.Y0}
 	return blocks, nil
 }
 
-func (s *pdfiumSession) pageBlocks(i int) ([]Block, error) {
+// PageBox implements PageBoxer.
+func (d *pdfiumDoc) PageBox(i int) (Rect, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.box.get(i)
+}
+
+func (s *pdfiumSession) pageBlocks(i int) ([]Block, Rect, error) {
 	p, err := s.inst.FPDF_LoadPage(&requests.FPDF_LoadPage{Document: s.doc, Index: i})
 	if err != nil {
-		return nil, err
+		return nil, Rect{}, err
 	}
 	defer s.inst.FPDF_ClosePage(&requests.FPDF_ClosePage{Page: p.Page})
 	box, err := s.loadedPageBox(p.Page)
 	if err != nil {
-		return nil, err
+		return nil, Rect{}, err
 	}
+	page := Rect{X1: box.right - box.left, Y1: box.top - box.bottom}
 	tp, err := s.inst.FPDFText_LoadPage(&requests.FPDFText_LoadPage{Page: requests.Page{ByReference: &p.Page}})
 	if err != nil {
-		return nil, err
+		return nil, page, err
 	}
 	defer s.inst.FPDFText_ClosePage(&requests.FPDFText_ClosePage{TextPage: tp.TextPage})
 	n, err := s.inst.FPDFText_CountChars(&requests.FPDFText_CountChars{TextPage: tp.TextPage})
 	if err != nil || n.Count <= 0 {
-		return nil, err
+		return nil, page, err
 	}
 	res, err := s.inst.FPDFText_GetText(&requests.FPDFText_GetText{TextPage: tp.TextPage, StartIndex: 0, Count: n.Count})
 	if err != nil {
-		return nil, err
+		return nil, page, err
 	}
 	// PDFium ends every line but the last with a generated "\r\n" (two
 	// characters); text indexes and character indexes agree in UTF-16.
@@ -602,7 +629,7 @@ func (s *pdfiumSession) pageBlocks(i int) ([]Block, error) {
 		l.ok = ok
 		prev = l
 	}
-	return blocks, nil
+	return blocks, page, nil
 }
 
 // pdfiumLine is a Line with its baseline in PDF user space (y upwards).

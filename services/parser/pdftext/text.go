@@ -193,3 +193,53 @@ func isSentenceEnd(rs []rune, i int) bool {
 func isClosing(r rune) bool {
 	return strings.ContainsRune(`)]}"'”’」』）】》`, r)
 }
+
+// garbleCount tallies the non-space characters of a page's text and the
+// undecodable ones among them: U+FFFD (a character the engine could not
+// map), private-use characters (a font's own codes, with no meaning
+// outside it) and control characters (raw codes passed through).
+type garbleCount struct{ total, bad int }
+
+// countGarble tallies s.
+func countGarble(s string) garbleCount {
+	var g garbleCount
+	g.add(s)
+	return g
+}
+
+func (g *garbleCount) add(s string) {
+	if isPrintableASCII(s) {
+		for i := 0; i < len(s); i++ {
+			if s[i] != ' ' {
+				g.total++
+			}
+		}
+		return
+	}
+	for _, r := range s {
+		switch {
+		case unicode.IsSpace(r):
+			continue
+		case r == utf8.RuneError, unicode.Is(unicode.Co, r), unicode.IsControl(r),
+			r >= 0xFFF0 && r <= 0xFFFF: // specials and noncharacters
+			g.bad++
+		}
+		g.total++
+	}
+}
+
+// garbled reports whether most of the text is undecodable: such a page
+// counts as unreadable, like a page without text.
+func (g garbleCount) garbled() bool { return g.total > 0 && 2*g.bad > g.total }
+
+// garbled reports whether most of text is undecodable (see garbleCount).
+func garbled(text string) bool { return countGarble(text).garbled() }
+
+func isPrintableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
+}

@@ -1,6 +1,10 @@
 // Command pdfcompare checks the parser's chunks against MuPDF's own output
 // (the mutool command) for each PDF given, and prints a line per file:
 //
+//   - char recall: of the non-space characters `mutool draw -F txt`
+//     prints (U+FFFD and private-use characters aside), the share the
+//     chunks hold (as a multiset; CJK text, written without spaces, is
+//     measured by it);
 //   - word recall: of the words `mutool draw -F txt` prints, the share the
 //     chunks hold (as a multiset, so a dropped repeat counts);
 //   - extra: the share of the chunks' words mutool never prints (garbage,
@@ -45,21 +49,36 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("pdfcompare", flag.ContinueOnError)
 	mutool := fs.String("mutool", "mutool", "the mutool command")
 	password := fs.String("password", "", "password for encrypted files")
+	engineName := fs.String("engine", "mupdf", "the parser's engine: mupdf or pdfium")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	var eng pdftext.Engine
+	switch *engineName {
+	case "mupdf":
+		eng = pdftext.NewFitzEngine()
+	case "pdfium":
+		pe := pdftext.NewPDFiumEngine(pdftext.PDFiumConfig{})
+		defer pe.Close()
+		if err := pe.Init(); err != nil {
+			return err
+		}
+		eng = pe
+	default:
+		return fmt.Errorf("-engine %q: want mupdf or pdfium", *engineName)
 	}
 	if fs.NArg() == 0 {
 		return fmt.Errorf("usage: pdfcompare [flags] file.pdf...")
 	}
 	w := bufio.NewWriter(stdout)
 	defer w.Flush()
-	fmt.Fprintf(w, "%-32s %6s %7s %8s %7s %7s %8s %9s %7s\n", "file", "pages", "chunks", "recall%", "extra%", "page%", "outline", "chapters", "secs")
+	fmt.Fprintf(w, "%-32s %6s %7s %6s %8s %7s %7s %8s %9s %7s\n", "file", "pages", "chunks", "char%", "recall%", "extra%", "page%", "outline", "chapters", "secs")
 	for _, path := range fs.Args() {
 		name := filepath.Base(path)
 		if len(name) > 32 {
 			name = name[:29] + "..."
 		}
-		r, err := compare(ctx, *mutool, path, *password)
+		r, err := compare(ctx, eng, *mutool, path, *password)
 		if err != nil {
 			fmt.Fprintf(w, "%-32s %s\n", name, oneLine(err.Error()))
 			w.Flush()
@@ -69,8 +88,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		if r.titles > 0 {
 			outline = fmt.Sprintf("%d/%d", r.titlesFound, r.titles)
 		}
-		fmt.Fprintf(w, "%-32s %6d %7d %8.1f %7.1f %7.1f %8s %9d %7.2f\n", name, r.pages, r.chunks,
-			100*r.recall, 100*r.extra, 100*r.pageRecall, outline, r.chapters, r.seconds)
+		fmt.Fprintf(w, "%-32s %6d %7d %6.1f %8.1f %7.1f %7.1f %8s %9d %7.2f\n", name, r.pages, r.chunks,
+			100*r.charRecall, 100*r.recall, 100*r.extra, 100*r.pageRecall, outline, r.chapters, r.seconds)
 		w.Flush()
 	}
 	return nil
@@ -78,17 +97,18 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 
 type result struct {
 	pages, chunks, chapters int
+	charRecall              float64
 	recall, extra           float64
 	pageRecall              float64
 	titles, titlesFound     int
 	seconds                 float64
 }
 
-func compare(ctx context.Context, mutool, path, password string) (result, error) {
+func compare(ctx context.Context, eng pdftext.Engine, mutool, path, password string) (result, error) {
 	var r result
 	var chunks []pdftext.Chunk
 	start := time.Now()
-	info, err := pdftext.Extract(ctx, pdftext.NewFitzEngine(), path, pdftext.Options{Password: password}, func(c pdftext.Chunk) error {
+	info, err := pdftext.Extract(ctx, eng, path, pdftext.Options{Password: password}, func(c pdftext.Chunk) error {
 		chunks = append(chunks, c)
 		return nil
 	})
@@ -134,6 +154,14 @@ func compare(ctx context.Context, mutool, path, password string) (result, error)
 			}
 		}
 	}
+	refChars, ourChars := bag{}, bag{}
+	for _, p := range mutoolPages {
+		refChars.addChars(string(p))
+	}
+	for _, c := range chunks {
+		ourChars.addChars(c.Text)
+	}
+	r.charRecall = refChars.coveredBy(ourChars)
 	r.recall = ref.coveredBy(ours)
 	r.extra = 1 - ours.coveredBy(ref.asSet())
 
@@ -192,6 +220,17 @@ type bag map[string]int
 func (b bag) addText(s string) {
 	for _, w := range words(s) {
 		b[w]++
+	}
+}
+
+// addChars adds the non-space characters of s, lower-cased, leaving out
+// U+FFFD and private-use characters: glyphs without a Unicode mapping are
+// not text, and the parser drops lines made of them.
+func (b bag) addChars(s string) {
+	for _, r := range s {
+		if !unicode.IsSpace(r) && r != unicode.ReplacementChar && !unicode.Is(unicode.Co, r) {
+			b[string(unicode.ToLower(r))]++
+		}
 	}
 }
 

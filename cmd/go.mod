@@ -6,12 +6,14 @@ require (
 	github.com/nats-io/nats.go v1.55.0
 	github.com/nats-io/nkeys v0.4.16
 	github.com/pdfpipe/pdfpipe/pkg v0.0.0-00010101000000-000000000000
+	github.com/pdfpipe/pdfpipe/proto v0.0.0-00010101000000-000000000000
 	github.com/pdfpipe/pdfpipe/services/embedder v0.0.0-00010101000000-000000000000
 	github.com/pdfpipe/pdfpipe/services/fetcher v0.0.0-00010101000000-000000000000
 	github.com/pdfpipe/pdfpipe/services/gateway v0.0.0-00010101000000-000000000000
 	github.com/pdfpipe/pdfpipe/services/ingester v0.0.0-00010101000000-000000000000
 	github.com/pdfpipe/pdfpipe/services/parser v0.0.0-00010101000000-000000000000
 	github.com/pdfpipe/pdfpipe/tools/ingestsink v0.0.0-00010101000000-000000000000
+	github.com/redis/go-redis/v9 v9.23.0
 	golang.org/x/sync v0.25.0
 	google.golang.org/grpc v1.85.0
 )
@@ -49,13 +51,11 @@ require (
 	github.com/nats-io/nats-server/v2 v2.15.2 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
 	github.com/openai/openai-go/v3 v3.98.0 // indirect
-	github.com/pdfpipe/pdfpipe/proto v0.0.0-00010101000000-000000000000 // indirect
 	github.com/philhofer/fwd v1.2.0 // indirect
 	github.com/prometheus/client_golang v1.25.0 // indirect
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
-	github.com/redis/go-redis/v9 v9.23.0 // indirect
 	github.com/rs/xid v1.6.0 // indirect
 	github.com/tetratelabs/wazero v1.12.0 // indirect
 	github.com/tidwall/gjson v1.20.0 // indirect

@@ -9,7 +9,10 @@ require (
 	github.com/pdfpipe/pdfpipe/pkg v0.0.0-00010101000000-000000000000
 	github.com/pdfpipe/pdfpipe/proto v0.0.0-00010101000000-000000000000
 	github.com/pdfpipe/pdfpipe/services/embedder v0.0.0-00010101000000-000000000000
+	github.com/pdfpipe/pdfpipe/services/fetcher v0.0.0-00010101000000-000000000000
 	github.com/pdfpipe/pdfpipe/services/gateway v0.0.0-00010101000000-000000000000
+	github.com/pdfpipe/pdfpipe/services/ingester v0.0.0-00010101000000-000000000000
+	github.com/pdfpipe/pdfpipe/services/parser v0.0.0-00010101000000-000000000000
 	github.com/pdfpipe/pdfpipe/tools/ingestsink v0.0.0-00010101000000-000000000000
 	github.com/redis/go-redis/v9 v9.23.0
 	golang.org/x/sync v0.25.0
@@ -47,9 +50,6 @@ require (
 	github.com/nats-io/nkeys v0.4.16 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
 	github.com/openai/openai-go/v3 v3.98.0 // indirect
-	github.com/pdfpipe/pdfpipe/services/fetcher v0.0.0-00010101000000-000000000000 // indirect
-	github.com/pdfpipe/pdfpipe/services/ingester v0.0.0-00010101000000-000000000000 // indirect
-	github.com/pdfpipe/pdfpipe/services/parser v0.0.0-00010101000000-000000000000 // indirect
 	github.com/philhofer/fwd v1.2.0 // indirect
 	github.com/rs/xid v1.6.0 // indirect
 	github.com/tetratelabs/wazero v1.12.0 // indirect

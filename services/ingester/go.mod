@@ -8,6 +8,7 @@ require (
 	github.com/pdfpipe/pdfpipe/proto v0.0.0-00010101000000-000000000000
 	github.com/pdfpipe/pdfpipe/tools/ingestsink v0.0.0-00010101000000-000000000000
 	google.golang.org/grpc v1.85.0
+	google.golang.org/protobuf v1.36.12
 )
 
 require (
@@ -33,7 +34,6 @@ require (
 	golang.org/x/text v0.43.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
-	google.golang.org/protobuf v1.36.12 // indirect
 )
 
 replace github.com/pdfpipe/pdfpipe/pkg => ../../pkg

@@ -130,8 +130,8 @@ func (r *Runner) Run(ctx context.Context) error {
 	runErr := r.pull(ctx, slots, func(msg jetstream.Msg) {
 		wg.Add(1)
 		go func() {
-			defer func() { <-slots; wg.Done() }()
-			r.handle(work, msg)
+			defer wg.Done()
+			r.handle(work, msg, sync.OnceFunc(func() { <-slots }))
 		}()
 	})
 	done := make(chan struct{})
@@ -156,6 +156,10 @@ func (r *Runner) pull(ctx context.Context, slots chan struct{}, start func(jetst
 		select { // a free worker
 		case slots <- struct{}{}:
 		case <-ctx.Done():
+			return nil
+		}
+		if ctx.Err() != nil { // both were ready
+			release(slots, 1)
 			return nil
 		}
 		var batch jetstream.MessageBatch
@@ -269,7 +273,11 @@ func (r *Runner) pace() (time.Duration, <-chan struct{}) {
 
 func (r *Runner) maxDeliveries() int { return int(r.maxDeliver.Load()) }
 
-func (r *Runner) handle(ctx context.Context, msg jetstream.Msg) {
+// handle runs the handler on msg and settles it; it calls free once the
+// worker may take the next message: when the handler succeeded (the ack
+// overlaps the next pull), else at the end.
+func (r *Runner) handle(ctx context.Context, msg jetstream.Msg, free func()) {
+	defer free()
 	taskID := TaskID(msg)
 	meta, _ := msg.Metadata()
 	var delivered uint64 = 1
@@ -304,6 +312,7 @@ func (r *Runner) handle(ctx context.Context, msg jetstream.Msg) {
 
 	switch {
 	case err == nil:
+		free()
 		if aerr := msg.DoubleAck(ctx); aerr != nil {
 			log.Warn("ack failed; message will be redelivered", "err", aerr)
 		}

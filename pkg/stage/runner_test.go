@@ -826,16 +826,21 @@ func TestOnFailErrorOnLastDelivery(t *testing.T) {
 }
 
 // BenchmarkThroughput measures messages per second through a runner with
-// a trivial handler: pulling costs what it costs the workers.
+// a trivial handler, and with one that works 1ms (a quick real stage).
 func BenchmarkThroughput(b *testing.B) {
-	for _, n := range []int{1, 4} {
-		b.Run(fmt.Sprint("concurrency ", n), func(b *testing.B) {
+	for _, bc := range []struct {
+		n    int
+		work time.Duration
+	}{{1, 0}, {4, 0}, {1, time.Millisecond}, {4, time.Millisecond}} {
+		n := bc.n
+		b.Run(fmt.Sprintf("concurrency %d work %v", n, bc.work), func(b *testing.B) {
 			h := newHarness(b, pipeline.Config{AckWait: 10 * time.Second, MaxDeliver: 3})
 			for i := range b.N {
 				h.publish(fmt.Sprintf("t%d", i))
 			}
 			var handled atomic.Int64
 			r := h.runner(stage.HandlerFunc(func(context.Context, jetstream.Msg) error {
+				time.Sleep(bc.work) // the stage's work, not synchronisation
 				handled.Add(1)
 				return nil
 			}), nil)

@@ -224,6 +224,9 @@ func release(slots chan struct{}, n int) {
 // stopped reports whether a pull error ends Run; other errors (a
 // reconnect, a slow server) are logged and pulling resumes after Poll.
 func (r *Runner) stopped(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return false // the loop ends at its next turn
+	}
 	if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) ||
 		errors.Is(err, nats.ErrConnectionClosed) {
 		return true

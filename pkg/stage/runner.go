@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
@@ -55,6 +56,9 @@ type Runner struct {
 	Refresh time.Duration
 	// Grace is how long in-flight handlers may finish after ctx ends. Default 20s.
 	Grace time.Duration
+	// Poll is how long one pull request waits for a message when none is
+	// pending; a shutdown waits for the request in flight. Default 1s.
+	Poll time.Duration
 	// BaseDelay and MaxDelay bound the redelivery backoff. Defaults 1s and 1m.
 	BaseDelay, MaxDelay time.Duration
 
@@ -79,6 +83,9 @@ func (r *Runner) defaults() {
 	}
 	if r.Grace <= 0 {
 		r.Grace = 20 * time.Second
+	}
+	if r.Poll <= 0 {
+		r.Poll = time.Second
 	}
 	if r.BaseDelay <= 0 {
 		r.BaseDelay = time.Second
@@ -113,54 +120,20 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 		}
 	}()
-	it, err := r.Consumer.Messages(jetstream.PullMaxMessages(r.Concurrency * 2))
-	if err != nil {
-		return fmt.Errorf("%s: consume: %w", r.Name, err)
-	}
-	defer it.Stop() // also when Next fails: stop pulling for nobody
 	// Handlers outlive ctx by up to Grace so a shutdown does not cut work
 	// that is about to be acked.
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
-	stop := context.AfterFunc(ctx, it.Drain)
-	defer stop()
 
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, r.Concurrency)
-	var runErr error
-	for {
-		msg, err := it.Next()
-		if err != nil {
-			if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				runErr = fmt.Errorf("%s: next message: %w", r.Name, err)
-			}
-			break
-		}
-		// Once ctx is done, start nothing new: a message the client had
-		// already pulled goes back at once, for another replica.
-		started := false
-		if ctx.Err() == nil {
-			select {
-			case sem <- struct{}{}:
-				started = true
-			case <-ctx.Done():
-			}
-		}
-		if !started && !lastDelivery(msg, r.maxDeliveries()) {
-			_ = msg.Nak()
-			continue
-		}
-		if !started {
-			// A nak of the last allowed delivery would never come back:
-			// handle it now, within the shutdown grace.
-			sem <- struct{}{}
-		}
+	slots := make(chan struct{}, r.Concurrency) // one per handler at work
+	runErr := r.pull(ctx, slots, func(msg jetstream.Msg) {
 		wg.Add(1)
 		go func() {
-			defer func() { <-sem; wg.Done() }()
-			r.handle(work, msg)
+			defer wg.Done()
+			r.handle(work, msg, sync.OnceFunc(func() { <-slots }))
 		}()
-	}
+	})
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	select {
@@ -171,6 +144,99 @@ func (r *Runner) Run(ctx context.Context) error {
 		<-done
 	}
 	return runErr
+}
+
+// pull fetches messages only for free workers, so none waits in a client
+// buffer while its AckWait runs out and its deliveries are spent. It holds
+// a slot for each message it passes to start, which gives it back when
+// the handler is done, and returns once ctx ends.
+func (r *Runner) pull(ctx context.Context, slots chan struct{}, start func(jetstream.Msg)) error {
+	idle := false // the last pull found nothing: wait for a message
+	for {
+		select { // a free worker
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
+		if ctx.Err() != nil { // both were ready
+			release(slots, 1)
+			return nil
+		}
+		var batch jetstream.MessageBatch
+		var err error
+		n := 1
+		if idle {
+			// Not cancelled with ctx: a message the server sent as the
+			// request was dropped would wait out AckWait. Poll bounds
+			// the wait.
+			batch, err = r.Consumer.Fetch(1, jetstream.FetchMaxWait(r.Poll))
+		} else {
+			n += reserve(slots) // and every other free one
+			batch, err = r.Consumer.FetchNoWait(n)
+		}
+		if err != nil {
+			release(slots, n)
+			if r.stopped(ctx, err) {
+				return fmt.Errorf("%s: pull: %w", r.Name, err)
+			}
+			continue
+		}
+		got := 0
+		for msg := range batch.Messages() {
+			got++
+			// Once ctx is done, start nothing new: the message goes back
+			// at once, for another replica; but a nak of the last allowed
+			// delivery would never come back, so that one is handled,
+			// within the shutdown grace.
+			if ctx.Err() != nil && !lastDelivery(msg, r.maxDeliveries()) {
+				_ = msg.Nak()
+				release(slots, 1)
+				continue
+			}
+			start(msg)
+		}
+		release(slots, n-got)
+		idle = got == 0
+		if err := batch.Error(); err != nil && r.stopped(ctx, err) {
+			return fmt.Errorf("%s: pull: %w", r.Name, err)
+		}
+	}
+}
+
+// reserve takes every free slot without waiting and returns how many.
+func reserve(slots chan struct{}) int {
+	for n := 0; ; n++ {
+		select {
+		case slots <- struct{}{}:
+		default:
+			return n
+		}
+	}
+}
+
+// release gives back n reserved slots.
+func release(slots chan struct{}, n int) {
+	for range n {
+		<-slots
+	}
+}
+
+// stopped reports whether a pull error ends Run; other errors (a
+// reconnect, a slow server) are logged and pulling resumes after Poll.
+func (r *Runner) stopped(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return false // the loop ends at its next turn
+	}
+	if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) ||
+		errors.Is(err, nats.ErrConnectionClosed) {
+		return true
+	}
+	r.Log.Warn("pull failed; retrying", "stage", r.Name, "err", err)
+	select {
+	case <-ctx.Done():
+	case <-time.After(r.Poll):
+	}
+	return false
 }
 
 // follow adopts the consumer's settings: InProgress at least three times
@@ -210,7 +276,11 @@ func (r *Runner) pace() (time.Duration, <-chan struct{}) {
 
 func (r *Runner) maxDeliveries() int { return int(r.maxDeliver.Load()) }
 
-func (r *Runner) handle(ctx context.Context, msg jetstream.Msg) {
+// handle runs the handler on msg and settles it; it calls free once the
+// worker may take the next message: when the handler succeeded (the ack
+// overlaps the next pull), else at the end.
+func (r *Runner) handle(ctx context.Context, msg jetstream.Msg, free func()) {
+	defer free()
 	taskID := TaskID(msg)
 	meta, _ := msg.Metadata()
 	var delivered uint64 = 1
@@ -245,6 +315,7 @@ func (r *Runner) handle(ctx context.Context, msg jetstream.Msg) {
 
 	switch {
 	case err == nil:
+		free()
 		if aerr := msg.DoubleAck(ctx); aerr != nil {
 			log.Warn("ack failed; message will be redelivered", "err", aerr)
 		}

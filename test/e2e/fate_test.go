@@ -71,6 +71,7 @@ func startUpstream(t *testing.T, cfg pipeline.Config, docs, pages int) *upstream
 		w.Write(pdfs[i])
 	}))
 	t.Cleanup(web.Close)
+	env["FETCH_ALLOW_HOSTS"] = web.Listener.Addr().String() // the fetch guard refuses loopback otherwise
 
 	srv, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir(), Listen: true, Port: -1})
 	if err != nil {

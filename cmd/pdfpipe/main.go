@@ -29,6 +29,8 @@ const usage = `usage:
                                               process PDFs on an embedded NATS, write chunks and vectors as JSONL
   pdfpipe up                                  run every service against REDIS_URL and the gRPC ports (see README)
   pdfpipe status TASK_ID                      print a task's status from NATS_URL
+  pdfpipe tasks [--failed|--running|--done] [--limit N] [--json]
+                                              list tasks from NATS_URL, newest first
   pdfpipe replay [--force] [--no-wait] [--timeout D] STAGE TASK_ID
                                               run STAGE (fetch, parse, embed, ingest) again for a task from the retained stream;
                                               waits for the outcome; a done or running task needs --force
@@ -61,6 +63,8 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		return up(ctx, args[1:], getenv, stderr)
 	case "status":
 		return showStatus(ctx, args[1:], getenv, stdout, stderr)
+	case "tasks":
+		return tasks(ctx, args[1:], getenv, stdout, stderr)
 	case "replay":
 		return replay(ctx, args[1:], getenv, stdout, stderr)
 	case "sample":

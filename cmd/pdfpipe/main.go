@@ -31,6 +31,7 @@ const usage = `usage:
   pdfpipe status TASK_ID                      print a task's status from NATS_URL
   pdfpipe tasks [--failed|--running|--done] [--limit N] [--json]
                                               list tasks from NATS_URL, newest first
+  pdfpipe inspect [--all] TASK_ID             every retained message of a task: time, subject, size, consumer position
   pdfpipe replay [--force] [--no-wait] [--timeout D] STAGE TASK_ID
                                               run STAGE (fetch, parse, embed, ingest) again for a task from the retained stream;
                                               waits for the outcome; a done or running task needs --force
@@ -65,6 +66,8 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		return showStatus(ctx, args[1:], getenv, stdout, stderr)
 	case "tasks":
 		return tasks(ctx, args[1:], getenv, stdout, stderr)
+	case "inspect":
+		return inspect(ctx, args[1:], getenv, stdout, stderr)
 	case "replay":
 		return replay(ctx, args[1:], getenv, stdout, stderr)
 	case "sample":

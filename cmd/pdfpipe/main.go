@@ -28,7 +28,7 @@ const usage = `usage:
   pdfpipe run [-out FILE.jsonl] [-password-file FILE] [-store DIR] FILE.pdf...
                                               process PDFs on an embedded NATS, write chunks and vectors as JSONL
   pdfpipe up                                  run every service against REDIS_URL and the gRPC ports (see README)
-  pdfpipe status TASK_ID                      print a task's status from NATS_URL
+  pdfpipe status [--watch] TASK_ID            print a task's status from NATS_URL; --watch: a progress line until it ends
   pdfpipe tasks [--failed|--running|--done] [--limit N] [--json]
                                               list tasks from NATS_URL, newest first
   pdfpipe inspect [--all] TASK_ID             every retained message of a task: time, subject, size, consumer position

@@ -3,7 +3,9 @@
 //
 //	pdfpipe run [-out chunks.jsonl] [-password-file F] [-store DIR] FILE.pdf...   process PDFs, write chunks with vectors as JSONL
 //	pdfpipe up                                  every service against REDIS_URL and the real gRPC ports
-//	pdfpipe status TASK_ID                      print a task's status (NATS_URL)
+//	pdfpipe status [--watch] TASK_ID            print a task's status, or follow it until it ends (NATS_URL)
+//	pdfpipe tasks [--failed|--running|--done]   list tasks, newest first
+//	pdfpipe inspect [--all] TASK_ID             every retained message of a task
 //	pdfpipe replay [--force] [--no-wait] STAGE TASK_ID  run a stage again for a task, wait for the outcome (NATS_URL)
 //	pdfpipe sample [-pages N] OUT.pdf           write a generated multi-chapter PDF (Latin and Chinese)
 package main

@@ -15,9 +15,10 @@ import (
 )
 
 // openPipeline connects a command-line tool to a running pipeline (see
-// natsURL) without changing its configuration. The caller closes nc.
+// natsURLSource, announced on stderr) without changing its configuration. The caller closes nc.
 func openPipeline(ctx context.Context, name string, getenv func(string) string, stderr io.Writer) (*nats.Conn, *pipeline.Resources, error) {
-	url := natsURL(getenv)
+	url, from := natsURLSource(getenv)
+	announceServer(stderr, url, from)
 	auth := servicemain.NATSAuthFromEnv(envconf.New(getenv))
 	opts, err := auth.Options()
 	if err != nil {

@@ -3,7 +3,9 @@
 //
 //	pdfpipe run [-out chunks.jsonl] [-password-file F] [-store DIR] FILE.pdf...   process PDFs, write chunks with vectors as JSONL
 //	pdfpipe up                                  every service against REDIS_URL and the real gRPC ports
-//	pdfpipe status TASK_ID                      print a task's status (NATS_URL)
+//	pdfpipe status [--watch] TASK_ID            print a task's status, or follow it until it ends (NATS_URL)
+//	pdfpipe tasks [--failed|--running|--done]   list tasks, newest first
+//	pdfpipe inspect [--all] TASK_ID             every retained message of a task
 //	pdfpipe replay [--force] [--no-wait] STAGE TASK_ID  run a stage again for a task, wait for the outcome (NATS_URL)
 //	pdfpipe sample [-pages N] OUT.pdf           write a generated multi-chapter PDF (Latin and Chinese)
 package main
@@ -28,7 +30,10 @@ const usage = `usage:
   pdfpipe run [-out FILE.jsonl] [-password-file FILE] [-store DIR] FILE.pdf...
                                               process PDFs on an embedded NATS, write chunks and vectors as JSONL
   pdfpipe up                                  run every service against REDIS_URL and the gRPC ports (see README)
-  pdfpipe status TASK_ID                      print a task's status from NATS_URL
+  pdfpipe status [--watch] TASK_ID            print a task's status from NATS_URL; --watch: a progress line until it ends
+  pdfpipe tasks [--failed|--running|--done] [--limit N] [--json]
+                                              list tasks from NATS_URL, newest first
+  pdfpipe inspect [--all] TASK_ID             every retained message of a task: time, subject, size, consumer position
   pdfpipe replay [--force] [--no-wait] [--timeout D] STAGE TASK_ID
                                               run STAGE (fetch, parse, embed, ingest) again for a task from the retained stream;
                                               waits for the outcome; a done or running task needs --force
@@ -61,6 +66,10 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		return up(ctx, args[1:], getenv, stderr)
 	case "status":
 		return showStatus(ctx, args[1:], getenv, stdout, stderr)
+	case "tasks":
+		return tasks(ctx, args[1:], getenv, stdout, stderr)
+	case "inspect":
+		return inspect(ctx, args[1:], getenv, stdout, stderr)
 	case "replay":
 		return replay(ctx, args[1:], getenv, stdout, stderr)
 	case "sample":

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -10,19 +12,40 @@ import (
 	"github.com/pdfpipe/pdfpipe/pkg/status"
 )
 
-// showStatus prints a task's status record as JSON.
+const statusUsage = "status [--watch] TASK_ID"
+
+// showStatus prints a task's status record as JSON, or with --watch a
+// progress line on each change until the task ends.
 func showStatus(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) != 1 {
-		return fmt.Errorf("status: want one task id")
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	watch := fs.Bool("watch", false, "print a progress line on each change until the task ends (exit 1 if it failed)")
+	var pos []string // flags may follow the task id
+	for {
+		if err := fs.Parse(args); err != nil {
+			return fmt.Errorf("status: %w (usage: %s)", err, statusUsage)
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
 	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	if len(pos) != 1 {
+		return errors.New("status: want one task id (usage: " + statusUsage + ")")
+	}
+	id := pos[0]
+	octx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	nc, res, err := openPipeline(ctx, "status", getenv, stderr)
+	nc, res, err := openPipeline(octx, "status", getenv, stderr)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	st, err := status.New(res.Status).Get(ctx, args[0])
+	if *watch {
+		return watchStatus(ctx, res.Status, id, stdout)
+	}
+	st, err := status.New(res.Status).Get(octx, id)
 	if err != nil {
 		return err
 	}

@@ -272,21 +272,6 @@ func listenAddr(listen string, log *slog.Logger) (string, int, error) {
 	}
 }
 
-// natsURL is where `pdfpipe status` and `replay` look: NATS_URL, else the
-// URL a running `pdfpipe up` wrote into NATS_STORE_DIR, else the default.
-func natsURL(getenv func(string) string) string {
-	if u := getenv("NATS_URL"); u != "" {
-		return u
-	}
-	dir := envOr(getenv, "NATS_STORE_DIR", "pdfpipe-data")
-	if b, err := os.ReadFile(filepath.Join(dir, natsURLFile)); err == nil {
-		if u := strings.TrimSpace(string(b)); u != "" {
-			return u
-		}
-	}
-	return "nats://127.0.0.1:4222"
-}
-
 func envOr(getenv func(string) string, name, def string) string {
 	if v := getenv(name); v != "" {
 		return v

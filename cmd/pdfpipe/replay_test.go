@@ -15,7 +15,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
 
-	"github.com/pdfpipe/pdfpipe/pkg/natsembed"
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
 	"github.com/pdfpipe/pdfpipe/pkg/status"
 	"github.com/pdfpipe/pdfpipe/pkg/task"
@@ -37,25 +36,8 @@ type replayEnv struct {
 
 func startReplayEnv(t *testing.T) *replayEnv {
 	t.Helper()
-	srv, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir(), Listen: true, Port: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	nc, err := srv.Connect("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, url, js, res := startPipelineWith(t, pipeline.Config{MaxDeliver: 3, AckWait: 2 * time.Second})
 	ctx, cancel := context.WithCancel(context.Background())
-	res, err := pipeline.Setup(ctx, js, pipeline.Config{MaxDeliver: 3, AckWait: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +60,7 @@ func startReplayEnv(t *testing.T) *replayEnv {
 		}
 		gs.Stop()
 	})
-	return &replayEnv{url: srv.ClientURL(), js: js, res: res, store: status.New(res.Status), sink: sink}
+	return &replayEnv{url: url, js: js, res: res, store: status.New(res.Status), sink: sink}
 }
 
 // publish stores n vectors for task id and its ingest job, as the earlier

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pdfpipe/pdfpipe/pkg/natsembed"
@@ -19,6 +20,14 @@ import (
 // startPipeline is a listening JetStream server with the pipeline's
 // streams and buckets, and no service running.
 func startPipeline(t *testing.T) (string, jetstream.JetStream, *pipeline.Resources) {
+	t.Helper()
+	_, url, js, res := startPipelineWith(t, pipeline.Config{})
+	return url, js, res
+}
+
+// startPipelineWith is startPipeline with the pipeline's settings, and
+// the connection it made.
+func startPipelineWith(t *testing.T, cfg pipeline.Config) (*nats.Conn, string, jetstream.JetStream, *pipeline.Resources) {
 	t.Helper()
 	srv, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir(), Listen: true, Port: -1})
 	if err != nil {
@@ -34,11 +43,11 @@ func startPipeline(t *testing.T) (string, jetstream.JetStream, *pipeline.Resourc
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := pipeline.Setup(context.Background(), js, pipeline.Config{})
+	res, err := pipeline.Setup(context.Background(), js, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return srv.ClientURL(), js, res
+	return nc, srv.ClientURL(), js, res
 }
 
 // putStatus stores a status record as the stages would.

@@ -73,6 +73,7 @@ func up(ctx context.Context, args []string, getenv func(string) string, stderr i
 	defer stop()
 
 	var nc *nats.Conn
+	var urlFile, clientURL string // the embedded server's, for `status` and `replay`
 	if url := getenv("NATS_URL"); url != "" {
 		opts, err := auth.Options()
 		if err != nil {
@@ -123,12 +124,9 @@ func up(ctx context.Context, args []string, getenv func(string) string, stderr i
 		if nc, err = srv.Connect("pdfpipe-up", opts...); err != nil {
 			return err
 		}
-		// `pdfpipe status` and `replay` find the server through this file.
-		urlFile := filepath.Join(abs, natsURLFile)
-		if err := os.WriteFile(urlFile, []byte(srv.ClientURL()+"\n"), 0o644); err != nil {
-			return err
-		}
-		defer os.Remove(urlFile)
+		// `pdfpipe status` and `replay` find the server through this
+		// file, written once the pipeline's streams and buckets exist.
+		urlFile, clientURL = filepath.Join(abs, natsURLFile), srv.ClientURL()
 		log.Info("embedded NATS", "url", srv.ClientURL(), "store", abs, "auth", auth,
 			"tls", so.TLSCert != "", "store_encrypted", so.JetStreamKey != "")
 		if !so.Authenticated() {
@@ -144,6 +142,12 @@ func up(ctx context.Context, args []string, getenv func(string) string, stderr i
 	res, err := pipeline.Setup(ctx, js, pcfg)
 	if err != nil {
 		return fmt.Errorf("setup pipeline: %w", err)
+	}
+	if urlFile != "" {
+		if err := os.WriteFile(urlFile, []byte(clientURL+"\n"), 0o644); err != nil {
+			return err
+		}
+		defer os.Remove(urlFile)
 	}
 	gw, err := gateway.New(gcfg, res, nc, log.With("service", "gateway"))
 	if err != nil {

@@ -366,3 +366,47 @@ func TestUpListenDefaults(t *testing.T) {
 		t.Errorf("secret.key: %v, mode %v; want 0600", err, fi.Mode().Perm())
 	}
 }
+
+// The nats.url file appears only once the pipeline exists: `pdfpipe
+// status` run as soon as it is there finds the status bucket (before, the
+// file came first and status said "bucket not found").
+func TestUpURLFileAfterSetup(t *testing.T) {
+	dir := t.TempDir()
+	store := filepath.Join(dir, "data")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"up"}, env(map[string]string{
+			"NATS_STORE_DIR": store, "NATS_LISTEN": freeAddr(t),
+			"REDIS_URL":        testenv.StartRedis(t),
+			"GRPC_SERVER_PORT": freeAddr(t), "GRPC_EMBEDDING_PORT": freeAddr(t),
+			"GO_GRPC_INGEST_ADDR": "127.0.0.1:1", "LOG_LEVEL": "error",
+		}), io.Discard, io.Discard)
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("up: %v", err)
+		}
+	}()
+	urlFile := filepath.Join(store, natsURLFile)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(urlFile); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never appeared", urlFile)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	url, err := os.ReadFile(urlFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	err = run(context.Background(), []string{"status", "no-such-task"}, env(map[string]string{"NATS_URL": strings.TrimSpace(string(url))}), &out, &errOut)
+	if err == nil || strings.Contains(err.Error(), "bucket not found") || strings.Contains(errOut.String(), "bucket not found") {
+		t.Errorf("status right after nats.url appeared: got %v (%s), want the task reported unknown", err, errOut.String())
+	}
+}

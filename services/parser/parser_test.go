@@ -285,10 +285,25 @@ func TestParseGoodPDF(t *testing.T) {
 	expectNoTempFiles(t, dir)
 }
 
+// TestChunkIDDefault: the ids the original service gave known DocIDs
+// (md5 hex of "<DocID>_<index>", as Python's hashlib computed them),
+// written down once from coreutils' md5sum rather than recomputed with
+// the formula under test.
 func TestChunkIDDefault(t *testing.T) {
-	for i := range 3 {
-		if got, want := parser.ChunkID("doc-A", i), md5ID("doc-A", i); got != want {
-			t.Errorf("ChunkID(doc-A, %d): got %s, want md5(\"doc-A_%d\") = %s", i, got, i, want)
+	tests := []struct {
+		docID string
+		index int
+		want  string
+	}{
+		{"3f2504e0-4f89-11d3-9a0c-0305e82c3301", 0, "72f441f82a6a9a027202721bc21fb1de"},
+		{"3f2504e0-4f89-11d3-9a0c-0305e82c3301", 1, "3c834af9c097a8ed88755cd04c7dcf65"},
+		{"3f2504e0-4f89-11d3-9a0c-0305e82c3301", 10, "314e11c81f31d6ca4f83371a3da3e23d"},
+		{"d1", 0, "32afa2730b6e86c9d512d060c77c7351"},
+		{"d1", 7, "4dc3e1632b0304e01f5fcd06a965afb0"},
+	}
+	for _, tc := range tests {
+		if got := parser.ChunkID(tc.docID, tc.index); got != tc.want {
+			t.Errorf("ChunkID(%s, %d): got %s, want %s", tc.docID, tc.index, got, tc.want)
 		}
 	}
 }

@@ -266,6 +266,15 @@ func (r *Runner) follow(info *jetstream.ConsumerInfo) {
 	r.progress = p
 }
 
+// ProgressEvery is how often handlers at work report progress, as the
+// runner last derived it from Progress and its consumer's AckWait (zero
+// before Run).
+func (r *Runner) ProgressEvery() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.progress
+}
+
 // pace returns the InProgress period and a channel closed when it gets
 // shorter.
 func (r *Runner) pace() (time.Duration, <-chan struct{}) {

@@ -521,7 +521,14 @@ func TestInProgressPreventsRedelivery(t *testing.T) {
 				lowerAckWait()
 			case tt.setupAckWait != 0:
 				lowerAckWait()
-				time.Sleep(time.Second) // ten refreshes: the runner has read the new AckWait
+				if tt.refresh < time.Hour { // the controls never read it again
+					testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+						if got, want := r.ProgressEvery(), ackWait/3; got != want {
+							return fmt.Errorf("runner reports every %v, want %v once it read the new AckWait", got, want)
+						}
+						return nil
+					})
+				}
 				h.publish("slow")
 			default:
 				h.publish("slow")

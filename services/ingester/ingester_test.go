@@ -56,6 +56,22 @@ func deadAddr(t *testing.T) string {
 	return addr
 }
 
+// backendReturns starts a reference backend on addr, the address an
+// ingester has been failing to reach (see deadAddr).
+func backendReturns(t *testing.T, addr string) *ingestsink.Sink {
+	t.Helper()
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("the test's port was taken meanwhile: %v", err)
+	}
+	gs := grpc.NewServer()
+	sink := ingestsink.New(ingestsink.Options{})
+	sink.Register(gs)
+	go gs.Serve(lis)
+	t.Cleanup(gs.Stop)
+	return sink
+}
+
 func startIngester(t *testing.T, e *env, addr string) {
 	t.Helper()
 	svc, err := ingester.New(ingester.Config{Addr: addr, Workers: 2, Timeout: 5 * time.Second,
@@ -380,16 +396,8 @@ func TestIngestWaitsOutBackendOutage(t *testing.T) {
 		}
 	}
 
-	lis, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Skipf("the test's port was taken meanwhile: %v", err)
-	}
+	sink := backendReturns(t, addr)
 	up := time.Now()
-	gs := grpc.NewServer()
-	sink := ingestsink.New(ingestsink.Options{})
-	sink.Register(gs)
-	go gs.Serve(lis)
-	t.Cleanup(gs.Stop)
 	for _, id := range ids {
 		e.expectDone(t, id, n, 1)
 	}
@@ -444,15 +452,7 @@ func TestIngestRestartsDuringOutage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	lis, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Skipf("the test's port was taken meanwhile: %v", err)
-	}
-	gs := grpc.NewServer()
-	sink := ingestsink.New(ingestsink.Options{})
-	sink.Register(gs)
-	go gs.Serve(lis)
-	t.Cleanup(gs.Stop)
+	sink := backendReturns(t, addr)
 	startIngester(t, e, addr)
 	e.expectDone(t, id, n, 1)
 	if docs := sink.Documents(); len(docs) != 1 {
@@ -461,8 +461,9 @@ func TestIngestRestartsDuringOutage(t *testing.T) {
 }
 
 // TestIngestOneHandlerPerTask: two deliveries of one task's job held at
-// once by this process (a copy that expired in the pull buffer during an
-// outage comes back like this) stream the document once.
+// once by this process (a job published twice, or a copy redelivered
+// while the first handler still waits out an outage) stream the
+// document once.
 func TestIngestOneHandlerPerTask(t *testing.T) {
 	e := newEnv(t)
 	addr := deadAddr(t)
@@ -485,15 +486,7 @@ func TestIngestOneHandlerPerTask(t *testing.T) {
 		}
 		return nil
 	})
-	lis, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Skipf("the test's port was taken meanwhile: %v", err)
-	}
-	gs := grpc.NewServer()
-	sink := ingestsink.New(ingestsink.Options{})
-	sink.Register(gs)
-	go gs.Serve(lis)
-	t.Cleanup(gs.Stop)
+	sink := backendReturns(t, addr)
 	e.expectDone(t, id, n, 1)
 	e.WaitSettled(t, pipeline.Ingest)
 	if docs := sink.Documents(); len(docs) != 1 {

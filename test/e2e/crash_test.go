@@ -80,15 +80,7 @@ func TestKillNineAndRestart(t *testing.T) {
 		"FETCH_ALLOW_HOSTS="+web.Listener.Addr().String(), // the fetch guard refuses loopback otherwise
 	)
 	logs := &testenv.LogBuffer{}
-	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, "up")
-		cmd.Env = env
-		cmd.Stdout, cmd.Stderr = logs, logs
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd
-	}
+	start := func() *exec.Cmd { return startProcess(t, env, logs, bin, "up") }
 	first := start()
 	t.Cleanup(func() { _ = first.Process.Kill(); _ = first.Wait() })
 

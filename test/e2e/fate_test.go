@@ -273,15 +273,7 @@ func TestFateIngesterKilledMidStream(t *testing.T) {
 		"MAX_DELIVER=30",
 		"LOG_LEVEL=warn",
 	)
-	start := func() *exec.Cmd {
-		cmd := exec.Command(bin)
-		cmd.Env = env
-		cmd.Stdout, cmd.Stderr = logs, logs
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd
-	}
+	start := func() *exec.Cmd { return startProcess(t, env, logs, bin) }
 	proc := start()
 	t.Cleanup(func() { _ = proc.Process.Kill(); _ = proc.Wait() })
 	for i := range docs {

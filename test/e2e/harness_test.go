@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"io"
 	"log/slog"
 	"net"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -170,4 +172,16 @@ func streamContains(t *testing.T, js jetstream.JetStream, stream, needle string)
 		}
 	}
 	return false
+}
+
+// startProcess starts a built binary with env, its output going to logs.
+func startProcess(t *testing.T, env []string, logs io.Writer, bin string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd
 }

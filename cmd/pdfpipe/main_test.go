@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -127,5 +128,26 @@ func TestRunPasswordFile(t *testing.T) {
 	}
 	if strings.Contains(out.String()+errOut.String(), "Run-Pass-9") {
 		t.Error("the password appears in the output")
+	}
+}
+
+// A -store kept between runs opens again: without PDFPIPE_SECRET_KEY the
+// run's own key seals secrets but does not encrypt a store that outlives it.
+func TestRunKeptStoreOpensAgain(t *testing.T) {
+	dir := t.TempDir()
+	pdf := filepath.Join(dir, "sample.pdf")
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"sample", "-pages", "3", pdf}, env(nil), &out, &errOut); err != nil {
+		t.Fatalf("sample: %v\n%s", err, errOut.String())
+	}
+	store := filepath.Join(dir, "store")
+	for i := range 2 {
+		out.Reset()
+		errOut.Reset()
+		err := run(context.Background(), []string{"run", "-store", store, "-out", filepath.Join(dir, fmt.Sprintf("c%d.jsonl", i)), pdf},
+			env(map[string]string{"TEMP_DIR": dir}), &out, &errOut)
+		if err != nil {
+			t.Fatalf("run %d with the kept store: %v\nstderr:\n%s", i+1, err, errOut.String())
+		}
 	}
 }

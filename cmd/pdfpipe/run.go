@@ -87,7 +87,8 @@ func runFiles(ctx context.Context, args []string, getenv func(string) string, st
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	if *storeDir == "" {
+	keptStore := *storeDir != ""
+	if !keptStore {
 		dir, err := os.MkdirTemp("", "pdfpipe-run-*")
 		if err != nil {
 			return err
@@ -98,18 +99,26 @@ func runFiles(ctx context.Context, args []string, getenv func(string) string, st
 	// Passwords given with -password-file are sealed in KV like every
 	// secret: with PDFPIPE_SECRET_KEY when set, else with a key of this
 	// run's own that is never written down (nothing sealed outlives it).
+	// The store is encrypted with the same key, except a -store kept
+	// between runs without PDFPIPE_SECRET_KEY: a key of one run's own
+	// would leave the next run unable to open it.
 	sealer, err := servicemain.SealerFromEnv(getenv)
 	if err != nil {
 		return err
 	}
-	if sealer == nil {
+	ownKey := sealer == nil
+	if ownKey {
 		key := make([]byte, pipeline.SecretKeySize)
 		_, _ = rand.Read(key) // never fails (crypto/rand)
 		if sealer, err = pipeline.NewSealer(key); err != nil {
 			return err
 		}
 	}
-	srv, err := natsembed.Start(natsembed.Options{StoreDir: *storeDir, JetStreamKey: sealer.StoreKey()})
+	storeKey := sealer.StoreKey()
+	if ownKey && keptStore {
+		storeKey = ""
+	}
+	srv, err := natsembed.Start(natsembed.Options{StoreDir: *storeDir, JetStreamKey: storeKey})
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ require (
 	github.com/pdfpipe/pdfpipe/services/gateway v0.0.0-00010101000000-000000000000
 	github.com/pdfpipe/pdfpipe/services/ingester v0.0.0-00010101000000-000000000000
 	github.com/pdfpipe/pdfpipe/services/parser v0.0.0-00010101000000-000000000000
+	github.com/pdfpipe/pdfpipe/testkit v0.0.0-00010101000000-000000000000
 	github.com/pdfpipe/pdfpipe/tools/ingestsink v0.0.0-00010101000000-000000000000
 	github.com/redis/go-redis/v9 v9.23.0
 	golang.org/x/sync v0.25.0
@@ -93,3 +94,5 @@ replace github.com/pdfpipe/pdfpipe/services/ingester => ../services/ingester
 replace github.com/pdfpipe/pdfpipe/tools/ingestsink => ../tools/ingestsink
 
 replace github.com/pdfpipe/pdfpipe/proto => ../proto
+
+replace github.com/pdfpipe/pdfpipe/testkit => ../testkit

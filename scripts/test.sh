@@ -36,6 +36,13 @@ done
 echo "== go vet"
 go vet work
 
+echo "== no binary outside test/ links the test helpers (module testkit)"
+mains=$(go list -f '{{if eq .Name "main"}}{{.ImportPath}}{{end}}' work | grep -v '/test/')
+deps=$(go list -f '{{.ImportPath}}: {{join .Deps " "}}' $mains)
+if grep '/testkit/' <<<"$deps" | cut -d: -f1 | grep .; then
+  echo "the binaries above import github.com/pdfpipe/pdfpipe/testkit: only tests may"; exit 1
+fi
+
 echo "== build without MuPDF (AGPL-free: -tags nomupdf, CGO_ENABLED=0) and run it"
 nomupdf=$(mktemp -d)
 CGO_ENABLED=0 go build -tags nomupdf -o "$nomupdf/pdfpipe" ./cmd/pdfpipe

@@ -18,8 +18,8 @@ import (
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
 	"github.com/pdfpipe/pdfpipe/pkg/status"
 	"github.com/pdfpipe/pdfpipe/pkg/task"
-	"github.com/pdfpipe/pdfpipe/pkg/testenv"
 	"github.com/pdfpipe/pdfpipe/services/ingester"
+	"github.com/pdfpipe/pdfpipe/testkit/testenv"
 	"github.com/pdfpipe/pdfpipe/tools/ingestsink"
 )
 

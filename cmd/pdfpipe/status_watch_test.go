@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/pdfpipe/pdfpipe/pkg/status"
-	"github.com/pdfpipe/pdfpipe/pkg/testenv"
+	"github.com/pdfpipe/pdfpipe/testkit/testenv"
 )
 
 // TestStatusWatch: a progress line on each change of the record, in

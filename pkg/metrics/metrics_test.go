@@ -12,7 +12,7 @@ import (
 
 	"github.com/pdfpipe/pdfpipe/pkg/metrics"
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
-	"github.com/pdfpipe/pdfpipe/pkg/stagetest"
+	"github.com/pdfpipe/pdfpipe/testkit/stagetest"
 )
 
 func TestCollectorReportsQueueDepthPerStage(t *testing.T) {

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/pdfpipe/pdfpipe/pkg/servicemain"
-	"github.com/pdfpipe/pdfpipe/pkg/stagetest"
-	"github.com/pdfpipe/pdfpipe/pkg/testenv"
+	"github.com/pdfpipe/pdfpipe/testkit/stagetest"
+	"github.com/pdfpipe/pdfpipe/testkit/testenv"
 )
 
 func TestHealthReadinessAndMetrics(t *testing.T) {

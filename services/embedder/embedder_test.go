@@ -14,10 +14,10 @@ import (
 	"time"
 
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
-	"github.com/pdfpipe/pdfpipe/pkg/testenv"
 	"github.com/pdfpipe/pdfpipe/services/embedder"
 	"github.com/pdfpipe/pdfpipe/services/embedder/provider"
 	"github.com/pdfpipe/pdfpipe/services/embedder/provider/providertest"
+	"github.com/pdfpipe/pdfpipe/testkit/testenv"
 )
 
 // startupText is what the start-up check of a remote default embeds.

@@ -6,6 +6,7 @@ require (
 	github.com/nats-io/nats.go v1.55.0
 	github.com/openai/openai-go/v3 v3.98.0
 	github.com/pdfpipe/pdfpipe/pkg v0.0.0-00010101000000-000000000000
+	github.com/pdfpipe/pdfpipe/testkit v0.0.0-00010101000000-000000000000
 	golang.org/x/sync v0.25.0
 	google.golang.org/genai v1.77.0
 )
@@ -53,3 +54,5 @@ require (
 replace github.com/pdfpipe/pdfpipe/pkg => ../../pkg
 
 replace github.com/pdfpipe/pdfpipe/proto => ../../proto
+
+replace github.com/pdfpipe/pdfpipe/testkit => ../../testkit

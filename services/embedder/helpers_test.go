@@ -20,11 +20,11 @@ import (
 
 	"github.com/pdfpipe/pdfpipe/pkg/natsembed"
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
-	"github.com/pdfpipe/pdfpipe/pkg/stagetest"
 	"github.com/pdfpipe/pdfpipe/pkg/status"
-	"github.com/pdfpipe/pdfpipe/pkg/testenv"
 	"github.com/pdfpipe/pdfpipe/services/embedder"
 	"github.com/pdfpipe/pdfpipe/services/embedder/provider"
+	"github.com/pdfpipe/pdfpipe/testkit/stagetest"
+	"github.com/pdfpipe/pdfpipe/testkit/testenv"
 )
 
 // dim is the dimension every test asks for (the backend's vector(384)).

@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
-	"github.com/pdfpipe/pdfpipe/pkg/testenv"
 	"github.com/pdfpipe/pdfpipe/services/embedder"
 	"github.com/pdfpipe/pdfpipe/services/embedder/provider"
 	"github.com/pdfpipe/pdfpipe/services/embedder/provider/providertest"
+	"github.com/pdfpipe/pdfpipe/testkit/testenv"
 )
 
 // withKey stores key for the task as ProvideAPIKey would.

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pdfpipe/pdfpipe/pkg/stagetest"
+	"github.com/pdfpipe/pdfpipe/testkit/stagetest"
 )
 
 func TestLimiterTokensPerMinute(t *testing.T) {

@@ -18,11 +18,11 @@ import (
 
 	"github.com/pdfpipe/pdfpipe/pkg/pdfgen"
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
-	"github.com/pdfpipe/pdfpipe/pkg/stagetest"
 	"github.com/pdfpipe/pdfpipe/pkg/status"
 	"github.com/pdfpipe/pdfpipe/pkg/task"
 	"github.com/pdfpipe/pdfpipe/services/fetcher"
 	"github.com/pdfpipe/pdfpipe/services/fetcher/source"
+	"github.com/pdfpipe/pdfpipe/testkit/stagetest"
 )
 
 const maxBytes = 256 << 10

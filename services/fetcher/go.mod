@@ -6,6 +6,7 @@ require (
 	github.com/minio/minio-go/v7 v7.4.1
 	github.com/nats-io/nats.go v1.55.0
 	github.com/pdfpipe/pdfpipe/pkg v0.0.0-00010101000000-000000000000
+	github.com/pdfpipe/pdfpipe/testkit v0.0.0-00010101000000-000000000000
 )
 
 require (
@@ -48,3 +49,5 @@ require (
 replace github.com/pdfpipe/pdfpipe/pkg => ../../pkg
 
 replace github.com/pdfpipe/pdfpipe/proto => ../../proto
+
+replace github.com/pdfpipe/pdfpipe/testkit => ../../testkit

@@ -15,9 +15,9 @@ import (
 	"time"
 
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
-	"github.com/pdfpipe/pdfpipe/pkg/stagetest"
 	"github.com/pdfpipe/pdfpipe/pkg/status"
 	"github.com/pdfpipe/pdfpipe/services/fetcher"
+	"github.com/pdfpipe/pdfpipe/testkit/stagetest"
 )
 
 // internalSecret is what an internal server answers; no reason may carry it.

@@ -12,9 +12,9 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/pdfpipe/pdfpipe/pkg/status"
-	"github.com/pdfpipe/pdfpipe/pkg/testenv"
 	"github.com/pdfpipe/pdfpipe/services/fetcher"
 	"github.com/pdfpipe/pdfpipe/services/fetcher/source"
+	"github.com/pdfpipe/pdfpipe/testkit/testenv"
 )
 
 // TestFetchTrustsS3Endpoint: the configured S3 endpoint (versitygw on

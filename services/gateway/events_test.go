@@ -13,7 +13,7 @@ import (
 
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
 	"github.com/pdfpipe/pdfpipe/pkg/status"
-	"github.com/pdfpipe/pdfpipe/pkg/testenv"
+	"github.com/pdfpipe/pdfpipe/testkit/testenv"
 )
 
 // eventLog collects the raw messages on the events channel.

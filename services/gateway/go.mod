@@ -7,6 +7,7 @@ require (
 	github.com/nats-io/nats.go v1.55.0
 	github.com/pdfpipe/pdfpipe/pkg v0.0.0-00010101000000-000000000000
 	github.com/pdfpipe/pdfpipe/proto v0.0.0-00010101000000-000000000000
+	github.com/pdfpipe/pdfpipe/testkit v0.0.0-00010101000000-000000000000
 	github.com/redis/go-redis/v9 v9.23.0
 	golang.org/x/sync v0.25.0
 	google.golang.org/grpc v1.85.0
@@ -40,3 +41,5 @@ require (
 replace github.com/pdfpipe/pdfpipe/pkg => ../../pkg
 
 replace github.com/pdfpipe/pdfpipe/proto => ../../proto
+
+replace github.com/pdfpipe/pdfpipe/testkit => ../../testkit

@@ -19,9 +19,9 @@ import (
 	grpcstatus "google.golang.org/grpc/status"
 
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
-	"github.com/pdfpipe/pdfpipe/pkg/testenv"
 	pb "github.com/pdfpipe/pdfpipe/proto/cognicore"
 	"github.com/pdfpipe/pdfpipe/services/gateway"
+	"github.com/pdfpipe/pdfpipe/testkit/testenv"
 )
 
 const grpcToken = "tok-4f9c2e7a1b3d5f60a8c9e2d1"

@@ -23,8 +23,8 @@ import (
 
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
 	"github.com/pdfpipe/pdfpipe/pkg/status"
-	"github.com/pdfpipe/pdfpipe/pkg/testenv"
 	"github.com/pdfpipe/pdfpipe/services/gateway"
+	"github.com/pdfpipe/pdfpipe/testkit/testenv"
 )
 
 const (

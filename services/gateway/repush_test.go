@@ -11,8 +11,8 @@ import (
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
 	"github.com/pdfpipe/pdfpipe/pkg/status"
 	"github.com/pdfpipe/pdfpipe/pkg/task"
-	"github.com/pdfpipe/pdfpipe/pkg/testenv"
 	"github.com/pdfpipe/pdfpipe/services/gateway"
+	"github.com/pdfpipe/pdfpipe/testkit/testenv"
 )
 
 // A task sent again with the same DocID is never dropped silently: a

@@ -15,10 +15,10 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
-	"github.com/pdfpipe/pdfpipe/pkg/stagetest"
 	"github.com/pdfpipe/pdfpipe/pkg/status"
 	"github.com/pdfpipe/pdfpipe/pkg/task"
 	"github.com/pdfpipe/pdfpipe/services/ingester"
+	"github.com/pdfpipe/pdfpipe/testkit/stagetest"
 	"github.com/pdfpipe/pdfpipe/tools/ingestsink"
 )
 

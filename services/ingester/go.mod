@@ -6,6 +6,7 @@ require (
 	github.com/nats-io/nats.go v1.55.0
 	github.com/pdfpipe/pdfpipe/pkg v0.0.0-00010101000000-000000000000
 	github.com/pdfpipe/pdfpipe/proto v0.0.0-00010101000000-000000000000
+	github.com/pdfpipe/pdfpipe/testkit v0.0.0-00010101000000-000000000000
 	github.com/pdfpipe/pdfpipe/tools/ingestsink v0.0.0-00010101000000-000000000000
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12
@@ -41,3 +42,5 @@ replace github.com/pdfpipe/pdfpipe/pkg => ../../pkg
 replace github.com/pdfpipe/pdfpipe/proto => ../../proto
 
 replace github.com/pdfpipe/pdfpipe/tools/ingestsink => ../../tools/ingestsink
+
+replace github.com/pdfpipe/pdfpipe/testkit => ../../testkit

@@ -11,9 +11,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
-	"github.com/pdfpipe/pdfpipe/pkg/stagetest"
 	"github.com/pdfpipe/pdfpipe/pkg/status"
 	pb "github.com/pdfpipe/pdfpipe/proto/cognicore"
+	"github.com/pdfpipe/pdfpipe/testkit/stagetest"
 	"github.com/pdfpipe/pdfpipe/tools/ingestsink"
 )
 

@@ -11,7 +11,7 @@ import (
 
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
 	"github.com/pdfpipe/pdfpipe/pkg/stage"
-	"github.com/pdfpipe/pdfpipe/pkg/stagetest"
+	"github.com/pdfpipe/pdfpipe/testkit/stagetest"
 )
 
 // TestBatchReader stores a task's vectors in reverse index order (so the

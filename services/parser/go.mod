@@ -7,6 +7,7 @@ require (
 	github.com/klippa-app/go-pdfium v1.21.4
 	github.com/nats-io/nats.go v1.55.0
 	github.com/pdfpipe/pdfpipe/pkg v0.0.0-00010101000000-000000000000
+	github.com/pdfpipe/pdfpipe/testkit v0.0.0-00010101000000-000000000000
 	github.com/tetratelabs/wazero v1.12.0
 	golang.org/x/text v0.43.0
 )
@@ -41,3 +42,5 @@ require (
 replace github.com/pdfpipe/pdfpipe/pkg => ../../pkg
 
 replace github.com/pdfpipe/pdfpipe/proto => ../../proto
+
+replace github.com/pdfpipe/pdfpipe/testkit => ../../testkit

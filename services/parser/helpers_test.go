@@ -3,7 +3,7 @@ package parser_test
 import (
 	"testing"
 
-	"github.com/pdfpipe/pdfpipe/pkg/stagetest"
+	"github.com/pdfpipe/pdfpipe/testkit/stagetest"
 )
 
 // env is the shared stage test harness; methods are promoted from it.

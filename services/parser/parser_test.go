@@ -22,12 +22,12 @@ import (
 
 	"github.com/pdfpipe/pdfpipe/pkg/pdfgen"
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
-	"github.com/pdfpipe/pdfpipe/pkg/stagetest"
 	"github.com/pdfpipe/pdfpipe/pkg/status"
 	"github.com/pdfpipe/pdfpipe/pkg/task"
-	"github.com/pdfpipe/pdfpipe/pkg/testenv"
 	"github.com/pdfpipe/pdfpipe/services/parser"
 	"github.com/pdfpipe/pdfpipe/services/parser/pdftext"
+	"github.com/pdfpipe/pdfpipe/testkit/stagetest"
+	"github.com/pdfpipe/pdfpipe/testkit/testenv"
 )
 
 const samplePages = 3

@@ -6,6 +6,7 @@ require (
 	github.com/compose-spec/compose-go/v2 v2.16.2
 	github.com/nats-io/nats.go v1.55.0
 	github.com/pdfpipe/pdfpipe/pkg v0.0.0-00010101000000-000000000000
+	github.com/pdfpipe/pdfpipe/testkit v0.0.0-00010101000000-000000000000
 	github.com/prometheus/prometheus v0.316.0
 	k8s.io/api v0.37.2
 	k8s.io/apimachinery v0.37.2
@@ -88,3 +89,5 @@ require (
 )
 
 replace github.com/pdfpipe/pdfpipe/pkg => ../../pkg
+
+replace github.com/pdfpipe/pdfpipe/testkit => ../../testkit

@@ -23,7 +23,7 @@ import (
 	"github.com/pdfpipe/pdfpipe/pkg/natsembed"
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
 	"github.com/pdfpipe/pdfpipe/pkg/servicemain"
-	"github.com/pdfpipe/pdfpipe/pkg/testenv"
+	"github.com/pdfpipe/pdfpipe/testkit/testenv"
 )
 
 // exported is what a stage's /metrics really serves: metric name → label

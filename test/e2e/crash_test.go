@@ -21,7 +21,7 @@ import (
 
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
 	"github.com/pdfpipe/pdfpipe/pkg/status"
-	"github.com/pdfpipe/pdfpipe/pkg/testenv"
+	"github.com/pdfpipe/pdfpipe/testkit/testenv"
 	"github.com/pdfpipe/pdfpipe/tools/ingestsink"
 )
 

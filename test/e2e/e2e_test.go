@@ -22,9 +22,9 @@ import (
 
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
 	"github.com/pdfpipe/pdfpipe/pkg/status"
-	"github.com/pdfpipe/pdfpipe/pkg/testenv"
 	pb "github.com/pdfpipe/pdfpipe/proto/cognicore"
 	"github.com/pdfpipe/pdfpipe/services/embedder/provider/providertest"
+	"github.com/pdfpipe/pdfpipe/testkit/testenv"
 	"github.com/pdfpipe/pdfpipe/tools/ingestsink"
 )
 

@@ -26,12 +26,12 @@ import (
 	"github.com/pdfpipe/pdfpipe/pkg/natsembed"
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
 	"github.com/pdfpipe/pdfpipe/pkg/status"
-	"github.com/pdfpipe/pdfpipe/pkg/testenv"
 	"github.com/pdfpipe/pdfpipe/services/embedder"
 	"github.com/pdfpipe/pdfpipe/services/fetcher"
 	"github.com/pdfpipe/pdfpipe/services/gateway"
 	"github.com/pdfpipe/pdfpipe/services/ingester"
 	"github.com/pdfpipe/pdfpipe/services/parser"
+	"github.com/pdfpipe/pdfpipe/testkit/testenv"
 	"github.com/pdfpipe/pdfpipe/tools/ingestsink"
 )
 

@@ -23,8 +23,8 @@ import (
 	"github.com/pdfpipe/pdfpipe/pkg/natsembed"
 	"github.com/pdfpipe/pdfpipe/pkg/pdfgen"
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
-	"github.com/pdfpipe/pdfpipe/pkg/testenv"
 	"github.com/pdfpipe/pdfpipe/services/gateway"
+	"github.com/pdfpipe/pdfpipe/testkit/testenv"
 	"github.com/pdfpipe/pdfpipe/tools/ingestsink"
 )
 

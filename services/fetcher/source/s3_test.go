@@ -12,8 +12,8 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
-	"github.com/pdfpipe/pdfpipe/pkg/testenv"
 	"github.com/pdfpipe/pdfpipe/services/fetcher/source"
+	"github.com/pdfpipe/pdfpipe/testkit/testenv"
 )
 
 func TestOpenS3(t *testing.T) {

@@ -15,8 +15,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/pdfpipe/pdfpipe/pkg/testenv"
 	"github.com/pdfpipe/pdfpipe/services/gateway/redisqueue"
+	"github.com/pdfpipe/pdfpipe/testkit/testenv"
 )
 
 const queue = "queue:upload_tasks"

@@ -16,7 +16,7 @@ import (
 	"unicode"
 
 	"github.com/pdfpipe/pdfpipe/pkg/pdfgen"
-	"github.com/pdfpipe/pdfpipe/pkg/testenv"
+	"github.com/pdfpipe/pdfpipe/testkit/testenv"
 )
 
 // The conformance suite runs every Engine on the same generated fixtures

@@ -1,6 +1,6 @@
 // Package syncbuf is a bytes.Buffer that goroutines may write while a test
 // reads it: the sink's output and the command's logs. (The rest of the
-// project uses pkg/testenv.LogBuffer; this module depends on proto only.)
+// project uses testkit/testenv.LogBuffer; this module depends on proto only.)
 package syncbuf
 
 import (

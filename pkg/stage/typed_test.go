@@ -436,3 +436,28 @@ func storedOn(t *testing.T, e *stagetest.Env, subj string) uint64 {
 	}
 	return info.State.Subjects[subj]
 }
+
+// TestTypedAcksOnlyStoredPublishes: a job whose work returns without
+// waiting for its asynchronous publishes is acked only once they are
+// stored; one that is never stored (no stream takes its subject) makes
+// the job fail like any other error: retried, then the task failed.
+func TestTypedAcksOnlyStoredPublishes(t *testing.T) {
+	e := stagetest.New(t)
+	terms := e.WatchTerminated(t, pipeline.Fetch)
+	const id = "lost-publish"
+	setState(t, e, id, status.Fetching)
+	tr := startTyped(t, e, 1, 0, func(ctx context.Context, j *stage.Job[pipeline.FetchJob]) error {
+		return j.Out.PublishAsync(ctx, "nowhere."+pipeline.Token(j.TaskID), j.Body, "lost")
+	})
+	publishJobs(t, e, id, 0, 1)
+	st := e.WaitTerminal(t, id)
+	if st.State != status.Failed || !strings.Contains(st.Error, "nowhere.") {
+		t.Errorf("status: got %s (%q), want failed naming the subject no stream stored", st.State, st.Error)
+	}
+	if a := stagetest.WaitTerminated(t, terms); a.Deliveries != stagetest.MaxDeliver {
+		t.Errorf("terminated after %d deliveries, want %d (retried as transient)", a.Deliveries, stagetest.MaxDeliver)
+	}
+	if n := tr.calls.Load(); n != stagetest.MaxDeliver {
+		t.Errorf("work called %d times, want %d", n, stagetest.MaxDeliver)
+	}
+}

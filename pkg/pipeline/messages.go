@@ -89,6 +89,19 @@ type IngestJob struct {
 	Replay     int       `json:"replay,omitempty"`
 }
 
+// ReplayNumber returns the run of its task the job belongs to: 0 for the
+// first, the replay (or retry) number after.
+func (j FetchJob) ReplayNumber() int { return j.Replay }
+
+// ReplayNumber returns the run of its task the job belongs to.
+func (j ParseJob) ReplayNumber() int { return j.Replay }
+
+// ReplayNumber returns the run of its task the job belongs to.
+func (j EmbedJob) ReplayNumber() int { return j.Replay }
+
+// ReplayNumber returns the run of its task the job belongs to.
+func (j IngestJob) ReplayNumber() int { return j.Replay }
+
 // MsgID is the Nats-Msg-Id of a stage message: the task, the message's
 // kind and index, and the replay number when a stage is replayed, so a
 // replay is not dropped as a duplicate of the first run.

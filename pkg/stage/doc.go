@@ -8,4 +8,9 @@
 //   - any other error: NakWithDelay with exponential backoff.
 //
 // While a handler works, InProgress is sent so long work is not redelivered.
+//
+// Every stage's handler is a Typed one: it decodes the message into the
+// stage's job type (bad input fails the task, naming it), skips tasks
+// that have ended, and gives the stage's work function the job with a
+// logger carrying the task's fields and a Publisher for the next stage.
 package stage

@@ -290,15 +290,7 @@ func (r *Runner) maxDeliveries() int { return int(r.maxDeliver.Load()) }
 // overlaps the next pull), else at the end.
 func (r *Runner) handle(ctx context.Context, msg jetstream.Msg, free func()) {
 	defer free()
-	taskID := TaskID(msg)
-	meta, _ := msg.Metadata()
-	var delivered uint64 = 1
-	var seq uint64
-	if meta != nil {
-		delivered = meta.NumDelivered
-		seq = meta.Sequence.Stream
-	}
-	log := r.Log.With("task_id", taskID, "stage", r.Name, "subject", msg.Subject(), "stream_seq", seq, "delivered", delivered)
+	log, taskID, delivered := messageLog(r.Log, r.Name, msg)
 
 	hctx, cancel := context.WithCancel(ctx)
 	progressDone := make(chan struct{})
@@ -343,6 +335,18 @@ func (r *Runner) handle(ctx context.Context, msg jetstream.Msg, free func()) {
 		log.Warn("transient error; retrying", "err", err, "retry_in", d)
 		_ = msg.NakWithDelay(d)
 	}
+}
+
+// messageLog returns the logger of one message of a stage, with task_id,
+// stage, subject, stream_seq and delivered, the message's task and its
+// delivery count.
+func messageLog(base *slog.Logger, stage string, msg jetstream.Msg) (log *slog.Logger, taskID string, delivered uint64) {
+	taskID, delivered = TaskID(msg), 1
+	var seq uint64
+	if meta, err := msg.Metadata(); err == nil {
+		delivered, seq = meta.NumDelivered, meta.Sequence.Stream
+	}
+	return base.With("task_id", taskID, "stage", stage, "subject", msg.Subject(), "stream_seq", seq, "delivered", delivered), taskID, delivered
 }
 
 // TaskID returns the task a stage message belongs to: from its subject

@@ -19,13 +19,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pdfpipe/pdfpipe/pkg/envconf"
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
 	"github.com/pdfpipe/pdfpipe/pkg/stage"
-	"github.com/pdfpipe/pdfpipe/pkg/status"
 	"github.com/pdfpipe/pdfpipe/services/embedder/provider"
 )
 
@@ -160,10 +158,8 @@ type Service struct {
 	cfg      Config
 	res      *pipeline.Resources
 	nc       *nats.Conn
-	status   *status.Store
 	log      *slog.Logger
 	inflight chan struct{}
-	ended    *endedCache
 	stats    counters
 	limiter  *limiter // nil: no EMBED_RPM or EMBED_TPM
 
@@ -176,9 +172,8 @@ type Service struct {
 
 // New checks the default provider and returns an embedder.
 func New(cfg Config, res *pipeline.Resources, nc *nats.Conn, log *slog.Logger) (*Service, error) {
-	s := &Service{cfg: cfg, res: res, nc: nc, status: status.New(res.Status), log: log,
-		inflight: make(chan struct{}, cfg.Requests), batchers: map[string]*batcher{},
-		ended: &endedCache{ttl: time.Second, m: map[string]endedEntry{}}}
+	s := &Service{cfg: cfg, res: res, nc: nc, log: log,
+		inflight: make(chan struct{}, cfg.Requests), batchers: map[string]*batcher{}}
 	if cfg.RPM > 0 || cfg.TPM > 0 {
 		if res.EmbedRate == nil {
 			return nil, errors.New("EMBED_RPM/EMBED_TPM need the rate-limit bucket (pipeline.Setup)")
@@ -271,17 +266,12 @@ func (s *Service) logStats(ctx context.Context) error {
 
 // Run embeds chunks and answers queries until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
-	r, err := stage.ForStage(ctx, s.res, pipeline.Embed, s, s.log, s.cfg.Workers, 0)
+	// The handler skips the chunks of a task that ended (failed here or
+	// elsewhere) without an API call, one status read for all of them.
+	h := stage.NewTyped(s.res, pipeline.Embed, s.log, s.Handle)
+	r, err := stage.ForStage(ctx, s.res, pipeline.Embed, h, s.log, s.cfg.Workers, 0)
 	if err != nil {
 		return err
-	}
-	fail := r.OnFail
-	r.OnFail = func(ctx context.Context, taskID string, err error) error {
-		if err := fail(ctx, taskID, err); err != nil {
-			return err
-		}
-		s.ended.markEnded(taskID) // spend no more calls on its other chunks
-		return nil
 	}
 	if err := s.checkDefault(ctx); err != nil {
 		return err
@@ -323,16 +313,8 @@ func (s *Service) checkDefault(ctx context.Context) error {
 // other jobs for the same provider and key); the job is acknowledged when
 // every vector is stored. A redelivered job embeds its chunks again, from
 // the cache.
-func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
-	var job pipeline.EmbedJob
-	if err := pipeline.Decode(msg.Data(), &job); err != nil {
-		return stage.Permanent(err)
-	}
-	if ended, err := s.ended.check(ctx, s.status, job.TaskID); err != nil {
-		return err
-	} else if ended {
-		return nil // the task failed elsewhere: spend no API call on it
-	}
+func (s *Service) Handle(ctx context.Context, j *stage.Job[pipeline.EmbedJob]) error {
+	job := j.Body
 	chunks := job.All()
 	vecs := make([][]float32, len(chunks))
 	model := "none (RagMode false)"
@@ -358,37 +340,27 @@ func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
 		}
 		model = m
 	}
-	futures := make([]jetstream.PubAckFuture, 0, len(chunks))
+	// The vectors are stored asynchronously, with no message id: the
+	// vector stream keeps one message per subject.
+	j.Out.Timeout = vectorStoreTimeout
 	for i, c := range chunks {
 		if len(vecs[i]) != s.cfg.Dimension {
 			return stage.Permanent(fmt.Errorf("embed %s chunk %d: got %d dimensions, want %d", job.TaskID, c.Index, len(vecs[i]), s.cfg.Dimension))
 		}
 		m := pipeline.NewVectorMsg(pipeline.VectorSubject(job.TaskID, c.Index),
 			pipeline.Vector{TaskID: job.TaskID, Model: model, Chunk: c, Vector: vecs[i]})
-		f, err := s.res.JS.PublishMsgAsync(m)
-		if err != nil {
+		if err := j.Out.PublishMsgAsync(ctx, m); err != nil {
 			return fmt.Errorf("store vector %d of %s: %w", c.Index, job.TaskID, err)
 		}
-		futures = append(futures, f)
 	}
-	wait := time.NewTimer(vectorStoreTimeout)
-	defer wait.Stop()
-	for _, f := range futures {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			return fmt.Errorf("store vector of %s: %w", job.TaskID, err)
-		case <-wait.C:
-			return fmt.Errorf("store vectors of %s: no PubAck within %s: %w", job.TaskID, vectorStoreTimeout, jetstream.ErrAsyncPublishTimeout)
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		}
+	if err := j.Out.Wait(ctx); err != nil {
+		return fmt.Errorf("store vectors of %s: %w", job.TaskID, err)
 	}
 	return nil
 }
 
-// vectorStoreTimeout bounds the wait for a job's vectors to be stored;
-// past it the job is retried.
+// vectorStoreTimeout bounds the wait for each of a job's vectors to be
+// stored; past it the job is retried.
 const vectorStoreTimeout = time.Minute
 
 // batcherFor picks the task's own provider and key when it has one, else

@@ -9,11 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
+	"github.com/pdfpipe/pdfpipe/pkg/status"
 	"github.com/pdfpipe/pdfpipe/services/embedder"
 	"github.com/pdfpipe/pdfpipe/services/embedder/provider"
 	"github.com/pdfpipe/pdfpipe/services/embedder/provider/providertest"
@@ -346,6 +348,41 @@ func TestWrongKeyFailsTheTaskWithFewRequests(t *testing.T) {
 		t.Errorf("failure reason %q is empty or contains the key", st.Error)
 	}
 	h.checkSecret(wrong)
+}
+
+// TestReplayOfATaskThisEmbedderFailed: a task this embedder failed (a
+// wrong key) is replayed with the right key; the replay's chunks are
+// embedded, not skipped as chunks of an ended task.
+func TestReplayOfATaskThisEmbedderFailed(t *testing.T) {
+	t.Parallel()
+	const right = "sk-the-right-key-111111111111111111"
+	fake := providertest.NewOpenAI(t)
+	fake.SetKey(right)
+	h := newHarness(t)
+	const task = "replayed-after-wrong-key"
+	if err := pipeline.PutAPIKey(h.ctx, h.res.Keys, task, pipeline.APIKey{Provider: "openai", Key: "sk-wrong-key-22222222222222222222"}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	h.start(map[string]string{"OPENAI_BASE_URL": fake.URL})
+	in := h.submit(task, 8)
+	h.waitFailed(task, 15*time.Second)
+	h.waitDrained(10 * time.Second)
+
+	// pdfpipe replay embed: the right key, the task reopened, the chunks
+	// published again under the replay's number.
+	if err := pipeline.PutAPIKey(h.ctx, h.res.Keys, task, pipeline.APIKey{Provider: "openai", Key: right}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := status.New(h.res.Status).Reopen(h.ctx, task, status.Embedding); err != nil {
+		t.Fatal(err)
+	}
+	for i, text := range in {
+		job := pipeline.EmbedJob{TaskID: task, Replay: 1, Chunk: pipeline.Chunk{ID: fmt.Sprintf("%s-chunk-%d", task, i), Index: i, Text: text}}
+		if _, err := pipeline.Publish(h.ctx, h.res.JS, pipeline.Embed.Subject(task, strconv.Itoa(i)), task, pipeline.MsgID(task, 1, "embed", strconv.Itoa(i)), job); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkFake(t, task, h.waitVectors(task, len(in), 15*time.Second), in)
 }
 
 func TestRateLimitIsRetriedAfterRetryAfter(t *testing.T) {

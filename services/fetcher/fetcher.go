@@ -200,7 +200,8 @@ func s3Host(endpoint string) string {
 
 // Run fetches until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
-	r, err := stage.ForStage(ctx, s.res, pipeline.Fetch, s, s.log, s.cfg.Workers, s.cfg.RetryDelay)
+	h := stage.NewTyped(s.res, pipeline.Fetch, s.log, s.Handle)
+	r, err := stage.ForStage(ctx, s.res, pipeline.Fetch, h, s.log, s.cfg.Workers, s.cfg.RetryDelay)
 	if err != nil {
 		return err
 	}
@@ -209,26 +210,20 @@ func (s *Service) Run(ctx context.Context) error {
 
 // Handle copies one task's PDF into the object store and publishes the
 // parse job. The message is acked only after the parse job is stored.
-func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
-	var job pipeline.FetchJob
-	if err := pipeline.Decode(msg.Data(), &job); err != nil {
-		return stage.Permanent(err)
-	}
+func (s *Service) Handle(ctx context.Context, j *stage.Job[pipeline.FetchJob]) error {
+	job := j.Body
 	id := job.Task.ID
+	// A task that ended meanwhile (failed elsewhere, or replayed after
+	// done) makes this ErrTerminal: the message is acked.
 	if _, err := s.status.Update(ctx, id, func(st *status.Status) { st.State = status.Fetching }); err != nil {
-		if errors.Is(err, status.ErrTerminal) {
-			return nil // ended meanwhile (failed elsewhere, or replayed after done)
-		}
 		return err
 	}
 	doc, err := s.fetch(ctx, id, job.Task.URL)
 	if err != nil {
 		return fmt.Errorf("fetch %s: %w", id, err)
 	}
-	s.log.Info("fetched", "task_id", id, "bytes", doc.Size, "sha256", doc.SHA256)
-	_, err = pipeline.Publish(ctx, s.res.JS, pipeline.Parse.Subject(id), id, pipeline.MsgID(id, job.Replay, "parse"),
-		pipeline.ParseJob{Task: job.Task, Document: doc, Replay: job.Replay})
-	return err
+	j.Log.Info("fetched", "bytes", doc.Size, "sha256", doc.SHA256)
+	return j.Out.Publish(ctx, pipeline.Parse.Subject(id), pipeline.ParseJob{Task: job.Task, Document: doc, Replay: job.Replay}, "parse")
 }
 
 func (s *Service) fetch(ctx context.Context, id, url string) (pipeline.Document, error) {

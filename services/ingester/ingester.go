@@ -166,7 +166,8 @@ func New(cfg Config, res *pipeline.Resources, nc *nats.Conn, log *slog.Logger) (
 func (s *Service) Run(ctx context.Context) error {
 	defer s.conn.Close()
 	s.stopping = ctx.Done()
-	r, err := stage.ForStage(ctx, s.res, pipeline.Ingest, s, s.log, s.cfg.Workers, s.cfg.RetryDelay)
+	h := stage.NewTyped(s.res, pipeline.Ingest, s.log, s.Handle)
+	r, err := stage.ForStage(ctx, s.res, pipeline.Ingest, h, s.log, s.cfg.Workers, s.cfg.RetryDelay)
 	if err != nil {
 		return err
 	}
@@ -176,16 +177,13 @@ func (s *Service) Run(ctx context.Context) error {
 // Handle sends one document to the backend. While the backend cannot be
 // reached it waits for it (the runner keeps the message in progress), so
 // an outage of any length spends no delivery.
-func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
-	var job pipeline.IngestJob
-	if err := pipeline.Decode(msg.Data(), &job); err != nil {
-		return stage.Permanent(err)
-	}
+func (s *Service) Handle(ctx context.Context, j *stage.Job[pipeline.IngestJob]) error {
+	job, msg, log := j.Body, j.Msg, j.Log
 	id := job.Task.ID
-	log := s.log.With("task_id", id)
 	// Two deliveries of one task's job can reach this process at once
 	// (one expired in the client's buffer while the other was handled):
-	// the second waits for the first, then finds the task ended.
+	// the second waits for the first, then finds the task ended. (The
+	// handler's own check ran before the wait.)
 	unlock, err := s.busy.lock(ctx, id)
 	if err != nil {
 		return err
@@ -214,7 +212,7 @@ func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
 		if _, perr := pipeline.Publish(ctx, s.res.JS, msg.Subject(), id, pipeline.MsgID(id, n, "ingest", "requeue"), job); perr != nil {
 			return fmt.Errorf("%w; requeue: %w", err, perr)
 		}
-		log.Warn("backend unavailable at shutdown on the last delivery; job requeued", "delivered", meta.NumDelivered)
+		log.Warn("backend unavailable at shutdown on the last delivery; job requeued")
 		return nil
 	}
 	return err

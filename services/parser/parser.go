@@ -195,41 +195,29 @@ func (s *Service) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	cons, err := s.res.Consumer(ctx, pipeline.Parse)
+	h := stage.NewTyped(s.res, pipeline.Parse, s.log, s.Handle)
+	r, err := stage.ForStage(ctx, s.res, pipeline.Parse, h, s.log, s.cfg.Workers, s.cfg.RetryDelay)
 	if err != nil {
 		return err
-	}
-	r := &stage.Runner{
-		Name: string(pipeline.Parse), Consumer: cons, Handler: s, Log: s.log,
-		Concurrency: s.cfg.Workers, MaxDeliver: s.res.Config.MaxDeliver,
-		Progress: s.res.Config.AckWait / 3, BaseDelay: s.cfg.RetryDelay,
-		OnFail: func(ctx context.Context, taskID string, err error) error {
-			return s.status.Fail(ctx, taskID, string(pipeline.Parse), err)
-		},
 	}
 	return r.Run(ctx)
 }
 
 // Handle parses one document. Chunks are published as they are made,
-// without waiting for each PubAck (at most ackWindow outstanding); every
-// PubAck is checked before the ingest job is published and the parse job
-// acknowledged. A
-// redelivered job publishes them again under the same message ids, which
-// the stream's duplicate window drops, and the vector stream keeps one
-// vector per chunk whatever happens.
-func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
-	var job pipeline.ParseJob
-	if err := pipeline.Decode(msg.Data(), &job); err != nil {
-		return stage.Permanent(err)
-	}
+// without waiting for each PubAck (at most stage.DefaultWindow
+// outstanding); every PubAck is checked before the ingest job is
+// published and the parse job acknowledged. A redelivered job publishes
+// them again under the same message ids, which the stream's duplicate
+// window drops, and the vector stream keeps one vector per chunk whatever
+// happens.
+func (s *Service) Handle(ctx context.Context, j *stage.Job[pipeline.ParseJob]) error {
+	job := j.Body
 	t := job.Task
+	// ErrTerminal (the task ended meanwhile) acks the message.
 	if _, err := s.status.Update(ctx, t.ID, func(st *status.Status) {
 		st.State = status.Parsing
 		st.SHA256, st.Size = job.Document.SHA256, job.Document.Size
 	}); err != nil {
-		if errors.Is(err, status.ErrTerminal) {
-			return nil
-		}
 		return err
 	}
 	path, err := s.download(ctx, job.Document.Object)
@@ -250,9 +238,9 @@ func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
 		chunkID = func(index int) string { return ContentChunkID(docSHA, digest, index) }
 	}
 
-	// Chunks go out asynchronously, up to ackWindow awaiting their PubAck;
-	// the ingest job (and so the parse job's ack) waits for all of them.
-	pub := newAckWindowPublisher(s.res.JS, ackWindow, pubAckTimeout)
+	// Chunks go out asynchronously, up to stage.DefaultWindow awaiting
+	// their PubAck; the ingest job (and so the parse job's ack) waits for
+	// all of them.
 	skip := t.SkipEmbedding()
 	// Chunks travel a few to a message (at the subject of the first one's
 	// index): cut the same way on every run, so a redelivered parse
@@ -266,8 +254,8 @@ func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
 			return nil
 		}
 		idx := strconv.Itoa(batch[0].Index)
-		err := pub.publish(ctx, pipeline.Embed.Subject(t.ID, idx), t.ID, pipeline.MsgID(t.ID, job.Replay, "embed", idx),
-			pipeline.EmbedJob{TaskID: t.ID, SkipEmbedding: skip, Replay: job.Replay, Chunks: batch})
+		err := j.Out.PublishAsync(ctx, pipeline.Embed.Subject(t.ID, idx),
+			pipeline.EmbedJob{TaskID: t.ID, SkipEmbedding: skip, Replay: job.Replay, Chunks: batch}, "embed", idx)
 		batch, batchBytes = nil, 0
 		return err
 	}
@@ -294,12 +282,12 @@ func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
 		err = flush()
 	}
 	if err == nil {
-		err = pub.wait(ctx)
+		err = j.Out.Wait(ctx)
 	}
 	if err != nil {
 		return classify(t.ID, err)
 	}
-	s.log.Info("parsed", "task_id", t.ID, "pages", info.Pages, "chunks", info.Chunks, "chapters", info.Chapters,
+	j.Log.Info("parsed", "pages", info.Pages, "chunks", info.Chunks, "chapters", info.Chapters,
 		"empty_pages", info.EmptyPages, "unreadable_pages", info.UnreadablePages, "skipped_pages", info.SkippedPages)
 	if _, err := s.status.Update(ctx, t.ID, func(st *status.Status) {
 		st.State = status.Embedding
@@ -308,11 +296,10 @@ func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
 	}); err != nil && !errors.Is(err, status.ErrTerminal) {
 		return err
 	}
-	_, err = pipeline.Publish(ctx, s.res.JS, pipeline.Ingest.Subject(t.ID), t.ID, pipeline.MsgID(t.ID, job.Replay, "ingest"), pipeline.IngestJob{
+	return j.Out.Publish(ctx, pipeline.Ingest.Subject(t.ID), pipeline.IngestJob{
 		Task: t, Document: job.Document, Pages: info.Pages, EmptyPages: info.EmptyPages,
 		Chunks: info.Chunks, Chapters: info.Chapters, Replay: job.Replay,
-	})
-	return err
+	}, "ingest")
 }
 
 // withPassword returns the chunking options with the task's PDF password,

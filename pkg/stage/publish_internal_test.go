@@ -1,4 +1,4 @@
-package parser
+package stage
 
 import (
 	"context"
@@ -35,25 +35,25 @@ func (j *fakeJS) PublishMsgAsync(m *nats.Msg, opts ...jetstream.PublishOpt) (jet
 
 // publishedThree returns a publisher with a window of 8 that has published
 // three messages, none acknowledged yet, and its fake JetStream.
-func publishedThree(t *testing.T) (*fakeJS, *ackWindowPublisher) {
+func publishedThree(t *testing.T) (*fakeJS, *Publisher) {
 	t.Helper()
 	js := &fakeJS{}
-	p := newAckWindowPublisher(js, 8, time.Minute)
+	p := &Publisher{JS: js, TaskID: "t", Window: 8, Timeout: time.Minute}
 	for i := range 3 {
-		if err := p.publish(context.Background(), "s", "t", "x", i); err != nil {
+		if err := p.PublishAsync(context.Background(), "s", i, "x"); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return js, p
 }
 
-func TestAckWindowPublisher(t *testing.T) {
+func TestPublisherWindow(t *testing.T) {
 	ctx := context.Background()
 	t.Run("all acked", func(t *testing.T) {
 		js := &fakeJS{}
-		p := newAckWindowPublisher(js, 2, time.Minute)
+		p := &Publisher{JS: js, TaskID: "t", Window: 2, Timeout: time.Minute}
 		for i, id := range []string{"a", "b"} {
-			if err := p.publish(ctx, "s", "t", id, i); err != nil {
+			if err := p.PublishAsync(ctx, "s", i, id); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -64,15 +64,15 @@ func TestAckWindowPublisher(t *testing.T) {
 		// ack, so with an ended context it fails without publishing.
 		ended, cancel := context.WithCancel(ctx)
 		cancel()
-		if err := p.publish(ended, "s", "t", "c", 3); !errors.Is(err, context.Canceled) || len(js.futures) != 2 {
+		if err := p.PublishAsync(ended, "s", 3, "c"); !errors.Is(err, context.Canceled) || len(js.futures) != 2 {
 			t.Fatalf("publish into a full window: got %v after %d publishes, want %v after 2", err, len(js.futures), context.Canceled)
 		}
 		js.futures[1].ok <- &jetstream.PubAck{}
-		if err := p.publish(ctx, "s", "t", "c", 3); err != nil || len(js.futures) != 3 {
+		if err := p.PublishAsync(ctx, "s", 3, "c"); err != nil || len(js.futures) != 3 {
 			t.Fatalf("publish after an ack: got %v after %d publishes, want nil after 3", err, len(js.futures))
 		}
 		js.futures[2].ok <- &jetstream.PubAck{}
-		if err := p.wait(ctx); err != nil {
+		if err := p.Wait(ctx); err != nil {
 			t.Fatalf("wait: %v", err)
 		}
 	})
@@ -82,7 +82,7 @@ func TestAckWindowPublisher(t *testing.T) {
 		js.futures[0].ok <- &jetstream.PubAck{}
 		js.futures[1].err <- boom
 		js.futures[2].ok <- &jetstream.PubAck{}
-		if err := p.wait(ctx); !errors.Is(err, boom) {
+		if err := p.Wait(ctx); !errors.Is(err, boom) {
 			t.Fatalf("wait: got %v, want %v", err, boom)
 		}
 	})
@@ -90,7 +90,7 @@ func TestAckWindowPublisher(t *testing.T) {
 		js, p := publishedThree(t)
 		js.futures[0].ok <- &jetstream.PubAck{}
 		js.futures[1].ok <- &jetstream.PubAck{}
-		if err := p.publish(ctx, "s", "t", "x", 3); err != nil {
+		if err := p.PublishAsync(ctx, "s", 3, "x"); err != nil {
 			t.Fatal(err)
 		}
 		// The two stored ones are gone (with their messages), the
@@ -105,29 +105,29 @@ func TestAckWindowPublisher(t *testing.T) {
 		}
 		js.futures[3].err <- errors.New("stream full")
 		js.futures[2].ok <- &jetstream.PubAck{}
-		if err := p.publish(ctx, "s", "t", "x", 4); err == nil || len(js.futures) != 4 {
+		if err := p.PublishAsync(ctx, "s", 4, "x"); err == nil || len(js.futures) != 4 {
 			t.Errorf("publish after a failed one: got %v after %d publishes, want the failure after 4", err, len(js.futures))
 		}
 	})
 	t.Run("no ack in time", func(t *testing.T) {
 		js := &fakeJS{}
-		p := newAckWindowPublisher(js, 8, 10*time.Millisecond)
-		if err := p.publish(ctx, "s", "t", "x", 1); err != nil {
+		p := &Publisher{JS: js, TaskID: "t", Window: 8, Timeout: 10 * time.Millisecond}
+		if err := p.PublishAsync(ctx, "s", 1, "x"); err != nil {
 			t.Fatal(err)
 		}
-		if err := p.wait(ctx); !errors.Is(err, jetstream.ErrAsyncPublishTimeout) {
+		if err := p.Wait(ctx); !errors.Is(err, jetstream.ErrAsyncPublishTimeout) {
 			t.Fatalf("wait: got %v, want %v", err, jetstream.ErrAsyncPublishTimeout)
 		}
 	})
 	t.Run("context ends", func(t *testing.T) {
 		js := &fakeJS{}
-		p := newAckWindowPublisher(js, 8, time.Minute)
-		if err := p.publish(ctx, "s", "t", "x", 1); err != nil {
+		p := &Publisher{JS: js, TaskID: "t", Window: 8, Timeout: time.Minute}
+		if err := p.PublishAsync(ctx, "s", 1, "x"); err != nil {
 			t.Fatal(err)
 		}
 		cctx, cancel := context.WithCancel(ctx)
 		cancel()
-		if err := p.wait(cctx); !errors.Is(err, context.Canceled) {
+		if err := p.Wait(cctx); !errors.Is(err, context.Canceled) {
 			t.Fatalf("wait: got %v, want %v", err, context.Canceled)
 		}
 	})

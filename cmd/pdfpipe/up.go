@@ -144,7 +144,7 @@ func up(ctx context.Context, args []string, getenv func(string) string, stderr i
 		return fmt.Errorf("setup pipeline: %w", err)
 	}
 	if urlFile != "" {
-		if err := os.WriteFile(urlFile, []byte(clientURL+"\n"), 0o644); err != nil {
+		if err := writeFileAtomic(urlFile, []byte(clientURL+"\n")); err != nil {
 			return err
 		}
 		defer os.Remove(urlFile)
@@ -246,6 +246,21 @@ func loopbackByDefault(addr string) string {
 // natsURLFile, in NATS_STORE_DIR, holds the embedded server's URL while
 // `pdfpipe up` runs.
 const natsURLFile = "nats.url"
+
+// writeFileAtomic writes data to a temporary file beside path and renames
+// it into place, so a reader (pdfpipe status in another shell) sees either
+// no file or the whole URL, never an empty file it would mistake for none.
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
+}
 
 // listenAddr picks where the embedded server listens: NATS_LISTEN when
 // set (it must be free), else 127.0.0.1:4222, or a free port when another

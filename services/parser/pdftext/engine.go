@@ -56,18 +56,24 @@ type PageBoxer interface {
 	PageBox(i int) (box Rect, ok bool)
 }
 
-// pageBox is the bounds of the page a Document read last.
-type pageBox struct {
+// LastPage remembers the bounds of the page a Document read last, for
+// its PageBox. The zero value knows no page.
+type LastPage struct {
 	page int
 	box  Rect
 	ok   bool
 }
 
-func (b pageBox) get(i int) (Rect, bool) {
-	if !b.ok || b.page != i {
+// Set records that page i, just read, has bounds box (known when it is
+// not empty).
+func (l *LastPage) Set(i int, box Rect) { *l = LastPage{page: i, box: box, ok: box.Y1 > box.Y0} }
+
+// Box returns the bounds of page i when i is the page read last.
+func (l *LastPage) Box(i int) (Rect, bool) {
+	if !l.ok || l.page != i {
 		return Rect{}, false
 	}
-	return b.box, true
+	return l.box, true
 }
 
 // Rect is a box on the page in points, origin at the top-left corner, y

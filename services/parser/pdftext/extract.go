@@ -216,7 +216,7 @@ func explain(path string, err error) error {
 	if err == nil || !(errors.Is(err, ErrCorrupt) || errors.Is(err, ErrNoText) || errors.Is(err, ErrUnreadable)) {
 		return err
 	}
-	if sn, serr := sniffPDF(path); serr == nil && sn.noEOF && errors.Is(err, ErrCorrupt) && !strings.Contains(err.Error(), "truncated") {
+	if sn, serr := SniffFile(path); serr == nil && sn.NoEOF && errors.Is(err, ErrCorrupt) && !strings.Contains(err.Error(), "truncated") {
 		err = fmt.Errorf("%w (the file may be truncated: no %%%%EOF marker at the end)", err)
 	}
 	if note := filterNote(path); note != "" {

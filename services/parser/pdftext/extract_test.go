@@ -580,7 +580,7 @@ func TestExtractDamaged(t *testing.T) {
 
 func TestRecoverAs(t *testing.T) {
 	err := func() (err error) {
-		defer recoverAs(&err, "op")
+		defer RecoverAs(&err, "op")
 		panic("boom")
 	}()
 	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "boom") {

@@ -74,9 +74,9 @@ const (
 // handler (which repairs what it can); a look at the file's start and end
 // names the likely reason when MuPDF cannot open it.
 func (e *FitzEngine) Open(path string, password string) (_ Document, err error) {
-	defer recoverAs(&err, "open pdf")
+	defer RecoverAs(&err, "open pdf")
 
-	sn, err := sniffPDF(path)
+	sn, err := SniffFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +98,7 @@ func (e *FitzEngine) Open(path string, password string) (_ Document, err error) 
 		full = 1
 	}
 	// The password as given, then its SASLprep form (AES-256 files).
-	for _, pw := range passwordsToTry(password) {
+	for _, pw := range Passwords(password) {
 		cpass := C.CString(pw)
 		rc = C.pt_open(cpath, cpass, C.size_t(maxStore), full, &ctx, &doc, &pages, &ebuf[0], errBufLen)
 		C.free(unsafe.Pointer(cpass))
@@ -117,7 +117,7 @@ func (e *FitzEngine) Open(path string, password string) (_ Document, err error) 
 	case C.PT_ERR_CONTEXT:
 		return nil, fmt.Errorf("open pdf: %s", msg)
 	default:
-		return nil, fmt.Errorf("open pdf: %w", sn.openFailed(fmt.Errorf("mupdf: %s: %w", msg, ErrCorrupt)))
+		return nil, fmt.Errorf("open pdf: %w", sn.OpenFailed(fmt.Errorf("mupdf: %s: %w", msg, ErrCorrupt)))
 	}
 	if e.memLimit > 0 {
 		C.pt_set_memory_limit(ctx, C.size_t(e.memLimit))
@@ -126,7 +126,7 @@ func (e *FitzEngine) Open(path string, password string) (_ Document, err error) 
 	d.trimmedAt = uint64(C.pt_live_bytes(ctx))
 	if d.pages <= 0 {
 		d.Close()
-		return nil, fmt.Errorf("open pdf: %w", sn.openFailed(fmt.Errorf("no pages: %w", ErrCorrupt)))
+		return nil, fmt.Errorf("open pdf: %w", sn.OpenFailed(fmt.Errorf("no pages: %w", ErrCorrupt)))
 	}
 	return d, nil
 }
@@ -142,14 +142,14 @@ type mupdfDoc struct {
 	closed bool
 
 	trimmedAt uint64 // bytes MuPDF held just after the last trim
-	box       pageBox
+	box       LastPage
 }
 
 // PageBox implements PageBoxer.
 func (d *mupdfDoc) PageBox(i int) (Rect, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.box.get(i)
+	return d.box.Box(i)
 }
 
 // MuPDF keeps every PDF object it parses until told to forget those
@@ -199,9 +199,9 @@ func (d *mupdfDoc) Outline() (_ []OutlineEntry, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
-		return nil, fmt.Errorf("read outline: %w", errClosed)
+		return nil, fmt.Errorf("read outline: %w", ErrClosed)
 	}
-	defer recoverAs(&err, "read outline")
+	defer RecoverAs(&err, "read outline")
 
 	var (
 		failed C.int
@@ -277,10 +277,10 @@ const (
 func (d *mupdfDoc) PageText(i int) (_ string, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if err := checkPage(d.closed, i, d.pages); err != nil {
+	if err := CheckPage(d.closed, i, d.pages); err != nil {
 		return "", err
 	}
-	defer recoverAs(&err, fmt.Sprintf("page %d", i+1))
+	defer RecoverAs(&err, fmt.Sprintf("page %d", i+1))
 
 	var (
 		oom  C.int
@@ -316,7 +316,7 @@ func (d *mupdfDoc) Close() error {
 // memory when oom is set, else corrupt, with MuPDF's message msg.
 func pageError(i int, oom C.int, msg *C.char) error {
 	if oom != 0 {
-		return fmt.Errorf("page %d: mupdf: %s: %w", i+1, C.GoString(msg), errOutOfMemory)
+		return fmt.Errorf("page %d: mupdf: %s: %w", i+1, C.GoString(msg), ErrOutOfMemory)
 	}
 	return fmt.Errorf("page %d: mupdf: %s: %w", i+1, C.GoString(msg), ErrCorrupt)
 }
@@ -336,13 +336,13 @@ const stextFlags = 0
 func (d *mupdfDoc) PageBlocks(ctx context.Context, i int) (_ []Block, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if err := checkPage(d.closed, i, d.pages); err != nil {
+	if err := CheckPage(d.closed, i, d.pages); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("page %d: %w", i+1, err)
 	}
-	defer recoverAs(&err, fmt.Sprintf("page %d", i+1))
+	defer RecoverAs(&err, fmt.Sprintf("page %d", i+1))
 
 	cookie := (*C.fz_cookie)(C.calloc(1, C.sizeof_fz_cookie))
 	if cookie == nil {
@@ -381,7 +381,7 @@ func (d *mupdfDoc) PageBlocks(ctx context.Context, i int) (_ []Block, err error)
 	if err != nil {
 		return nil, fmt.Errorf("page %d: %w", i+1, err)
 	}
-	d.box = pageBox{page: i, box: box, ok: box.Y1 > box.Y0}
+	d.box.Set(i, box)
 	return blocks, nil
 }
 

@@ -181,7 +181,7 @@ func oomPDF(lines int) []byte {
 }
 
 // A page on which MuPDF runs out of memory is not passed on cut short:
-// PageBlocks fails with errOutOfMemory, the document stays usable, and
+// PageBlocks fails with ErrOutOfMemory, the document stays usable, and
 // Extract skips the page and counts it, as it does a page that times out.
 func TestPageOutOfMemorySkipped(t *testing.T) {
 	path := writeFile(t, "oom.pdf", oomPDF(3000))
@@ -207,8 +207,8 @@ func TestPageOutOfMemorySkipped(t *testing.T) {
 	}
 	defer d.Close()
 	sd := d.(StructuredDocument)
-	if blocks, err := sd.PageBlocks(context.Background(), 1); !errors.Is(err, errOutOfMemory) {
-		t.Fatalf("page 2 with a limit of %d KiB: %d blocks, err %v; want errOutOfMemory", eng.memLimit>>10, len(blocks), err)
+	if blocks, err := sd.PageBlocks(context.Background(), 1); !errors.Is(err, ErrOutOfMemory) {
+		t.Fatalf("page 2 with a limit of %d KiB: %d blocks, err %v; want ErrOutOfMemory", eng.memLimit>>10, len(blocks), err)
 	}
 	for _, i := range []int{0, 2} {
 		if blocks, err := sd.PageBlocks(context.Background(), i); err != nil || len(blocks) != 1 {

@@ -188,9 +188,9 @@ func (e *PDFiumEngine) isClosed() bool {
 
 // Open implements Engine.
 func (e *PDFiumEngine) Open(path string, password string) (_ Document, err error) {
-	defer recoverAs(&err, "open pdf")
+	defer RecoverAs(&err, "open pdf")
 
-	sn, err := sniffPDF(path)
+	sn, err := SniffFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -209,7 +209,7 @@ func (e *PDFiumEngine) Open(path string, password string) (_ Document, err error
 	d := &pdfiumDoc{eng: e, file: f, size: st.Size(), password: password, timeout: e.cfg.CallTimeout}
 	// The password as given, then its SASLprep form (AES-256 files); the
 	// one that opens is kept for reopening.
-	pws := passwordsToTry(password)
+	pws := Passwords(password)
 	for i, pw := range pws {
 		d.password = pw
 		if err = d.open(context.Background()); !errors.Is(err, ErrEncrypted) || i == len(pws)-1 {
@@ -219,14 +219,14 @@ func (e *PDFiumEngine) Open(path string, password string) (_ Document, err error
 	if err != nil {
 		d.Close()
 		if errors.Is(err, ErrCorrupt) {
-			err = sn.openFailed(err)
+			err = sn.OpenFailed(err)
 		}
 		return nil, err
 	}
 	d.pages = d.s.pages
 	if d.pages <= 0 {
 		d.Close()
-		return nil, fmt.Errorf("open pdf: %w", sn.openFailed(fmt.Errorf("no pages: %w", ErrCorrupt)))
+		return nil, fmt.Errorf("open pdf: %w", sn.OpenFailed(fmt.Errorf("no pages: %w", ErrCorrupt)))
 	}
 	return d, nil
 }
@@ -244,7 +244,7 @@ type pdfiumDoc struct {
 
 	s      *pdfiumSession // nil after an abandoned call, until reopened
 	closed bool
-	box    pageBox // of the page PageBlocks read last
+	box    LastPage // of the page PageBlocks read last
 }
 
 // pdfiumSession is the document open in one instance. A call gets its
@@ -349,7 +349,7 @@ func (d *pdfiumDoc) run(ctx context.Context, s *pdfiumSession, f func(s *pdfiumS
 		defer e.calls.Done()
 		var err error
 		func() {
-			defer recoverAs(&err, "pdfium")
+			defer RecoverAs(&err, "pdfium")
 			err = f(s)
 		}()
 		mu.Lock()
@@ -405,9 +405,9 @@ func (d *pdfiumDoc) Outline() (_ []OutlineEntry, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
-		return nil, fmt.Errorf("read outline: %w", errClosed)
+		return nil, fmt.Errorf("read outline: %w", ErrClosed)
 	}
-	defer recoverAs(&err, "read outline")
+	defer RecoverAs(&err, "read outline")
 
 	var out []OutlineEntry
 	err = d.call(context.Background(), func(s *pdfiumSession) error {
@@ -549,10 +549,10 @@ func (d *pdfiumDoc) PageText(i int) (string, error) {
 func (d *pdfiumDoc) PageBlocks(ctx context.Context, i int) (_ []Block, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if err := checkPage(d.closed, i, d.pages); err != nil {
+	if err := CheckPage(d.closed, i, d.pages); err != nil {
 		return nil, err
 	}
-	defer recoverAs(&err, fmt.Sprintf("page %d", i+1))
+	defer RecoverAs(&err, fmt.Sprintf("page %d", i+1))
 
 	var (
 		blocks []Block
@@ -566,7 +566,7 @@ func (d *pdfiumDoc) PageBlocks(ctx context.Context, i int) (_ []Block, err error
 	if err != nil {
 		return nil, pdfiumErr(fmt.Sprintf("page %d", i+1), err)
 	}
-	d.box = pageBox{page: i, box: page, ok: page.Y1 > page.Y0}
+	d.box.Set(i, page)
 	return blocks, nil
 }
 
@@ -574,7 +574,7 @@ func (d *pdfiumDoc) PageBlocks(ctx context.Context, i int) (_ []Block, err error
 func (d *pdfiumDoc) PageBox(i int) (Rect, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.box.get(i)
+	return d.box.Box(i)
 }
 
 func (s *pdfiumSession) pageBlocks(i int) ([]Block, Rect, error) {

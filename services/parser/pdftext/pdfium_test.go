@@ -116,8 +116,8 @@ func TestPDFiumClose(t *testing.T) {
 	if err := doc.Close(); err != nil {
 		t.Errorf("second document Close: %v", err)
 	}
-	if _, err := doc.PageText(0); !errors.Is(err, errClosed) {
-		t.Errorf("PageText after Close: got %v, want %v", err, errClosed)
+	if _, err := doc.PageText(0); !errors.Is(err, ErrClosed) {
+		t.Errorf("PageText after Close: got %v, want %v", err, ErrClosed)
 	}
 }
 

@@ -2,8 +2,9 @@ package pdftext
 
 import "context"
 
-// Engine opens PDFs. FitzEngine implements it with MuPDF (go-fitz); another
-// engine (for example PDFium) can be added without touching Extract.
+// Engine opens PDFs. Packages mupdf (MuPDF, through cgo) and pdfium
+// (PDFium in WebAssembly) implement it; another engine can be added
+// without touching Extract.
 //
 // Open returns errors wrapping ErrNotPDF, ErrCorrupt or ErrEncrypted, or
 // fs.ErrNotExist when path does not exist.
@@ -94,13 +95,3 @@ type Line struct {
 	Size float64 // font size of most of its characters, in points
 	Bold bool    // most of its non-space characters are in a bold font
 }
-
-// DefaultMaxStore is FitzEngine's MaxStore when none is given. MuPDF's
-// store keeps what pages share: fonts, colour spaces, shadings. Images
-// are not loaded when text is extracted, so it holds mostly fonts, which
-// are slow to load again (an embedded CJK font can run to 10 MiB and
-// more). 64 MiB keeps every font a document still uses while bounding
-// its worst case well under the parser's 160 MiB; on Debian's manuals 4
-// MiB and 64 MiB give the same speed and peak (bench/parser.sh prints
-// both).
-const DefaultMaxStore = 64 << 20

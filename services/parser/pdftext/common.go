@@ -12,9 +12,6 @@ import (
 	"strings"
 )
 
-// ErrClosed is the error of a call on a closed Document.
-var ErrClosed = errors.New("document is closed")
-
 // pdfHeaderWindow is how far into the file the "%PDF-" header may start,
 // and how close to the end "%%EOF" must be; readers such as Acrobat accept
 // up to 1024 bytes of junk at either end.

@@ -27,6 +27,9 @@ var (
 	ErrTimeout = errors.New("pdf takes too long to parse")
 )
 
+// ErrClosed is the error of a call on a closed Document.
+var ErrClosed = errors.New("document is closed")
+
 // ErrOutOfMemory is what an engine's page call wraps when the engine ran
 // out of memory on the page (an allocation was refused), so what it read
 // of the page is not the whole page. Extract skips such a page and counts

@@ -90,7 +90,8 @@ type Replay struct {
 	// Engine names the recording: MuPDF (also when empty) or PDFium.
 	Engine string
 	// Slow lists pages (0-based) whose PageBlocks does not return until
-	// its context ends, as a page too slow for its time limit.
+	// its context ends, as a page too slow for its time limit. (PageText,
+	// which has no context, never returns for them.)
 	Slow map[int]bool
 }
 

@@ -11,7 +11,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -235,6 +237,35 @@ func TestHugePageCount(t *testing.T) {
 		t.Errorf("took %s, want a fast failure", d)
 	}
 	t.Logf("error: %v", err)
+}
+
+// TestExtractConcurrent runs several extractions at once, each with a
+// Document (and so a MuPDF context) of its own, as documented, and checks
+// they all produce the chunks of a lone run.
+func TestExtractConcurrent(t *testing.T) {
+	path, _ := pdftexttest.WritePDF(t, pdfgen.Sample(6))
+	want, _ := collect(t, path, pdftext.Options{})
+	const workers = 4
+	results := make([][]pdftext.Chunk, workers)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			_, errs[w] = pdftext.Extract(context.Background(), New(), path, pdftext.Options{}, func(c pdftext.Chunk) error {
+				results[w] = append(results[w], c)
+				return nil
+			})
+		})
+	}
+	wg.Wait()
+	for w := range workers {
+		if errs[w] != nil {
+			t.Fatalf("worker %d: %v", w, errs[w])
+		}
+		if !reflect.DeepEqual(results[w], want) {
+			t.Errorf("worker %d: got %d chunks differing from the %d of a lone run", w, len(results[w]), len(want))
+		}
+	}
 }
 
 func BenchmarkExtract(b *testing.B) {

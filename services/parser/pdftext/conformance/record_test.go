@@ -93,7 +93,7 @@ func TestRecordings(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if same, diff := got.Equal(rec); !same {
+				if diff := got.Diff(rec); diff != "" {
 					t.Errorf("%s reads %s differently from its recording; if that is meant, record anew (%s) "+
 						"and check what the pdftext tests make of it: %s", name, f.Name, pdftexttest.RecordCommand, diff)
 				}

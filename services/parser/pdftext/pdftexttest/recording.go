@@ -212,25 +212,26 @@ func Decode(rd io.Reader) (*Recording, error) {
 	return r, nil
 }
 
-// Equal reports whether r and o recorded the same reading, and if not,
-// where they first differ.
-func (r *Recording) Equal(o *Recording) (bool, string) {
+// Diff says where r first differs from o, and is "" when they recorded
+// the same reading.
+func (r *Recording) Diff(o *Recording) string {
 	if r.Fixture != o.Fixture || r.Engine != o.Engine || r.SHA256 != o.SHA256 {
-		return false, fmt.Sprintf("header %s/%s/%s, want %s/%s/%s", r.Fixture, r.Engine, r.SHA256, o.Fixture, o.Engine, o.SHA256)
+		return fmt.Sprintf("header %s/%s/%s, want %s/%s/%s", r.Fixture, r.Engine, r.SHA256, o.Fixture, o.Engine, o.SHA256)
 	}
 	if !slices.Equal(r.Outline, o.Outline) {
-		return false, fmt.Sprintf("outline %+v, want %+v", r.Outline, o.Outline)
+		return fmt.Sprintf("outline %+v, want %+v", r.Outline, o.Outline)
 	}
 	if len(r.Pages) != len(o.Pages) {
-		return false, fmt.Sprintf("%d pages, want %d", len(r.Pages), len(o.Pages))
+		return fmt.Sprintf("%d pages, want %d", len(r.Pages), len(o.Pages))
 	}
+	// Pages compare as they are stored.
 	for i := range r.Pages {
 		var a, b bytes.Buffer
-		(&Recording{Pages: []Page{r.Pages[i]}}).Encode(&a)
-		(&Recording{Pages: []Page{o.Pages[i]}}).Encode(&b)
+		(&Recording{Pages: r.Pages[i : i+1]}).Encode(&a)
+		(&Recording{Pages: o.Pages[i : i+1]}).Encode(&b)
 		if !bytes.Equal(a.Bytes(), b.Bytes()) {
-			return false, fmt.Sprintf("page %d:\n%s\nwant\n%s", i+1, a.Bytes(), b.Bytes())
+			return fmt.Sprintf("page %d:\n%s\nwant\n%s", i+1, a.Bytes(), b.Bytes())
 		}
 	}
-	return true, ""
+	return ""
 }

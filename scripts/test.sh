@@ -51,6 +51,11 @@ core=./pdftext
 engines=$(cd services/parser && CGO_ENABLED=0 go list -deps -test $core ./pdftext/pdftexttest | grep -E 'go-fitz|go-pdfium|wazero|/pdftext/(mupdf|pdfium)$' || true)
 if [ -n "$engines" ]; then echo "the pdftext core depends on an engine:"; echo "$engines"; exit 1; fi
 (cd services/parser && CGO_ENABLED=0 go test -count=1 $core ./pdftext/pdftexttest)
+# pdftexttest embeds the recordings (a megabyte): only tests may import it.
+mains=$(go list -f '{{if eq .Name "main"}}{{.ImportPath}}{{end}}' work)
+if go list -f '{{.ImportPath}}: {{join .Deps " "}}' $mains | grep '/pdftext/pdftexttest' | cut -d: -f1 | grep .; then
+  echo "the binaries above import pdftext/pdftexttest: only tests may"; exit 1
+fi
 
 echo "== MuPDF shim: gcc -Wclobbered -Werror (setjmp/longjmp-safe locals in fz_try)"
 # -Wclobbered needs the optimiser; the shim declares what it uses of MuPDF

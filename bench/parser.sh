@@ -222,7 +222,7 @@ mem "$runs" "warm, $runs runs per process"
 printf '  with 2 workers: peak RSS %.1f MiB\n' "$(echo "$(field rss_kib "$line2") / 1024" | bc -l)"
 
 # MuPDF's store keeps what pages share (fonts mostly: images are not
-# loaded for text); pdftext.DefaultMaxStore explains its size.
+# loaded for text); mupdf.DefaultMaxStore (pdftext/mupdf) explains its size.
 ld=$(taskset -c 0 "$tmp/parsebench" -repeat "$runs" "$big")
 l4=$(taskset -c 0 "$tmp/parsebench" -store 4 -repeat "$runs" "$big")
 printf 'MuPDF store: %d MiB per open document; %s with it: %.0f pages/s, peak RSS %.1f MiB; with %d MiB: %.0f pages/s, peak RSS %.1f MiB\n' \

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# scripts/sanitize.sh — the MuPDF shim of services/parser/pdftext under
+# scripts/sanitize.sh — the MuPDF shim of services/parser/pdftext/mupdf under
 # AddressSanitizer and UndefinedBehaviorSanitizer, over hostile input.
 #
 # Compiles the shim (mupdf_shim.c, its allocator) and a small C driver
-# (pdftext/testdata/sanitize/driver.c, which reads a PDF as pdftext does:
+# (mupdf/testdata/sanitize/driver.c, which reads a PDF as pdftext does:
 # open, outline and targets, every page's layout, trims) with
 # -fsanitize=address,undefined against the static MuPDF that go-fitz
 # bundles, then runs it over every fixture (FuzzExtract's seeds: pdfgen
@@ -24,7 +24,7 @@ secs=${1:-120}
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${2:-$(mktemp -d)}
 mkdir -p "$out/seeds" "$out/faults"
-pkg=$root/services/parser/pdftext
+pkg=$root/services/parser/pdftext/mupdf
 
 fitz=$(cd "$root/services/parser" && go list -m -f '{{.Dir}}' github.com/gen2brain/go-fitz)
 case "$(go env GOOS)/$(go env GOARCH)" in
@@ -43,7 +43,7 @@ cc=${CC:-gcc}
 	-L"$fitz/libs" "${libs[@]}" -lm -lpthread
 
 echo "== writing the fixtures"
-(cd "$root/services/parser" && PDFTEXT_SEED_DIR="$out/seeds" go test -count=1 -run '^TestWriteFuzzSeeds$' ./pdftext >/dev/null)
+(cd "$root/services/parser" && PDFTEXT_SEED_DIR="$out/seeds" go test -count=1 -run '^TestWriteFuzzSeeds$' ./pdftext/mupdf >/dev/null)
 fixtures=("$out"/seeds/*.pdf)
 if [ -n "${EXTRA_PDFS:-}" ]; then
 	while IFS= read -r f; do fixtures+=("$f"); done < <(find "$EXTRA_PDFS" -name '*.pdf' | sort)

@@ -51,20 +51,33 @@ if go tool nm "$nomupdf/pdfpipe" | grep -q ' T fz_'; then echo "MuPDF is linked 
 "$nomupdf/pdfpipe" run -out "$nomupdf/chunks.jsonl" "$nomupdf/s.pdf" >/dev/null
 rm -rf "$nomupdf"
 
+echo "== pdftext core without cgo (CGO_ENABLED=0: builds and tests on recorded engine output)"
+# The core (chunking, chapters, headers and footers, garbage) must not
+# depend on an engine: a change to it builds and tests without MuPDF.
+core=./pdftext
+engines=$(cd services/parser && CGO_ENABLED=0 go list -deps -test $core ./pdftext/pdftexttest | grep -E 'go-fitz|go-pdfium|wazero|/pdftext/(mupdf|pdfium)$' || true)
+if [ -n "$engines" ]; then echo "the pdftext core depends on an engine:"; echo "$engines"; exit 1; fi
+(cd services/parser && CGO_ENABLED=0 go test -count=1 $core ./pdftext/pdftexttest)
+# pdftexttest embeds the recordings (a megabyte): only tests may import it.
+mains=$(go list -f '{{if eq .Name "main"}}{{.ImportPath}}{{end}}' work)
+if go list -f '{{.ImportPath}}: {{join .Deps " "}}' $mains | grep '/pdftext/pdftexttest' | cut -d: -f1 | grep .; then
+  echo "the binaries above import pdftext/pdftexttest: only tests may"; exit 1
+fi
+
 echo "== MuPDF shim: gcc -Wclobbered -Werror (setjmp/longjmp-safe locals in fz_try)"
 # -Wclobbered needs the optimiser; the shim declares what it uses of MuPDF
 # itself, so it compiles without go-fitz's headers.
-pdftext=services/parser/pdftext
+mupdf=services/parser/pdftext/mupdf
 for opt in -O1 -O2 -O3; do
   for c in mupdf_shim.c pt_malloc.c pt_pool.c; do
-    gcc "$opt" -c -Wall -Wextra -Wclobbered -Werror -o /dev/null "$pdftext/$c"
+    gcc "$opt" -c -Wall -Wextra -Wclobbered -Werror -o /dev/null "$mupdf/$c"
   done
 done
 
 echo "== go test -race"
 go test -race -count=1 -timeout 15m work
 
-echo "== fuzz: FuzzExtract for 20s (inputs that fail are kept under $pdftext/testdata/fuzz/FuzzExtract)"
+echo "== fuzz: FuzzExtract for 20s (inputs that fail are kept under $mupdf/testdata/fuzz/FuzzExtract)"
 # New inputs are not minimised (-fuzzminimizetime 1x): a PDF takes tens of
 # runs a byte, which would take the whole time.
-(cd services/parser && go test -run '^$' -fuzz '^FuzzExtract$' -fuzztime 20s -fuzzminimizetime 1x ./pdftext)
+(cd services/parser && go test -run '^$' -fuzz '^FuzzExtract$' -fuzztime 20s -fuzzminimizetime 1x ./pdftext/mupdf)

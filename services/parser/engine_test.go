@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/pdfpipe/pdfpipe/services/parser/pdftext"
+	"github.com/pdfpipe/pdfpipe/services/parser/pdftext/mupdf"
+	"github.com/pdfpipe/pdfpipe/services/parser/pdftext/pdfium"
 )
 
 func TestConfigPDFEngine(t *testing.T) {
@@ -51,19 +53,19 @@ func TestNewEngine(t *testing.T) {
 		engine string
 		want   string
 	}{
-		{"", "*pdftext.FitzEngine"},
-		{"mupdf", "*pdftext.FitzEngine"},
-		{"pdfium", "*pdftext.PDFiumEngine"},
+		{"", "*mupdf.Engine"},
+		{"mupdf", "*mupdf.Engine"},
+		{"pdfium", "*pdfium.Engine"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.engine, func(t *testing.T) {
 			eng := newEngine(Config{Workers: 2, Engine: tc.engine})
 			var got string
 			switch e := eng.(type) {
-			case *pdftext.FitzEngine:
-				got = "*pdftext.FitzEngine"
-			case *pdftext.PDFiumEngine:
-				got = "*pdftext.PDFiumEngine"
+			case *mupdf.Engine:
+				got = "*mupdf.Engine"
+			case *pdfium.Engine:
+				got = "*pdfium.Engine"
 				// Nothing was started, so closing is immediate.
 				if err := e.Close(); err != nil {
 					t.Errorf("Close: %v", err)

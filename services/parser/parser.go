@@ -24,6 +24,8 @@ import (
 	"github.com/pdfpipe/pdfpipe/pkg/stage"
 	"github.com/pdfpipe/pdfpipe/pkg/status"
 	"github.com/pdfpipe/pdfpipe/services/parser/pdftext"
+	"github.com/pdfpipe/pdfpipe/services/parser/pdftext/mupdf"
+	"github.com/pdfpipe/pdfpipe/services/parser/pdftext/pdfium"
 )
 
 // Config of the parser.
@@ -95,7 +97,7 @@ func ConfigFromEnv(getenv envconf.Getenv) (Config, error) {
 			PageTimeout:  r.Duration("PARSE_PAGE_TIMEOUT", pdftext.DefaultPageTimeout),
 			DocTimeout:   r.Duration("PARSE_DOC_TIMEOUT", pdftext.DefaultDocTimeout),
 		},
-		Engine:        r.String("PDF_ENGINE", pdftext.DefaultEngine),
+		Engine:        r.String("PDF_ENGINE", mupdf.DefaultEngine),
 		ChunkIDScheme: r.String("CHUNK_ID_SCHEME", ChunkIDDocID),
 		PasswordWait:  r.Duration("PDF_PASSWORD_WAIT", 10*time.Second),
 
@@ -130,7 +132,7 @@ func (c Config) Validate() error {
 	if c.Engine != "" && c.Engine != "mupdf" && c.Engine != "pdfium" {
 		return fmt.Errorf("PDF_ENGINE %q: want mupdf or pdfium", c.Engine)
 	}
-	if c.Engine == "mupdf" && pdftext.DefaultEngine != "mupdf" {
+	if c.Engine == "mupdf" && mupdf.DefaultEngine != "mupdf" {
 		return errors.New("PDF_ENGINE=mupdf: this binary was built without MuPDF (-tags nomupdf); use pdfium")
 	}
 	if c.ChunksPerMessage < 0 || c.ChunksPerMessage > 1000 {
@@ -174,11 +176,11 @@ func New(cfg Config, res *pipeline.Resources, log *slog.Logger) *Service {
 // newEngine returns MuPDF unless cfg names PDFium.
 func newEngine(cfg Config) pdftext.Engine {
 	if cfg.Engine != "pdfium" {
-		return pdftext.NewFitzEngine()
+		return mupdf.New()
 	}
 	// Every open document holds a PDFium instance, and Extract opens a
 	// document once per page range it reads at the same time (up to 4).
-	return pdftext.NewPDFiumEngine(pdftext.PDFiumConfig{MaxInstances: cfg.Workers * max(4, cfg.Chunks.Workers)})
+	return pdfium.New(pdfium.Config{MaxInstances: cfg.Workers * max(4, cfg.Chunks.Workers)})
 }
 
 // Run parses until ctx ends.

@@ -26,6 +26,7 @@ import (
 	"github.com/pdfpipe/pdfpipe/pkg/task"
 	"github.com/pdfpipe/pdfpipe/services/parser"
 	"github.com/pdfpipe/pdfpipe/services/parser/pdftext"
+	"github.com/pdfpipe/pdfpipe/services/parser/pdftext/mupdf"
 	"github.com/pdfpipe/pdfpipe/testkit/stagetest"
 	"github.com/pdfpipe/pdfpipe/testkit/testenv"
 )
@@ -510,7 +511,7 @@ func BenchmarkParseService(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	pdftext.LimitMallocArenas(2) // as cmd/parser does
+	mupdf.LimitMallocArenas(2) // as cmd/parser does
 	parser.TuneGC(os.Getenv)
 	// PARSER_BENCH_NATS_URL: a NATS server of its own (bench/parser.sh
 	// runs one on the other core, as production runs NATS apart from the

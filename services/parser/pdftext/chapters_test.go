@@ -1,12 +1,9 @@
 package pdftext
 
 import (
-	"maps"
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/pdfpipe/pdfpipe/pkg/pdfgen"
 )
 
 func TestChapterIndex(t *testing.T) {
@@ -149,58 +146,5 @@ func TestHeadingNumbers(t *testing.T) {
 	}
 	if want := []string{"", "1", "", "2", "A", "A.1", ""}; !slices.Equal(got, want) {
 		t.Errorf("got numbers %q, want %q", got, want)
-	}
-}
-
-// TestExtractRIntroChapterNumbers runs Extract on a document laid out like
-// R's "An Introduction to R": the Preface has no number, chapter 1 is 1,
-// appendices keep their letters ("A", "B.1") on the pages that show
-// "Appendix A …", and the indexes at the end are lettered appendices too.
-func TestExtractRIntroChapterNumbers(t *testing.T) {
-	heading := func(text string) pdfgen.Block { return pdfgen.Block{Text: text, Size: 16, Bold: true} }
-	body := func(text string) pdfgen.Block { return pdfgen.Block{Text: text} }
-	var (
-		pages   []pdfgen.Page
-		outline []pdfgen.OutlineItem
-	)
-	chapter := func(shown, title, text string, sections ...string) {
-		item := pdfgen.OutlineItem{Title: title, Page: len(pages)}
-		p := pdfgen.Page{Blocks: []pdfgen.Block{heading(shown), body(text)}}
-		for _, s := range sections {
-			item.Children = append(item.Children, pdfgen.OutlineItem{Title: s, Page: len(pages), Y: 300})
-			p.Blocks = append(p.Blocks, pdfgen.Block{Text: s, Size: 13, Bold: true, Y: 300}, pdfgen.Block{Text: "Section text about " + s + ".", Y: 330})
-		}
-		pages = append(pages, p)
-		outline = append(outline, item)
-	}
-	chapter("Preface", "Preface", "This introduction to R is derived from notes.")
-	chapter("1 Introduction and preliminaries", "1 Introduction and preliminaries", "R is an integrated suite.", "1.1 The R environment")
-	chapter("2 Simple manipulations; numbers and vectors", "2 Simple manipulations; numbers and vectors", "R operates on data structures.")
-	chapter("Appendix A A sample session", "A A sample session", "The following session introduces features.")
-	chapter("Appendix B Invoking R", "B Invoking R", "Users of R on Windows or macOS should read the OS-specific section.", "B.1 Invoking R from the command line")
-	chapter("Appendix D Function and variable index", "D Function and variable index", "abs, acos, add1, anova.")
-	path := writePDF(t, pdfgen.Doc{Pages: pages, Outline: outline})
-	chunks, _ := collect(t, path, Options{OverlapRunes: -1})
-	nums := make(map[string]string)
-	for _, c := range chunks {
-		nums[c.Chapter] = c.ChapterNum
-	}
-	want := map[string]string{
-		"Preface":                          "",
-		"1 Introduction and preliminaries": "1",
-		"1 Introduction and preliminaries › 1.1 The R environment": "1.1",
-		"2 Simple manipulations; numbers and vectors":              "2",
-		"A A sample session": "A",
-		"B Invoking R":       "B",
-		"B Invoking R › B.1 Invoking R from the command line": "B.1",
-		"D Function and variable index":                       "D",
-	}
-	if !maps.Equal(nums, want) {
-		t.Errorf("got chapter numbers %v, want %v", nums, want)
-	}
-	for _, c := range chunks {
-		if c.Chapter == "A A sample session" && !strings.HasPrefix(c.Text, "Appendix A A sample session") {
-			t.Errorf("appendix A starts at %q, want its heading", c.Text)
-		}
 	}
 }

@@ -1,5 +1,8 @@
 package pdftext
 
+// What engines share: the look at a file before opening it, the classes
+// of their errors, page checks, and the recovery from their panics.
+
 import (
 	"bytes"
 	"errors"
@@ -9,59 +12,58 @@ import (
 	"strings"
 )
 
-var errClosed = errors.New("document is closed")
-
 // pdfHeaderWindow is how far into the file the "%PDF-" header may start,
 // and how close to the end "%%EOF" must be; readers such as Acrobat accept
 // up to 1024 bytes of junk at either end.
 const pdfHeaderWindow = 1024
 
-// sniff is what a look at the start and end of a file found: reasons to
+// Sniff is what a look at the start and end of a file found: reasons to
 // name should the engine fail to open it, never reasons to refuse a file
 // the engine opens (MuPDF repairs a file whose last %%EOF is followed by
 // padding, or whose startxref is cut off, and reads every page).
-type sniff struct {
-	noEOF bool // no "%%EOF" within the last pdfHeaderWindow bytes
+type Sniff struct {
+	NoEOF bool // no "%%EOF" within the last 1024 bytes
 }
 
-// sniffPDF reads the start and end of the file. It fails for a file that
+// SniffFile reads the start and end of the file, as engines do before
+// they open it. It fails for a file that
 // cannot be read, and with ErrNotPDF for one that is empty or has no
 // "%PDF-" header within its first pdfHeaderWindow bytes (MuPDF would open
 // an image or an e-book by its content).
-func sniffPDF(path string) (sniff, error) {
+func SniffFile(path string) (Sniff, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return sniff{}, fmt.Errorf("open pdf: %w", err)
+		return Sniff{}, fmt.Errorf("open pdf: %w", err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return sniff{}, fmt.Errorf("open pdf: %w", err)
+		return Sniff{}, fmt.Errorf("open pdf: %w", err)
 	}
 	if st.Size() == 0 {
-		return sniff{}, fmt.Errorf("empty file: %w", ErrNotPDF)
+		return Sniff{}, fmt.Errorf("empty file: %w", ErrNotPDF)
 	}
 	buf := make([]byte, min(st.Size(), pdfHeaderWindow))
 	if _, err := io.ReadFull(f, buf); err != nil {
-		return sniff{}, fmt.Errorf("read pdf header: %w", err)
+		return Sniff{}, fmt.Errorf("read pdf header: %w", err)
 	}
-	var s sniff
+	var s Sniff
 	if !bytes.Contains(buf, []byte("%PDF-")) {
 		// Not a PDF: MuPDF would open a PNG or an EPUB by its content.
-		return sniff{}, fmt.Errorf("no %%PDF- header: %w", ErrNotPDF)
+		return Sniff{}, fmt.Errorf("no %%PDF- header: %w", ErrNotPDF)
 	}
 	if _, err := f.ReadAt(buf, st.Size()-int64(len(buf))); err != nil && !errors.Is(err, io.EOF) {
-		return sniff{}, fmt.Errorf("read pdf trailer: %w", err)
+		return Sniff{}, fmt.Errorf("read pdf trailer: %w", err)
 	}
-	s.noEOF = !bytes.Contains(buf, []byte("%%EOF"))
+	s.NoEOF = !bytes.Contains(buf, []byte("%%EOF"))
 	return s, nil
 }
 
-// openFailed is the error for a file the engine could not open (err,
+// OpenFailed is the error for a file the engine could not open (err,
 // wrapping ErrCorrupt), naming what the sniff found: a file without %%EOF
 // at the end was probably truncated.
-func (s sniff) openFailed(err error) error {
-	if s.noEOF {
+func (s Sniff) OpenFailed(err error) error {
+	if s.NoEOF {
 		return fmt.Errorf("truncated: no %%%%EOF marker at the end: %w", err)
 	}
 	return err
@@ -114,18 +116,18 @@ func filterNote(path string) string {
 	return fmt.Sprintf("the file uses %s, a filter the engine cannot decode", strings.Join(names, ", "))
 }
 
-// recoverAs turns a panic inside an engine into an error wrapping ErrCorrupt.
+// RecoverAs turns a panic inside an engine into an error wrapping ErrCorrupt.
 // It must be deferred directly.
-func recoverAs(err *error, op string) {
+func RecoverAs(err *error, op string) {
 	if r := recover(); r != nil {
 		*err = fmt.Errorf("%s: engine panic: %v: %w", op, r, ErrCorrupt)
 	}
 }
 
-// checkPage refuses a page of a closed document or out of range.
-func checkPage(closed bool, i, pages int) error {
+// CheckPage refuses a page of a closed document or out of range.
+func CheckPage(closed bool, i, pages int) error {
 	if closed {
-		return fmt.Errorf("page %d: %w", i+1, errClosed)
+		return fmt.Errorf("page %d: %w", i+1, ErrClosed)
 	}
 	if i < 0 || i >= pages {
 		return fmt.Errorf("page %d of %d: out of range", i+1, pages)

@@ -2,8 +2,9 @@ package pdftext
 
 import "context"
 
-// Engine opens PDFs. FitzEngine implements it with MuPDF (go-fitz); another
-// engine (for example PDFium) can be added without touching Extract.
+// Engine opens PDFs. Packages mupdf (MuPDF, through cgo) and pdfium
+// (PDFium in WebAssembly) implement it; another engine can be added
+// without touching Extract.
 //
 // Open returns errors wrapping ErrNotPDF, ErrCorrupt or ErrEncrypted, or
 // fs.ErrNotExist when path does not exist.
@@ -56,18 +57,24 @@ type PageBoxer interface {
 	PageBox(i int) (box Rect, ok bool)
 }
 
-// pageBox is the bounds of the page a Document read last.
-type pageBox struct {
+// LastPage remembers the bounds of the page a Document read last, for
+// its PageBox. The zero value knows no page.
+type LastPage struct {
 	page int
 	box  Rect
 	ok   bool
 }
 
-func (b pageBox) get(i int) (Rect, bool) {
-	if !b.ok || b.page != i {
+// Set records that page i, just read, has bounds box (known when it is
+// not empty).
+func (l *LastPage) Set(i int, box Rect) { *l = LastPage{page: i, box: box, ok: box.Y1 > box.Y0} }
+
+// Box returns the bounds of page i when i is the page read last.
+func (l *LastPage) Box(i int) (Rect, bool) {
+	if !l.ok || l.page != i {
 		return Rect{}, false
 	}
-	return b.box, true
+	return l.box, true
 }
 
 // Rect is a box on the page in points, origin at the top-left corner, y
@@ -88,13 +95,3 @@ type Line struct {
 	Size float64 // font size of most of its characters, in points
 	Bold bool    // most of its non-space characters are in a bold font
 }
-
-// DefaultMaxStore is FitzEngine's MaxStore when none is given. MuPDF's
-// store keeps what pages share: fonts, colour spaces, shadings. Images
-// are not loaded when text is extracted, so it holds mostly fonts, which
-// are slow to load again (an embedded CJK font can run to 10 MiB and
-// more). 64 MiB keeps every font a document still uses while bounding
-// its worst case well under the parser's 160 MiB; on Debian's manuals 4
-// MiB and 64 MiB give the same speed and peak (bench/parser.sh prints
-// both).
-const DefaultMaxStore = 64 << 20

@@ -27,7 +27,11 @@ var (
 	ErrTimeout = errors.New("pdf takes too long to parse")
 )
 
-// errOutOfMemory means MuPDF ran out of memory on a page (an allocation
-// was refused), so what it read of the page is not the whole page.
-// Extract skips such a page and counts it in Info.SkippedPages.
-var errOutOfMemory = errors.New("out of memory")
+// ErrClosed is the error of a call on a closed Document.
+var ErrClosed = errors.New("document is closed")
+
+// ErrOutOfMemory is what an engine's page call wraps when the engine ran
+// out of memory on the page (an allocation was refused), so what it read
+// of the page is not the whole page. Extract skips such a page and counts
+// it in Info.SkippedPages.
+var ErrOutOfMemory = errors.New("out of memory")

@@ -2,15 +2,23 @@
 // chunks of about Options.TargetRunes runes (or estimated tokens, see
 // Options.Unit), labelled with the chapter and the pages they came from.
 //
-// The PDF engine sits behind the small Engine/Document interfaces;
-// FitzEngine implements them with MuPDF. Engines whose documents also
-// implement StructuredDocument (MuPDF does) give positions and
-// typography: chapters then start at their heading inside a page, headings
-// are found by size and weight when the outline is missing or cannot be
-// trusted, and running headers and footers are removed. Extract streams:
-// each chunk is handed to the caller as soon as it is complete, and memory
-// stays bounded by a few batches of pages plus one chunk whatever the
-// document's size.
+// The PDF engine sits behind the small Engine/Document interfaces, in a
+// package of its own: mupdf (MuPDF through cgo, the default) and pdfium
+// (PDFium in WebAssembly). This package is the engine-independent core,
+// pure Go: reading pages (in parallel for large documents), chapters
+// from the outline or from headings, running headers and footers,
+// undecodable text, normalisation and chunking. Engines whose documents
+// also implement StructuredDocument (both do) give positions and
+// typography: chapters then start at their heading inside a page,
+// headings are found by size and weight when the outline is missing or
+// cannot be trusted, and running headers and footers are removed.
+// Extract streams: each chunk is handed to the caller as soon as it is
+// complete, and memory stays bounded by a few batches of pages plus one
+// chunk whatever the document's size.
+//
+// Its tests run on recordings of what the engines read from the
+// project's fixtures (package pdftexttest), so they need neither an
+// engine nor cgo (CGO_ENABLED=0 go test in services/parser/pdftext).
 package pdftext
 
 import (
@@ -216,7 +224,7 @@ func explain(path string, err error) error {
 	if err == nil || !(errors.Is(err, ErrCorrupt) || errors.Is(err, ErrNoText) || errors.Is(err, ErrUnreadable)) {
 		return err
 	}
-	if sn, serr := sniffPDF(path); serr == nil && sn.noEOF && errors.Is(err, ErrCorrupt) && !strings.Contains(err.Error(), "truncated") {
+	if sn, serr := SniffFile(path); serr == nil && sn.NoEOF && errors.Is(err, ErrCorrupt) && !strings.Contains(err.Error(), "truncated") {
 		err = fmt.Errorf("%w (the file may be truncated: no %%%%EOF marker at the end)", err)
 	}
 	if note := filterNote(path); note != "" {

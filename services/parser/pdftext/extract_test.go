@@ -1,18 +1,12 @@
-package pdftext
+package pdftext_test
 
 import (
-	"bytes"
-	"compress/zlib"
 	"context"
-	"crypto/md5"
-	"crypto/rc4"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
+	"maps"
 	"reflect"
-	"strconv"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -21,31 +15,26 @@ import (
 	"unicode/utf8"
 
 	"github.com/pdfpipe/pdfpipe/pkg/pdfgen"
+	"github.com/pdfpipe/pdfpipe/services/parser/pdftext"
+	"github.com/pdfpipe/pdfpipe/services/parser/pdftext/pdftexttest"
 )
 
-// writePDF writes d with pdfgen into a temp file and returns its path.
-func writePDF(t testing.TB, d pdfgen.Doc) string {
+// These tests run Extract on what the engines read from the project's
+// fixtures, replayed from recordings (pdftexttest.Replay): no engine, no
+// cgo. The conformance tests check that the engines still read what was
+// recorded.
+
+// collect runs Extract on what MuPDF read from fixture.
+func collect(t *testing.T, fixture string, opts pdftext.Options) ([]pdftext.Chunk, pdftext.Info) {
 	t.Helper()
-	var buf bytes.Buffer
-	if err := pdfgen.Write(&buf, d); err != nil {
-		t.Fatalf("pdfgen.Write: %v", err)
-	}
-	return writeFile(t, "doc.pdf", buf.Bytes())
+	return collectWith(t, pdftexttest.Replay{}, fixture, opts)
 }
 
-func writeFile(t testing.TB, name string, b []byte) string {
+// collectWith runs Extract with eng on fixture.
+func collectWith(t *testing.T, eng pdftext.Engine, fixture string, opts pdftext.Options) ([]pdftext.Chunk, pdftext.Info) {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(p, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-func collect(t *testing.T, path string, opts Options) ([]Chunk, Info) {
-	t.Helper()
-	var chunks []Chunk
-	info, err := Extract(context.Background(), NewFitzEngine(), path, opts, func(c Chunk) error {
+	var chunks []pdftext.Chunk
+	info, err := pdftext.Extract(context.Background(), eng, fixture, opts, func(c pdftext.Chunk) error {
 		chunks = append(chunks, c)
 		return nil
 	})
@@ -55,8 +44,11 @@ func collect(t *testing.T, path string, opts Options) ([]Chunk, Info) {
 	return chunks, info
 }
 
-func page(paras ...string) pdfgen.Page {
-	return pdfgen.Page{Blocks: []pdfgen.Block{{Text: strings.Join(paras, "\n\n")}}}
+// forEachEngine runs f as a subtest per engine that read fixture.
+func forEachEngine(t *testing.T, fixture string, f func(t *testing.T, eng pdftext.Engine)) {
+	for _, name := range pdftexttest.Find(fixture).Engines {
+		t.Run(name, func(t *testing.T) { f(t, pdftexttest.Replay{Engine: name}) })
+	}
 }
 
 type chunkLabel struct {
@@ -64,7 +56,7 @@ type chunkLabel struct {
 	PageStart, PageEnd  int
 }
 
-func labels(chunks []Chunk) []chunkLabel {
+func labels(chunks []pdftext.Chunk) []chunkLabel {
 	out := make([]chunkLabel, len(chunks))
 	for i, c := range chunks {
 		out[i] = chunkLabel{c.Chapter, c.ChapterNum, c.PageStart, c.PageEnd}
@@ -74,7 +66,7 @@ func labels(chunks []Chunk) []chunkLabel {
 
 // checkLabels reports (as an error at the caller's line) and returns
 // false when the chunks' labels are not want.
-func checkLabels(t *testing.T, chunks []Chunk, want []chunkLabel) bool {
+func checkLabels(t *testing.T, chunks []pdftext.Chunk, want []chunkLabel) bool {
 	t.Helper()
 	if got := labels(chunks); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("got chunks %+v, want %+v", got, want)
@@ -83,34 +75,20 @@ func checkLabels(t *testing.T, chunks []Chunk, want []chunkLabel) bool {
 	return true
 }
 
+// TestExtractChapters: seven pages, the first a cover, with an outline
+// of numbered chapters, a section, an unnumbered section among numbered
+// ones and an unnumbered chapter over two pages; and without it.
 func TestExtractChapters(t *testing.T) {
-	pages := []pdfgen.Page{
-		page("Cover page before any chapter."),
-		page("1 Introduction", "Why we do this."),
-		page("2 Methods", "How we do it."),
-		page("2.1 Data", "Where the data comes from."),
-		page("Model details", "What the model is."),
-		page("Results", "First results page."),
-		page("Second results page."),
-	}
-	outline := []pdfgen.OutlineItem{
-		{Title: "1 Introduction", Page: 1},
-		{Title: "2 Methods", Page: 2, Children: []pdfgen.OutlineItem{
-			{Title: "2.1 Data", Page: 3},
-			{Title: "Model details", Page: 4},
-		}},
-		{Title: "Results", Page: 5},
-	}
 	tests := []struct {
 		name      string
-		outline   []pdfgen.OutlineItem
+		fixture   string
 		want      []chunkLabel
 		wantTexts []string
-		wantInfo  Info
+		wantInfo  pdftext.Info
 	}{
 		{
 			name:    "with outline",
-			outline: outline,
+			fixture: "chapters",
 			want: []chunkLabel{
 				{"", "", 1, 1},
 				{"1 Introduction", "1", 2, 2},
@@ -127,11 +105,12 @@ func TestExtractChapters(t *testing.T) {
 				"Model details\n\nWhat the model is.",
 				"Results\n\nFirst results page.\n\nSecond results page.",
 			},
-			wantInfo: Info{Pages: 7, Chunks: 6, Chapters: 5},
+			wantInfo: pdftext.Info{Pages: 7, Chunks: 6, Chapters: 5},
 		},
 		{
-			name: "without outline",
-			want: []chunkLabel{{"", "", 1, 7}},
+			name:    "without outline",
+			fixture: "chapters-no-outline",
+			want:    []chunkLabel{{"", "", 1, 7}},
 			wantTexts: []string{strings.Join([]string{
 				"Cover page before any chapter.",
 				"1 Introduction", "Why we do this.",
@@ -141,13 +120,12 @@ func TestExtractChapters(t *testing.T) {
 				"Results", "First results page.",
 				"Second results page.",
 			}, "\n\n")},
-			wantInfo: Info{Pages: 7, Chunks: 1, Chapters: 0},
+			wantInfo: pdftext.Info{Pages: 7, Chunks: 1, Chapters: 0},
 		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			path := writePDF(t, pdfgen.Doc{Pages: pages, Outline: tc.outline})
-			chunks, info := collect(t, path, Options{})
+			chunks, info := collect(t, tc.fixture, pdftext.Options{})
 			checkLabels(t, chunks, tc.want)
 			for i, c := range chunks {
 				if i < len(tc.wantTexts) && c.Text != tc.wantTexts[i] {
@@ -164,16 +142,8 @@ func TestExtractChapters(t *testing.T) {
 func TestExtractPagesWithoutOutline(t *testing.T) {
 	// Four pages of 400-rune paragraphs, target 1000, no overlap: the first
 	// chunk ends at the paragraph end after page 2 (802 runes).
-	sentence := "Lorem ipsum dolor sit amet, consectetur adipiscing elit sed do. " // 64 runes
-	para := func(n int) string {
-		s := strings.Repeat(sentence, 6) + fmt.Sprintf("Page %d ends here.", n)
-		return s[:len(s)-18] + fmt.Sprintf("Page %d ends it.", n)
-	}
-	var pages []pdfgen.Page
-	for i := 1; i <= 4; i++ {
-		pages = append(pages, page(para(i)))
-	}
-	chunks, info := collect(t, writePDF(t, pdfgen.Doc{Pages: pages}), Options{OverlapRunes: -1})
+	para := pdftexttest.LongPara
+	chunks, info := collect(t, "long-paragraphs", pdftext.Options{OverlapRunes: -1})
 	want := []chunkLabel{{"", "", 1, 2}, {"", "", 3, 4}}
 	if !checkLabels(t, chunks, want) {
 		t.FailNow()
@@ -184,25 +154,18 @@ func TestExtractPagesWithoutOutline(t *testing.T) {
 	if got, want := chunks[1].Text, para(3)+"\n\n"+para(4); got != want {
 		t.Errorf("chunk 1: got %q, want %q", got, want)
 	}
-	if want := (Info{Pages: 4, Chunks: 2}); info != want {
+	if want := (pdftext.Info{Pages: 4, Chunks: 2}); info != want {
 		t.Errorf("got info %+v, want %+v", info, want)
 	}
 }
 
 func TestExtractChinese(t *testing.T) {
-	paraZH := "这是一个测试文档，用来检查中文文本能否完整地往返。PDF文本提取应该保留每一个中文字符！第二句话是否也在？" +
-		"最后一句包含全角标点：（括号）和“引号”；结束。"
-	mixed := "混合段落 with English words 和中文。"
-	d := pdfgen.Doc{
-		Pages:   []pdfgen.Page{page("第一章 引言", paraZH, mixed)},
-		Outline: []pdfgen.OutlineItem{{Title: "第一章 引言", Page: 0}},
-	}
-	chunks, _ := collect(t, writePDF(t, d), Options{})
+	chunks, _ := collect(t, "chinese", pdftext.Options{})
 	if len(chunks) != 1 {
 		t.Fatalf("got %d chunks, want 1: %+v", len(chunks), chunks)
 	}
-	want := Chunk{
-		Index: 0, Text: "第一章 引言\n\n" + paraZH + "\n\n" + mixed,
+	want := pdftext.Chunk{
+		Index: 0, Text: "第一章 引言\n\n" + pdftexttest.ChinesePara + "\n\n" + pdftexttest.MixedPara,
 		Chapter: "第一章 引言", ChapterNum: "1", PageStart: 1, PageEnd: 1,
 	}
 	if chunks[0] != want {
@@ -210,10 +173,16 @@ func TestExtractChinese(t *testing.T) {
 	}
 }
 
+// chapterOf is the chapter a chunk must be labelled with: path and number.
+type chapterOf struct{ path, num string }
+
+// headingNum is the number a heading of pdfgen.Sample starts with.
+var headingNum = regexp.MustCompile(`^(\d{1,3}(?:\.\d{1,3})*)\.?(?:\s|$)`)
+
 // sampleText returns the text of d without whitespace, in reading order,
 // with the 1-based page and the chapter (path and number, from the outline
 // titles, which Sample sets as heading blocks) of each rune.
-func sampleText(d pdfgen.Doc) (full []rune, runePage []int, runeChapter []chapter) {
+func sampleText(d pdfgen.Doc) (full []rune, runePage []int, runeChapter []chapterOf) {
 	type flat struct {
 		page  int
 		title string
@@ -230,11 +199,11 @@ func sampleText(d pdfgen.Doc) (full []rune, runePage []int, runeChapter []chapte
 	}
 	walk(d.Outline, nil)
 	next := 0
-	var cur chapter
+	var cur chapterOf
 	for i, pg := range d.Pages {
 		for _, b := range pg.Blocks {
 			if next < len(items) && items[next].page == i && b.Text == items[next].title {
-				cur = chapter{path: strings.Join(items[next].path, chapterSep), num: headingNum.FindStringSubmatch(b.Text)[1]}
+				cur = chapterOf{path: strings.Join(items[next].path, " › "), num: headingNum.FindStringSubmatch(b.Text)[1]}
 				next++
 			}
 			for _, r := range b.Text {
@@ -252,9 +221,9 @@ func sampleText(d pdfgen.Doc) (full []rune, runePage []int, runeChapter []chapte
 // checkCoverage checks that chunks cover full exactly, in order, with at
 // most the overlap repeated (none across chapters), never more than the
 // target size, with the pages and chapter of every rune they hold.
-func checkCoverage(t *testing.T, chunks []Chunk, opts Options, full []rune, runePage []int, runeChapter []chapter) {
+func checkCoverage(t *testing.T, chunks []pdftext.Chunk, opts pdftext.Options, full []rune, runePage []int, runeChapter []chapterOf) {
 	t.Helper()
-	eff := opts.withDefaults()
+	eff := opts.WithDefaults()
 	pos := 0 // runes of full covered so far
 	for i, c := range chunks {
 		if c.Index != i {
@@ -319,8 +288,8 @@ func checkCoverage(t *testing.T, chunks []Chunk, opts Options, full []rune, rune
 // overlap, the right pages and exactly the right chapters, and never
 // exceed the target.
 func TestExtractInvariants(t *testing.T) {
-	d := pdfgen.Sample(60)
-	path := writePDF(t, d)
+	const fixture = "sample-60"
+	d := pdftexttest.Find(fixture).Doc
 	full, runePage, runeChapter := sampleText(d)
 
 	tests := []struct {
@@ -338,8 +307,8 @@ func TestExtractInvariants(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			opts := Options{TargetRunes: tc.target, OverlapRunes: tc.overlap, Workers: tc.workers}
-			chunks, info := collect(t, path, opts)
+			opts := pdftext.Options{TargetRunes: tc.target, OverlapRunes: tc.overlap, Workers: tc.workers}
+			chunks, info := collect(t, fixture, opts)
 			if want := len(d.Outline); info.Chunks != len(chunks) || info.Pages != len(d.Pages) || info.EmptyPages != 0 || info.Chapters < want {
 				t.Errorf("got info %+v, want %d chunks, %d pages, 0 empty, at least %d chapters", info, len(chunks), len(d.Pages), want)
 			}
@@ -352,6 +321,8 @@ func TestExtractInvariants(t *testing.T) {
 // same chapters are found from the headings' size and weight, and an
 // outline whose titles are not in the text is not used.
 func TestExtractHeadingsWithoutOutline(t *testing.T) {
+	// The fixtures are this document, less its outline or with a wrong
+	// one; its outline says which chapter each rune is in.
 	d := pdfgen.Sample(24)
 	full, runePage, runeChapter := sampleText(d)
 	// Before chapter 1: the document title (22 pt, an unnumbered level 1)
@@ -362,21 +333,16 @@ func TestExtractHeadingsWithoutOutline(t *testing.T) {
 		if runeChapter[i].path != "" {
 			break
 		}
-		runeChapter[i] = chapter{path: d.Title + chapterSep + "文档处理流水线示例报告", num: "1.1"}
+		runeChapter[i] = chapterOf{path: d.Title + " › " + "文档处理流水线示例报告", num: "1.1"}
 		if i < titleRunes {
-			runeChapter[i] = chapter{path: d.Title, num: "1"}
+			runeChapter[i] = chapterOf{path: d.Title, num: "1"}
 		}
 	}
-	bogus := d
-	bogus.Outline = []pdfgen.OutlineItem{{Title: "Wrong title", Page: 0}, {Title: "Nothing like this", Page: 5}, {Title: "\u0001\u0002", Page: 9}}
-	noOutline := d
-	noOutline.Outline = nil
-	for name, doc := range map[string]pdfgen.Doc{"no outline": noOutline, "untrusted outline": bogus} {
+	for name, fixture := range map[string]string{"no outline": "sample-24-no-outline", "untrusted outline": "sample-24-bogus-outline"} {
 		t.Run(name, func(t *testing.T) {
-			path := writePDF(t, doc)
 			for _, workers := range []int{1, 2} {
-				opts := Options{TargetRunes: 300, OverlapRunes: 60, Workers: workers}
-				chunks, _ := collect(t, path, opts)
+				opts := pdftext.Options{TargetRunes: 300, OverlapRunes: 60, Workers: workers}
+				chunks, _ := collect(t, fixture, opts)
 				checkCoverage(t, chunks, opts, full, runePage, runeChapter)
 			}
 		})
@@ -385,11 +351,11 @@ func TestExtractHeadingsWithoutOutline(t *testing.T) {
 
 // pageCounter wraps an Engine and counts PageText calls.
 type pageCounter struct {
-	Engine
+	pdftext.Engine
 	read int
 }
 
-func (e *pageCounter) Open(path, password string) (Document, error) {
+func (e *pageCounter) Open(path, password string) (pdftext.Document, error) {
 	d, err := e.Engine.Open(path, password)
 	if err != nil {
 		return nil, err
@@ -397,8 +363,10 @@ func (e *pageCounter) Open(path, password string) (Document, error) {
 	return &countingDoc{Document: d, e: e}, nil
 }
 
+// countingDoc is not a StructuredDocument: Extract reads its pages as
+// plain text.
 type countingDoc struct {
-	Document
+	pdftext.Document
 	e *pageCounter
 }
 
@@ -408,13 +376,13 @@ func (d *countingDoc) PageText(i int) (string, error) {
 }
 
 func TestExtractStreams(t *testing.T) {
-	d := pdfgen.Sample(20)
-	path := writePDF(t, d)
+	const path = "sample-20"
+	d := pdftexttest.Find(path).Doc
 
 	t.Run("first chunk before last page", func(t *testing.T) {
-		eng := &pageCounter{Engine: NewFitzEngine()}
+		eng := &pageCounter{Engine: pdftexttest.Replay{}}
 		firstAt := -1
-		info, err := Extract(context.Background(), eng, path, Options{}, func(c Chunk) error {
+		info, err := pdftext.Extract(context.Background(), eng, path, pdftext.Options{}, func(c pdftext.Chunk) error {
 			if firstAt < 0 {
 				firstAt = eng.read
 			}
@@ -432,10 +400,10 @@ func TestExtractStreams(t *testing.T) {
 	})
 
 	t.Run("cancel stops between pages", func(t *testing.T) {
-		eng := &pageCounter{Engine: NewFitzEngine()}
+		eng := &pageCounter{Engine: pdftexttest.Replay{}}
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		_, err := Extract(ctx, eng, path, Options{}, func(Chunk) error {
+		_, err := pdftext.Extract(ctx, eng, path, pdftext.Options{}, func(pdftext.Chunk) error {
 			cancel()
 			return nil
 		})
@@ -450,7 +418,7 @@ func TestExtractStreams(t *testing.T) {
 	t.Run("emit error stops extraction", func(t *testing.T) {
 		errStop := errors.New("stop")
 		calls := 0
-		info, err := Extract(context.Background(), NewFitzEngine(), path, Options{}, func(Chunk) error {
+		info, err := pdftext.Extract(context.Background(), pdftexttest.Replay{}, path, pdftext.Options{}, func(pdftext.Chunk) error {
 			calls++
 			return errStop
 		})
@@ -464,32 +432,28 @@ func TestExtractStreams(t *testing.T) {
 }
 
 func TestExtractEmptyPages(t *testing.T) {
-	blank := pdfgen.Page{}
 	tests := []struct {
-		name      string
-		pages     []pdfgen.Page
+		fixture   string
 		wantErr   error
-		wantInfo  Info
+		wantInfo  pdftext.Info
 		wantPages []chunkLabel
 	}{
 		{
-			name:      "some empty",
-			pages:     []pdfgen.Page{blank, page("Text on page two."), blank, page("Text on page four.")},
-			wantInfo:  Info{Pages: 4, Chunks: 1, EmptyPages: 2},
+			fixture:   "some-empty", // pages 1 and 3 are blank
+			wantInfo:  pdftext.Info{Pages: 4, Chunks: 1, EmptyPages: 2},
 			wantPages: []chunkLabel{{"", "", 2, 4}},
 		},
 		{
-			name:     "all empty",
-			pages:    []pdfgen.Page{blank, blank},
-			wantErr:  ErrNoText,
-			wantInfo: Info{Pages: 2, EmptyPages: 2},
+			fixture:  "all-empty",
+			wantErr:  pdftext.ErrNoText,
+			wantInfo: pdftext.Info{Pages: 2, EmptyPages: 2},
 		},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			var chunks []Chunk
-			info, err := Extract(context.Background(), NewFitzEngine(), writePDF(t, pdfgen.Doc{Pages: tc.pages}), Options{},
-				func(c Chunk) error { chunks = append(chunks, c); return nil })
+		t.Run(tc.fixture, func(t *testing.T) {
+			var chunks []pdftext.Chunk
+			info, err := pdftext.Extract(context.Background(), pdftexttest.Replay{}, tc.fixture, pdftext.Options{},
+				func(c pdftext.Chunk) error { chunks = append(chunks, c); return nil })
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("got error %v, want %v", err, tc.wantErr)
 			}
@@ -501,332 +465,18 @@ func TestExtractEmptyPages(t *testing.T) {
 	}
 }
 
-func TestExtractErrors(t *testing.T) {
-	var good bytes.Buffer
-	if err := pdfgen.Write(&good, pdfgen.Sample(3)); err != nil {
-		t.Fatal(err)
-	}
-	png := []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00\x90wS\xde")
-	tests := []struct {
-		name    string
-		data    []byte // nil: the file does not exist
-		opts    Options
-		wantErr error
-	}{
-		{"not a pdf", []byte("hello, this is plain text and not a PDF at all\n"), Options{}, ErrNotPDF},
-		{"png image", png, Options{}, ErrNotPDF},
-		{"zero bytes", []byte{}, Options{}, ErrNotPDF},
-		{"header only", []byte("%PDF-1.7\n"), Options{}, ErrCorrupt},
-		{"header and garbage", append([]byte("%PDF-1.4\n"), bytes.Repeat([]byte("garbage \x00\xff"), 500)...), Options{}, ErrCorrupt},
-		{"truncated to 200 bytes", good.Bytes()[:200], Options{}, ErrCorrupt},
-		{"truncated before %%EOF, read whole by mupdf", good.Bytes()[:good.Len()-8], Options{}, nil},
-		{"garbage between header and %%EOF", []byte("%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 9 0 R >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"), Options{}, ErrCorrupt},
-		{"encrypted", encryptedPDF(), Options{}, ErrEncrypted},
-		{"encrypted, wrong password", encryptedPDF(), Options{Password: "guess"}, ErrEncrypted},
-		{"too many pages", good.Bytes(), Options{MaxPages: 2}, ErrTooManyPages},
-		{"missing file", nil, Options{}, fs.ErrNotExist},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "missing.pdf")
-			if tc.data != nil {
-				path = writeFile(t, "in.pdf", tc.data)
-			}
-			emitted := 0
-			_, err := Extract(context.Background(), NewFitzEngine(), path, tc.opts, func(Chunk) error {
-				emitted++
-				return nil
-			})
-			if !errors.Is(err, tc.wantErr) {
-				t.Errorf("Extract: got error %v, want %v", err, tc.wantErr)
-			}
-			if emitted != 0 && tc.wantErr != nil && !errors.Is(tc.wantErr, ErrCorrupt) {
-				t.Errorf("Extract emitted %d chunks before failing, want 0", emitted)
-			}
-			if !errors.Is(tc.wantErr, ErrCorrupt) || strings.HasPrefix(tc.name, "header") {
-				if _, err := Probe(context.Background(), NewFitzEngine(), path, tc.opts); !errors.Is(err, tc.wantErr) {
-					t.Errorf("Probe: got error %v, want %v", err, tc.wantErr)
-				}
-			}
-		})
-	}
-}
-
-// TestExtractDamaged overwrites bytes all over a valid PDF (header and
-// %%EOF kept) and checks that MuPDF's complaints come back as nil or a typed
-// error, never as a crash.
-func TestExtractDamaged(t *testing.T) {
-	var good bytes.Buffer
-	if err := pdfgen.Write(&good, pdfgen.Sample(2)); err != nil {
-		t.Fatal(err)
-	}
-	src := good.Bytes()
-	dir := t.TempDir()
-	const runs = 150
-	for i := range runs {
-		b := bytes.Clone(src)
-		at := 16 + i*(len(b)-40)/runs
-		copy(b[at:], "]>> obj 9 0 R (\\")
-		path := filepath.Join(dir, fmt.Sprintf("damaged%d.pdf", i))
-		if err := os.WriteFile(path, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		_, err := Extract(context.Background(), NewFitzEngine(), path, Options{}, func(Chunk) error { return nil })
-		if err != nil && !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrNoText) {
-			t.Errorf("damage at byte %d: got error %v, want nil, ErrCorrupt or ErrNoText", at, err)
-		}
-	}
-}
-
-func TestRecoverAs(t *testing.T) {
-	err := func() (err error) {
-		defer recoverAs(&err, "op")
-		panic("boom")
-	}()
-	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "boom") {
-		t.Errorf("got %v, want an ErrCorrupt mentioning the panic", err)
-	}
-}
-
-func TestProbe(t *testing.T) {
-	path := writePDF(t, pdfgen.Sample(7))
-	eng := &pageCounter{Engine: NewFitzEngine()}
-	pages, err := Probe(context.Background(), eng, path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if pages != 7 || eng.read != 0 {
-		t.Errorf("got %d pages after reading %d, want 7 pages without reading any", pages, eng.read)
-	}
-	pages, err = Probe(context.Background(), eng, path, Options{MaxPages: 6})
-	if !errors.Is(err, ErrTooManyPages) || pages != 7 {
-		t.Errorf("got (%d, %v), want (7, ErrTooManyPages)", pages, err)
-	}
-}
-
-// encryptedPDF returns a one-page PDF (without content) encrypted with
-// the Standard security handler, revision 2 (RC4, 40 bits), user password
-// "secret", owner password "owner".
-func encryptedPDF() []byte { return encryptedTextPDF("secret", "owner", "") }
-
-// encryptedTextPDF returns a one-page PDF encrypted with the Standard
-// security handler, revision 2 (RC4, 40 bits; PDF 1.7 spec, algorithms 1
-// to 4), with the given passwords and, unless text is empty, a content
-// stream showing text in Helvetica.
-func encryptedTextPDF(user, owner, text string) []byte {
-	pad := func(pw string) []byte {
-		padding := []byte("\x28\xbf\x4e\x5e\x4e\x75\x8a\x41\x64\x00\x4e\x56\xff\xfa\x01\x08" +
-			"\x2e\x2e\x00\xb6\xd0\x68\x3e\x80\x2f\x0c\xa9\xfe\x64\x53\x69\x7a")
-		return append([]byte(pw), padding...)[:32]
-	}
-	rc4x := func(key, data []byte) []byte {
-		c, err := rc4.NewCipher(key)
-		if err != nil {
-			panic(err)
-		}
-		out := make([]byte, len(data))
-		c.XORKeyStream(out, data)
-		return out
-	}
-	const perms = -4
-	id := bytes.Repeat([]byte{0xab}, 16)
-	ownerKey := md5.Sum(pad(owner))
-	o := rc4x(ownerKey[:5], pad(user))
-	h := md5.New()
-	h.Write(pad(user))
-	h.Write(o)
-	h.Write([]byte{byte(perms & 0xff), byte(perms >> 8 & 0xff), byte(perms >> 16 & 0xff), byte(perms >> 24 & 0xff)})
-	h.Write(id)
-	fileKey := h.Sum(nil)[:5]
-	u := rc4x(fileKey, pad(""))
-
-	page := "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] >>"
-	objs := []string{
-		"<< /Type /Catalog /Pages 2 0 R >>",
-		"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-		page,
-		fmt.Sprintf("<< /Filter /Standard /V 1 /R 2 /Length 40 /P %d /O <%x> /U <%x> >>", perms, o, u),
-	}
-	if text != "" {
-		objs[2] = "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Contents 5 0 R /Resources << /Font << /F1 6 0 R >> >> >>"
-		content := []byte("BT /F1 10 Tf 10 100 Td (" + text + ") Tj ET")
-		objKey := md5.Sum(append(append([]byte(nil), fileKey...), 5, 0, 0, 0, 0)) // object 5, generation 0
-		enc := rc4x(objKey[:10], content)
-		objs = append(objs,
-			fmt.Sprintf("<< /Length %d >>\nstream\n%s\nendstream", len(enc), enc),
-			"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
-	}
-	return rawPDF(objs, fmt.Sprintf("/Encrypt 4 0 R /ID [<%x> <%x>]", id, id))
-}
-
-// rawPDF writes objects 1..len(objs) (object 1 the catalog) with a
-// correct xref table; trailer is added to the trailer dictionary.
-func rawPDF(objs []string, trailer string) []byte {
-	var b bytes.Buffer
-	b.WriteString("%PDF-1.4\n")
-	offsets := make([]int, len(objs))
-	for i, o := range objs {
-		offsets[i] = b.Len()
-		fmt.Fprintf(&b, "%d 0 obj\n%s\nendobj\n", i+1, o)
-	}
-	xref := b.Len()
-	fmt.Fprintf(&b, "xref\n0 %d\n0000000000 65535 f \n", len(objs)+1)
-	for _, off := range offsets {
-		fmt.Fprintf(&b, "%010d 00000 n \n", off)
-	}
-	fmt.Fprintf(&b, "trailer\n<< /Size %d /Root 1 0 R %s >>\nstartxref\n%d\n%%%%EOF\n", len(objs)+1, trailer, xref)
-	return b.Bytes()
-}
-
-func TestEncrypted(t *testing.T) {
-	tests := []struct {
-		name     string
-		pdf      []byte
-		password string
-		wantErr  error
-	}{
-		{"no password", encryptedPDF(), "", ErrEncrypted},
-		{"wrong password", encryptedPDF(), "wrong", ErrEncrypted},
-		{"user password", encryptedPDF(), "secret", nil},
-		{"owner password", encryptedPDF(), "owner", nil},
-		{"text, user password", encryptedTextPDF("secret", "owner", "Encrypted page text."), "secret", nil},
-		{"text, empty user password", encryptedTextPDF("", "owner", "Encrypted page text."), "", nil},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			path := writeFile(t, "enc.pdf", tc.pdf)
-			pages, err := Probe(context.Background(), NewFitzEngine(), path, Options{Password: tc.password})
-			if !errors.Is(err, tc.wantErr) {
-				t.Fatalf("got error %v, want %v", err, tc.wantErr)
-			}
-			if tc.wantErr == nil && pages != 1 {
-				t.Errorf("got %d pages, want 1", pages)
-			}
-			if !strings.HasPrefix(tc.name, "text") {
-				return
-			}
-			chunks, _ := collect(t, path, Options{Password: tc.password})
-			if len(chunks) != 1 || chunks[0].Text != "Encrypted page text." {
-				t.Errorf("got chunks %+v, want one with the decrypted text", chunks)
-			}
-		})
-	}
-}
-
-// slowPDF returns a PDF whose page 2 shows n tiny strings (MuPDF needs a
-// while for it) between two ordinary pages.
-func slowPDF(t testing.TB, n int) []byte {
-	t.Helper()
-	var raw bytes.Buffer
-	raw.WriteString("BT /F1 1 Tf\n")
-	for i := range n {
-		fmt.Fprintf(&raw, "1 0 0 1 %d %d Tm (slow glyphs) Tj\n", 10+i%150, 10+i/150%150)
-	}
-	raw.WriteString("ET\n")
-	var z bytes.Buffer
-	zw := zlib.NewWriter(&z)
-	zw.Write(raw.Bytes())
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	font := "/Resources << /Font << /F1 8 0 R >> >>"
-	return rawPDF([]string{
-		"<< /Type /Catalog /Pages 2 0 R >>",
-		"<< /Type /Pages /Kids [3 0 R 4 0 R 5 0 R] /Count 3 >>",
-		"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Contents 6 0 R " + font + " >>",
-		"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Contents 7 0 R " + font + " >>",
-		"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Contents 9 0 R " + font + " >>",
-		"<< /Length 37 >>\nstream\nBT /F1 10 Tf 10 100 Td (First.) Tj ET\nendstream",
-		fmt.Sprintf("<< /Length %d /Filter /FlateDecode >>\nstream\n%s\nendstream", z.Len(), z.Bytes()),
-		"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-		"<< /Length 36 >>\nstream\nBT /F1 10 Tf 10 100 Td (Third.) Tj ET\nendstream",
-	}, "")
-}
-
-func TestTimeLimits(t *testing.T) {
-	path := writeFile(t, "slow.pdf", slowPDF(t, 100000))
-
-	t.Run("slow page skipped", func(t *testing.T) {
-		start := time.Now()
-		chunks, info := collect(t, path, Options{PageTimeout: 30 * time.Millisecond})
-		if info.SkippedPages != 1 || info.EmptyPages != 0 {
-			t.Errorf("got info %+v, want 1 skipped page, 0 empty", info)
-		}
-		if len(chunks) != 1 || chunks[0].Text != "First.\n\nThird." || chunks[0].PageStart != 1 || chunks[0].PageEnd != 3 {
-			t.Errorf("got chunks %+v, want pages 1 and 3", chunks)
-		}
-		if d := time.Since(start); d > 5*time.Second {
-			t.Errorf("took %s, want the slow page abandoned after its limit", d)
-		}
-	})
-	t.Run("without limit it is read", func(t *testing.T) {
-		_, info := collect(t, path, Options{})
-		if info.SkippedPages != 0 {
-			t.Errorf("got info %+v, want no skipped page", info)
-		}
-	})
-	t.Run("document limit", func(t *testing.T) {
-		_, err := Extract(context.Background(), NewFitzEngine(), path, Options{DocTimeout: 30 * time.Millisecond},
-			func(Chunk) error { return nil })
-		if !errors.Is(err, ErrTimeout) || errors.Is(err, context.Canceled) {
-			t.Errorf("got error %v, want ErrTimeout", err)
-		}
-	})
-	t.Run("caller cancel is not a timeout", func(t *testing.T) {
-		ctx, cancel := context.WithCancel(context.Background())
-		time.AfterFunc(30*time.Millisecond, cancel)
-		_, err := Extract(ctx, NewFitzEngine(), path, Options{}, func(Chunk) error { return nil })
-		if !errors.Is(err, context.Canceled) || errors.Is(err, ErrTimeout) {
-			t.Errorf("got error %v, want context.Canceled only", err)
-		}
-	})
-}
-
-func TestHugePageCount(t *testing.T) {
-	pdf := rawPDF([]string{
-		"<< /Type /Catalog /Pages 2 0 R >>",
-		"<< /Type /Pages /Kids [3 0 R] /Count 1000000000 >>",
-		"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] >>",
-	}, "")
-	path := writeFile(t, "huge.pdf", pdf)
-	start := time.Now()
-	_, err := Extract(context.Background(), NewFitzEngine(), path, Options{}, func(Chunk) error { return nil })
-	if !errors.Is(err, ErrTooManyPages) && !errors.Is(err, ErrCorrupt) {
-		t.Errorf("got error %v, want ErrTooManyPages or ErrCorrupt", err)
-	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("took %s, want a fast failure", d)
-	}
-	t.Logf("error: %v", err)
-}
-
-func BenchmarkExtract(b *testing.B) {
-	path := writePDF(b, pdfgen.Sample(500))
-	eng := NewFitzEngine()
-	b.ResetTimer()
-	pages := 0
-	for b.Loop() {
-		info, err := Extract(context.Background(), eng, path, Options{}, func(Chunk) error { return nil })
-		if err != nil {
-			b.Fatal(err)
-		}
-		pages += info.Pages
-	}
-	b.ReportMetric(float64(pages)/b.Elapsed().Seconds(), "pages/s")
-}
-
 // TestExtractConcurrent runs several extractions at once (one Document per
 // goroutine, as documented) and checks they all produce the same chunks.
 func TestExtractConcurrent(t *testing.T) {
-	path := writePDF(t, pdfgen.Sample(6))
-	want, _ := collect(t, path, Options{})
+	const path = "sample-6"
+	want, _ := collect(t, path, pdftext.Options{})
 	const workers = 4
-	results := make([][]Chunk, workers)
+	results := make([][]pdftext.Chunk, workers)
 	errs := make([]error, workers)
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
-			_, errs[w] = Extract(context.Background(), NewFitzEngine(), path, Options{}, func(c Chunk) error {
+			_, errs[w] = pdftext.Extract(context.Background(), pdftexttest.Replay{}, path, pdftext.Options{}, func(c pdftext.Chunk) error {
 				results[w] = append(results[w], c)
 				return nil
 			})
@@ -849,35 +499,8 @@ func TestExtractConcurrent(t *testing.T) {
 // and a ligature: exactly where chapters start, that headers and footers
 // are gone, and that the body text is complete and in reading order.
 func TestExtractLayout(t *testing.T) {
-	const pages = 6
-	topics := map[string]string{"0a": "the preface", "1": "parsing", "2L1": "left columns", "2L2": "more left columns",
-		"2R1": "right columns", "2R2": "results", "3": "chunking", "4": "embedding", "5": "ingesting"}
-	para := func(id string) string {
-		return "This paragraph talks about " + topics[id] + " and how the pipeline keeps every page of text in order."
-	}
-	var doc pdfgen.Doc
-	for i := range pages {
-		p := pdfgen.Page{Blocks: []pdfgen.Block{{Text: "ACME Corp Annual Report", Size: 8, Y: 20}}}
-		switch i {
-		case 0:
-			p.Blocks = append(p.Blocks,
-				pdfgen.Block{Text: para("0a"), Y: 80},
-				pdfgen.Block{Text: "1 Overview", Size: 16, Bold: true, Y: 300},
-				pdfgen.Block{Text: "An exam-\nple of hyphenation and a \ufb01ne ligature.", Y: 340})
-		case 2:
-			p.Blocks = append(p.Blocks,
-				pdfgen.Block{Text: para("2L1"), X: 56, Width: 230, Y: 80},
-				pdfgen.Block{Text: para("2L2"), X: 56, Width: 230, Y: 400},
-				pdfgen.Block{Text: para("2R1"), X: 310, Width: 230, Y: 80},
-				pdfgen.Block{Text: "2 Results", Size: 16, Bold: true, X: 310, Width: 230, Y: 300},
-				pdfgen.Block{Text: para("2R2"), X: 310, Width: 230, Y: 340})
-		default:
-			p.Blocks = append(p.Blocks, pdfgen.Block{Text: para(strconv.Itoa(i)), Y: 80})
-		}
-		p.Blocks = append(p.Blocks, pdfgen.Block{Text: fmt.Sprintf("Page %d of %d", i+1, pages), Size: 8, Y: 800})
-		doc.Pages = append(doc.Pages, p)
-	}
-	want := []Chunk{
+	para := func(id string) string { return pdftexttest.LayoutPara(pdftexttest.LayoutTopics[id]) }
+	want := []pdftext.Chunk{
 		{Index: 0, Text: para("0a"), PageStart: 1, PageEnd: 1},
 		{Index: 1, Text: strings.Join([]string{"1 Overview", "An example of hyphenation and a fine ligature.",
 			para("1"), para("2L1"), para("2L2"), para("2R1")}, "\n\n"),
@@ -885,15 +508,13 @@ func TestExtractLayout(t *testing.T) {
 		{Index: 2, Text: strings.Join([]string{"2 Results", para("2R2"), para("3"), para("4"), para("5")}, "\n\n"),
 			Chapter: "2 Results", ChapterNum: "2", PageStart: 3, PageEnd: 6},
 	}
-	withOutline := doc
-	withOutline.Outline = []pdfgen.OutlineItem{{Title: "1 Overview", Page: 0, Y: 300}, {Title: "2 Results", Page: 2, Y: 300}}
-	for name, d := range map[string]pdfgen.Doc{"headings": doc, "outline": withOutline} {
+	for name, fixture := range map[string]string{"headings": "layout-headings", "outline": "layout-outline"} {
 		t.Run(name, func(t *testing.T) {
-			chunks, info := collect(t, writePDF(t, d), Options{TargetRunes: 5000, OverlapRunes: -1})
+			chunks, info := collect(t, fixture, pdftext.Options{TargetRunes: 5000, OverlapRunes: -1})
 			if !reflect.DeepEqual(chunks, want) {
 				t.Errorf("got chunks\n%+v\nwant\n%+v", chunks, want)
 			}
-			if want := (Info{Pages: pages, Chunks: 3, Chapters: 2}); info != want {
+			if want := (pdftext.Info{Pages: pdftexttest.LayoutPages, Chunks: 3, Chapters: 2}); info != want {
 				t.Errorf("got info %+v, want %+v", info, want)
 			}
 		})
@@ -903,11 +524,11 @@ func TestExtractLayout(t *testing.T) {
 // blockCounter wraps an Engine whose documents are structured and counts
 // PageBlocks calls per page.
 type blockCounter struct {
-	Engine
+	pdftext.Engine
 	reads map[int]int
 }
 
-func (e *blockCounter) Open(path, password string) (Document, error) {
+func (e *blockCounter) Open(path, password string) (pdftext.Document, error) {
 	d, err := e.Engine.Open(path, password)
 	if err != nil {
 		return nil, err
@@ -916,28 +537,24 @@ func (e *blockCounter) Open(path, password string) (Document, error) {
 }
 
 type blockCountingDoc struct {
-	Document
+	pdftext.Document
 	e *blockCounter
 }
 
-func (d *blockCountingDoc) PageBlocks(ctx context.Context, i int) ([]Block, error) {
+func (d *blockCountingDoc) PageBlocks(ctx context.Context, i int) ([]pdftext.Block, error) {
 	d.e.reads[i]++
-	return d.Document.(StructuredDocument).PageBlocks(ctx, i)
+	return d.Document.(pdftext.StructuredDocument).PageBlocks(ctx, i)
 }
 
 // TestExtractReadsPagesOnce checks that the pages sampled before the text
 // is read (outline check, body size) are not read a second time by a
 // single worker, and that the chunks are those of a fresh read.
 func TestExtractReadsPagesOnce(t *testing.T) {
-	withOutline := pdfgen.Sample(20)
-	noOutline := pdfgen.Sample(20)
-	noOutline.Outline = nil
-	for name, d := range map[string]pdfgen.Doc{"outline": withOutline, "headings": noOutline} {
+	for name, fixture := range map[string]string{"outline": "sample-20", "headings": "sample-20-no-outline"} {
 		t.Run(name, func(t *testing.T) {
-			path := writePDF(t, d)
-			eng := &blockCounter{Engine: NewFitzEngine(), reads: map[int]int{}}
-			var got []Chunk
-			info, err := Extract(context.Background(), eng, path, Options{Workers: 1}, func(c Chunk) error {
+			eng := &blockCounter{Engine: pdftexttest.Replay{}, reads: map[int]int{}}
+			var got []pdftext.Chunk
+			info, err := pdftext.Extract(context.Background(), eng, fixture, pdftext.Options{Workers: 1}, func(c pdftext.Chunk) error {
 				got = append(got, c)
 				return nil
 			})
@@ -949,11 +566,41 @@ func TestExtractReadsPagesOnce(t *testing.T) {
 					t.Errorf("page %d read %d times, want 1", i+1, eng.reads[i])
 				}
 			}
-			want, _ := collect(t, path, Options{Workers: 1})
+			want, _ := collect(t, fixture, pdftext.Options{Workers: 1})
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("chunks differ from a plain extraction:\n got %+v\nwant %+v", got, want)
 			}
 		})
+	}
+}
+
+// TestExtractRIntroChapterNumbers runs Extract on a document laid out like
+// R's "An Introduction to R": the Preface has no number, chapter 1 is 1,
+// appendices keep their letters ("A", "B.1") on the pages that show
+// "Appendix A …", and the indexes at the end are lettered appendices too.
+func TestExtractRIntroChapterNumbers(t *testing.T) {
+	chunks, _ := collect(t, "r-intro", pdftext.Options{OverlapRunes: -1})
+	nums := make(map[string]string)
+	for _, c := range chunks {
+		nums[c.Chapter] = c.ChapterNum
+	}
+	want := map[string]string{
+		"Preface":                          "",
+		"1 Introduction and preliminaries": "1",
+		"1 Introduction and preliminaries › 1.1 The R environment": "1.1",
+		"2 Simple manipulations; numbers and vectors":              "2",
+		"A A sample session": "A",
+		"B Invoking R":       "B",
+		"B Invoking R › B.1 Invoking R from the command line": "B.1",
+		"D Function and variable index":                       "D",
+	}
+	if !maps.Equal(nums, want) {
+		t.Errorf("got chapter numbers %v, want %v", nums, want)
+	}
+	for _, c := range chunks {
+		if c.Chapter == "A A sample session" && !strings.HasPrefix(c.Text, "Appendix A A sample session") {
+			t.Errorf("appendix A starts at %q, want its heading", c.Text)
+		}
 	}
 }
 
@@ -964,22 +611,10 @@ func TestExtractReadsPagesOnce(t *testing.T) {
 // not the outline position (an unnumbered preface comes first here). A
 // table of contents with dot leaders is not mistaken for headings.
 func TestExtractOutlineWithoutNumbers(t *testing.T) {
-	heading := func(text string) pdfgen.Block { return pdfgen.Block{Text: text, Size: 16, Bold: true} }
-	body := func(text string) pdfgen.Block { return pdfgen.Block{Text: text} }
-	pages := []pdfgen.Page{
-		{Blocks: []pdfgen.Block{heading("Contents"),
-			body("Preface . . . . . . . . . . . . . . 2\n1 Getting started . . . . . . . . . 3\n1.1 Installing . . . . . . . . . . . . 3\n2 Using it . . . . . . . . . . . . . . 4")}},
-		{Blocks: []pdfgen.Block{heading("Preface"), body("Why this manual exists.")}},
-		{Blocks: []pdfgen.Block{heading("1 Getting started"), body("First steps."), heading("1.1 Installing"), body("Install it like this.")}},
-		{Blocks: []pdfgen.Block{heading("2 Using it"), body("Daily use.")}},
-	}
-	outline := []pdfgen.OutlineItem{
-		{Title: "Preface", Page: 1},
-		{Title: "Getting started", Page: 2, Children: []pdfgen.OutlineItem{{Title: "Installing", Page: 2}}},
-		{Title: "Using it", Page: 3},
-	}
-	path := writePDF(t, pdfgen.Doc{Pages: pages, Outline: outline})
-	chunks, _ := collect(t, path, Options{})
+	// Pages: a contents page with dot leaders; "Preface"; "1 Getting
+	// started" and "1.1 Installing" on one page; "2 Using it". The outline
+	// says "Preface", "Getting started" › "Installing", "Using it".
+	chunks, _ := collect(t, "toc-outline-without-numbers", pdftext.Options{})
 	want := []chunkLabel{
 		{"", "", 1, 1},
 		{"Preface", "", 2, 2}, // unnumbered front matter: no number, chapter 1 stays 1
@@ -991,8 +626,7 @@ func TestExtractOutlineWithoutNumbers(t *testing.T) {
 
 	// Without an outline, the headings are found by their typography; the
 	// contents lines, set in body type with leaders, are not headings.
-	path = writePDF(t, pdfgen.Doc{Pages: pages})
-	chunks, _ = collect(t, path, Options{})
+	chunks, _ = collect(t, "toc-no-outline", pdftext.Options{})
 	for _, c := range chunks {
 		if strings.Contains(c.Chapter, ". . .") {
 			t.Errorf("chunk %d: chapter %q is a table-of-contents line", c.Index, c.Chapter)
@@ -1008,24 +642,12 @@ func TestExtractOutlineWithoutNumbers(t *testing.T) {
 // title. The outline's "2 Installing the tools" still finds its heading
 // (so the outline is trusted), and the chapter starts at the number.
 func TestExtractOutlineNumberOnOwnLine(t *testing.T) {
-	heading := func(text string) pdfgen.Block { return pdfgen.Block{Text: text, Size: 14, Bold: true} }
-	body := func(text string) pdfgen.Block { return pdfgen.Block{Text: text} }
-	// Headings sit mid-page: a lone number at the top or bottom of every
-	// page is a page number, and is dropped as one. The printed titles
-	// say more than the outline's, so chapters named as the outline names
+	// Headings ("2\nInstalling the tools (draft)") sit mid-page: a lone
+	// number at the top or bottom of every page is a page number, and is
+	// dropped as one. The printed titles say more than the outline's
+	// ("2 Installing the tools"), so chapters named as the outline names
 	// them come from the outline, not from heading detection.
-	lead := strings.Repeat("Some words before the heading on this page. ", 30)
-	pages := []pdfgen.Page{
-		{Blocks: []pdfgen.Block{body(lead), heading("1\nGetting the sources (draft)"), body("Clone the repository first."), body(lead)}},
-		{Blocks: []pdfgen.Block{body(lead), heading("2\nInstalling the tools (draft)"), body("Run the installer."), body(lead)}},
-		{Blocks: []pdfgen.Block{body(lead), heading("3\nRunning the pipeline (draft)"), body("Start every stage."), body(lead)}},
-	}
-	outline := []pdfgen.OutlineItem{
-		{Title: "1 Getting the sources", Page: 0},
-		{Title: "2 Installing the tools", Page: 1},
-		{Title: "3 Running the pipeline", Page: 2},
-	}
-	chunks, _ := collect(t, writePDF(t, pdfgen.Doc{Pages: pages, Outline: outline}), Options{TargetRunes: 5000})
+	chunks, _ := collect(t, "number-own-line", pdftext.Options{TargetRunes: 5000})
 	want := []chunkLabel{
 		{"", "", 1, 1},
 		{"1 Getting the sources", "1", 1, 2},
@@ -1037,5 +659,78 @@ func TestExtractOutlineNumberOnOwnLine(t *testing.T) {
 	}
 	if !strings.HasPrefix(chunks[2].Text, "2 Installing the tools") || strings.HasSuffix(chunks[1].Text, "2") {
 		t.Errorf("chapter 2 should start at its number: chunk texts\n%q\n%q", chunks[1].Text, chunks[2].Text)
+	}
+}
+
+// TestTimeLimits checks, on a page that never finishes on its own
+// (pdftexttest.Replay's Slow), that a page past Options.PageTimeout is
+// skipped and counted, that a document past Options.DocTimeout fails with
+// ErrTimeout, that every page past its limit fails the document with
+// ErrTimeout, and that the caller's cancel is not a timeout.
+func TestTimeLimits(t *testing.T) {
+	const fixture = "chapters-no-outline" // seven pages, one chunk
+	slow := pdftexttest.Replay{Slow: map[int]bool{2: true}}
+
+	t.Run("slow page skipped", func(t *testing.T) {
+		chunks, info := collectWith(t, slow, fixture, pdftext.Options{PageTimeout: 30 * time.Millisecond})
+		if want := (pdftext.Info{Pages: 7, Chunks: 1, SkippedPages: 1}); info != want {
+			t.Errorf("got info %+v, want %+v", info, want)
+		}
+		if len(chunks) != 1 || chunks[0].PageStart != 1 || chunks[0].PageEnd != 7 ||
+			strings.Contains(chunks[0].Text, "How we do it.") || !strings.Contains(chunks[0].Text, "Why we do this.\n\n2.1 Data") {
+			t.Errorf("got chunks %+v, want pages 1-7 without page 3", chunks)
+		}
+	})
+	t.Run("every page too slow", func(t *testing.T) {
+		all := pdftexttest.Replay{Slow: map[int]bool{}}
+		for i := range 7 {
+			all.Slow[i] = true
+		}
+		info, err := pdftext.Extract(context.Background(), all, fixture, pdftext.Options{PageTimeout: 10 * time.Millisecond},
+			func(pdftext.Chunk) error { return nil })
+		if !errors.Is(err, pdftext.ErrTimeout) || info.SkippedPages != 7 {
+			t.Errorf("got %+v, error %v; want 7 skipped pages and ErrTimeout", info, err)
+		}
+	})
+	t.Run("document limit", func(t *testing.T) {
+		_, err := pdftext.Extract(context.Background(), slow, fixture, pdftext.Options{DocTimeout: 30 * time.Millisecond},
+			func(pdftext.Chunk) error { return nil })
+		if !errors.Is(err, pdftext.ErrTimeout) || errors.Is(err, context.Canceled) {
+			t.Errorf("got error %v, want ErrTimeout", err)
+		}
+	})
+	t.Run("caller cancel is not a timeout", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		time.AfterFunc(30*time.Millisecond, cancel) // while page 3 is read
+		_, err := pdftext.Extract(ctx, slow, fixture, pdftext.Options{}, func(pdftext.Chunk) error { return nil })
+		if !errors.Is(err, context.Canceled) || errors.Is(err, pdftext.ErrTimeout) {
+			t.Errorf("got error %v, want context.Canceled only", err)
+		}
+	})
+}
+
+func TestRecoverAs(t *testing.T) {
+	err := func() (err error) {
+		defer pdftext.RecoverAs(&err, "op")
+		panic("boom")
+	}()
+	if !errors.Is(err, pdftext.ErrCorrupt) || !strings.Contains(err.Error(), "boom") {
+		t.Errorf("got %v, want an ErrCorrupt mentioning the panic", err)
+	}
+}
+
+func TestProbe(t *testing.T) {
+	eng := &pageCounter{Engine: pdftexttest.Replay{}}
+	pages, err := pdftext.Probe(context.Background(), eng, "sample-6", pdftext.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pages != 6 || eng.read != 0 {
+		t.Errorf("got %d pages after reading %d, want 6 pages without reading any", pages, eng.read)
+	}
+	pages, err = pdftext.Probe(context.Background(), eng, "sample-6", pdftext.Options{MaxPages: 5})
+	if !errors.Is(err, pdftext.ErrTooManyPages) || pages != 6 {
+		t.Errorf("got (%d, %v), want (6, ErrTooManyPages)", pages, err)
 	}
 }

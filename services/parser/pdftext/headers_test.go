@@ -1,4 +1,4 @@
-package pdftext
+package pdftext_test
 
 import (
 	"context"
@@ -6,15 +6,16 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pdfpipe/pdfpipe/pkg/pdfgen"
+	"github.com/pdfpipe/pdfpipe/services/parser/pdftext"
+	"github.com/pdfpipe/pdfpipe/services/parser/pdftext/pdftexttest"
 )
 
 // extractText runs Extract with eng and returns the text of every chunk
 // (overlap off) joined by "\n\n", and the Info.
-func extractText(t *testing.T, eng Engine, path string) (string, Info) {
+func extractText(t *testing.T, eng pdftext.Engine, path string) (string, pdftext.Info) {
 	t.Helper()
 	var parts []string
-	info, err := Extract(context.Background(), eng, path, Options{TargetRunes: 100000, OverlapRunes: -1}, func(c Chunk) error {
+	info, err := pdftext.Extract(context.Background(), eng, path, pdftext.Options{TargetRunes: 100000, OverlapRunes: -1}, func(c pdftext.Chunk) error {
 		parts = append(parts, c.Text)
 		return nil
 	})
@@ -29,56 +30,34 @@ func extractText(t *testing.T, eng Engine, path string) (string, Info) {
 // top or bottom band, and that removal never empties a page: documents of
 // one short line per page, a greeting on every page, and a sentence
 // repeated in the body of every page keep all of it, while a real header
-// and footer go.
+// and footer go. The fixtures are pdftexttest.RunningPages pages long.
 func TestRunningHeadersKeepText(t *testing.T) {
-	const pages = 8
-	const body = "Remember to water the potatoes twice a week."
+	body := pdftexttest.RunningBody
 	tests := []struct {
-		name     string
-		page     func(i int) pdfgen.Page
+		fixture  string
 		want     func(i int) []string // text each page keeps, in order
 		wantGone []string             // text that must be removed
 	}{
 		{
-			name: "one short numbered line per page",
-			page: func(i int) pdfgen.Page {
-				return pdfgen.Page{Blocks: []pdfgen.Block{{Text: fmt.Sprintf("Potato %d", i+1)}}}
-			},
-			want: func(i int) []string { return []string{fmt.Sprintf("Potato %d", i+1)} },
+			fixture: "running-numbered-lines", // "Potato N", one line per page
+			want:    func(i int) []string { return []string{fmt.Sprintf("Potato %d", i+1)} },
 		},
 		{
-			name: "the same greeting on every page",
-			page: func(int) pdfgen.Page { return pdfgen.Page{Blocks: []pdfgen.Block{{Text: "Hello, world!", Y: 400}}} },
-			want: func(int) []string { return []string{"Hello, world!"} },
+			fixture: "running-greeting", // mid-page
+			want:    func(int) []string { return []string{"Hello, world!"} },
 		},
 		{
-			name: "the same greeting at the top of every page",
-			page: func(int) pdfgen.Page { return pdfgen.Page{Blocks: []pdfgen.Block{{Text: "Hello, world!"}}} },
-			want: func(int) []string { return []string{"Hello, world!"} },
+			fixture: "running-greeting-top",
+			want:    func(int) []string { return []string{"Hello, world!"} },
 		},
 		{
-			name: "a sentence repeated in the body of every page",
-			page: func(i int) pdfgen.Page {
-				return pdfgen.Page{Blocks: []pdfgen.Block{
-					{Text: fmt.Sprintf("Day %d in the garden.", i+1), Y: 300},
-					{Text: body, Y: 340},
-					{Text: fmt.Sprintf("Harvest %d kilograms.", 3*i+2), Y: 380},
-				}}
-			},
+			fixture: "running-body-sentence",
 			want: func(i int) []string {
 				return []string{fmt.Sprintf("Day %d in the garden.", i+1), body, fmt.Sprintf("Harvest %d kilograms.", 3*i+2)}
 			},
 		},
 		{
-			name: "a real header and footer",
-			page: func(i int) pdfgen.Page {
-				return pdfgen.Page{Blocks: []pdfgen.Block{
-					{Text: "Potato Growers Monthly", Size: 8, Y: 24},
-					{Text: fmt.Sprintf("Day %d in the garden.", i+1), Y: 300},
-					{Text: body, Y: 340},
-					{Text: fmt.Sprintf("Page %d", i+1), Size: 8, Y: 810},
-				}}
-			},
+			fixture: "running-header-footer", // "Potato Growers Monthly" and "Page N" in 8 pt at the edges
 			want: func(i int) []string {
 				return []string{fmt.Sprintf("Day %d in the garden.", i+1), body}
 			},
@@ -86,16 +65,13 @@ func TestRunningHeadersKeepText(t *testing.T) {
 		},
 	}
 	for _, tc := range tests {
-		var d pdfgen.Doc
 		var want []string
-		for i := range pages {
-			d.Pages = append(d.Pages, tc.page(i))
+		for i := range pdftexttest.RunningPages {
 			want = append(want, tc.want(i)...)
 		}
-		path := writePDF(t, d)
-		t.Run(tc.name, func(t *testing.T) {
-			forEachEngine(t, func(t *testing.T, ne namedEngine) {
-				text, info := extractText(t, ne.eng, path)
+		t.Run(tc.fixture, func(t *testing.T) {
+			forEachEngine(t, tc.fixture, func(t *testing.T, eng pdftext.Engine) {
+				text, info := extractText(t, eng, tc.fixture)
 				if got, w := strings.Join(strings.Fields(text), " "), strings.Join(want, " "); got != w {
 					t.Errorf("got text\n%q\nwant\n%q", got, w)
 				}

@@ -45,7 +45,7 @@ func readPage(ctx context.Context, doc Document, i int, opts Options) pageData {
 	sd, ok := doc.(StructuredDocument)
 	if !ok {
 		text, err := doc.PageText(i)
-		if errors.Is(err, errOutOfMemory) {
+		if errors.Is(err, ErrOutOfMemory) {
 			pd.skipped = true
 			return pd
 		}
@@ -73,7 +73,7 @@ func readPage(ctx context.Context, doc Document, i int, opts Options) pageData {
 	blocks, err := sd.PageBlocks(pctx, i)
 	cancel()
 	if err != nil {
-		if ctx.Err() == nil && (errors.Is(context.Cause(pctx), errPageTimeout) || errors.Is(err, errOutOfMemory)) {
+		if ctx.Err() == nil && (errors.Is(context.Cause(pctx), errPageTimeout) || errors.Is(err, ErrOutOfMemory)) {
 			pd.skipped = true
 			return pd
 		}

@@ -90,11 +90,11 @@ func prohibited(r rune) bool {
 	return false
 }
 
-// passwordsToTry returns the password as given and, when it differs, its
+// Passwords returns the password as given and, when it differs, its
 // SASLprep form: AES-256 (revision 6) files are encrypted with the
 // prepared password, older revisions with the bytes as typed, and the
 // engine knows which one applies only by trying.
-func passwordsToTry(password string) []string {
+func Passwords(password string) []string {
 	if p, ok := saslprep(password); ok && p != password {
 		return []string{password, p}
 	}

@@ -65,3 +65,26 @@ func TestIsSentenceEnd(t *testing.T) {
 		})
 	}
 }
+
+func TestGarbled(t *testing.T) {
+	tests := []struct {
+		text string
+		want bool
+	}{
+		{"", false},
+		{"   \n ", false},
+		{"plain text", false},
+		{"日本語の説明書です。", false},
+		{"\uFFFD", true},
+		{"\uFFFD\uFFFD\uFFFD ab", true},
+		{"\uFFFD\uFFFD abc", false}, // a few odd characters in a readable line
+		{"\uE000\uE001\uE002 x", true},
+		{"\x01\x02\x03\x04 ok", true},
+		{"\xff\xfe\xfd ab", true}, // invalid UTF-8
+	}
+	for _, tc := range tests {
+		if got := garbled(tc.text); got != tc.want {
+			t.Errorf("garbled(%q) = %v, want %v", tc.text, got, tc.want)
+		}
+	}
+}

@@ -21,6 +21,8 @@ import (
 
 	"github.com/pdfpipe/pdfpipe/services/parser"
 	"github.com/pdfpipe/pdfpipe/services/parser/pdftext"
+	"github.com/pdfpipe/pdfpipe/services/parser/pdftext/mupdf"
+	"github.com/pdfpipe/pdfpipe/services/parser/pdftext/pdfium"
 )
 
 func main() {
@@ -47,7 +49,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("usage: parsebench [flags] file.pdf")
 	}
 	if *arenas > 0 {
-		pdftext.LimitMallocArenas(*arenas)
+		mupdf.LimitMallocArenas(*arenas)
 	}
 	if *gogc > 0 && os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(*gogc)
@@ -66,9 +68,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	var eng pdftext.Engine
 	switch *engine {
 	case "mupdf":
-		eng = &pdftext.FitzEngine{MaxStore: *store << 20}
+		eng = &mupdf.Engine{MaxStore: *store << 20}
 	case "pdfium":
-		pe := pdftext.NewPDFiumEngine(pdftext.PDFiumConfig{MaxInstances: max(4, *workers)})
+		pe := pdfium.New(pdfium.Config{MaxInstances: max(4, *workers)})
 		defer pe.Close()
 		if err := pe.Init(); err != nil {
 			return err
@@ -103,7 +105,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	storeMiB := *store
 	if storeMiB <= 0 {
-		storeMiB = pdftext.DefaultMaxStore >> 20
+		storeMiB = mupdf.DefaultMaxStore >> 20
 	}
 	fmt.Fprintf(stdout, "pages=%d chunks=%d chapters=%d empty=%d skipped=%d seconds=%.3f pages_per_s=%.0f rss_kib=%d store_mib=%d\n",
 		info.Pages, info.Chunks, info.Chapters, info.EmptyPages, info.SkippedPages, best.Seconds(),

@@ -9,7 +9,7 @@ import (
 
 	"github.com/pdfpipe/pdfpipe/pkg/servicemain"
 	"github.com/pdfpipe/pdfpipe/services/parser"
-	"github.com/pdfpipe/pdfpipe/services/parser/pdftext"
+	"github.com/pdfpipe/pdfpipe/services/parser/pdftext/mupdf"
 )
 
 func main() {
@@ -20,7 +20,7 @@ func main() {
 }
 
 func run(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
-	pdftext.LimitMallocArenas(2) // see its doc: bounds MuPDF's resident memory
+	mupdf.LimitMallocArenas(2) // see its doc: bounds MuPDF's resident memory
 	parser.TuneGC(getenv)
 	cfg, err := parser.ConfigFromEnv(getenv)
 	if err != nil {

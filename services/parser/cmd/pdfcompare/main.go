@@ -36,6 +36,8 @@ import (
 	"unicode"
 
 	"github.com/pdfpipe/pdfpipe/services/parser/pdftext"
+	"github.com/pdfpipe/pdfpipe/services/parser/pdftext/mupdf"
+	"github.com/pdfpipe/pdfpipe/services/parser/pdftext/pdfium"
 )
 
 func main() {
@@ -56,9 +58,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	var eng pdftext.Engine
 	switch *engineName {
 	case "mupdf":
-		eng = pdftext.NewFitzEngine()
+		eng = mupdf.New()
 	case "pdfium":
-		pe := pdftext.NewPDFiumEngine(pdftext.PDFiumConfig{})
+		pe := pdfium.New(pdfium.Config{})
 		defer pe.Close()
 		if err := pe.Init(); err != nil {
 			return err

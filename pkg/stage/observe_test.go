@@ -19,6 +19,7 @@ import (
 	"github.com/pdfpipe/pdfpipe/pkg/metrics"
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
 	"github.com/pdfpipe/pdfpipe/pkg/stage"
+	"github.com/pdfpipe/pdfpipe/pkg/stagetest"
 	"github.com/pdfpipe/pdfpipe/pkg/testenv"
 	"github.com/pdfpipe/pdfpipe/pkg/tracing"
 )
@@ -177,13 +178,13 @@ pdfpipe_bytes_total{stage="test"} 100
 		{"other", "failed", 0},
 		{"timeout", "retry", 0},
 	} {
-		if got := counter(t, reg, "pdfpipe_stage_errors_total", map[string]string{"stage": "test", "class": tc.class, "disposition": tc.disposition}); got != tc.want {
+		if got := stagetest.Metric(t, reg, "pdfpipe_stage_errors_total", map[string]string{"stage": "test", "class": tc.class, "disposition": tc.disposition}); got != tc.want {
 			t.Errorf("errors{class=%s,disposition=%s} = %v, want %v", tc.class, tc.disposition, got, tc.want)
 		}
 	}
-	for outcome, want := range map[string]uint64{"ok": 2, "retry": 1, "failed": 2} {
-		if got := histogramCount(t, reg, "pdfpipe_stage_handle_seconds", map[string]string{"stage": "test", "outcome": outcome}); got != want {
-			t.Errorf("handle_seconds{outcome=%s} count %d, want %d", outcome, got, want)
+	for outcome, want := range map[string]float64{"ok": 2, "retry": 1, "failed": 2} {
+		if got := stagetest.Metric(t, reg, "pdfpipe_stage_handle_seconds", map[string]string{"stage": "test", "outcome": outcome}); got != want {
+			t.Errorf("handle_seconds{outcome=%s} count %v, want %v", outcome, got, want)
 		}
 	}
 }
@@ -215,58 +216,4 @@ func attr(s sdktrace.ReadOnlySpan, key attribute.Key) attribute.Value {
 		}
 	}
 	return attribute.Value{}
-}
-
-// counter returns the value of the series of name with exactly labels.
-func counter(t *testing.T, g prometheus.Gatherer, name string, labels map[string]string) float64 {
-	t.Helper()
-	mfs, err := g.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	metric:
-		for _, m := range mf.GetMetric() {
-			if len(m.GetLabel()) != len(labels) {
-				continue
-			}
-			for _, lp := range m.GetLabel() {
-				if labels[lp.GetName()] != lp.GetValue() {
-					continue metric
-				}
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	t.Fatalf("no series %s%v", name, labels)
-	return 0
-}
-
-// histogramCount returns the observation count of the histogram series of
-// name with exactly labels.
-func histogramCount(t *testing.T, g prometheus.Gatherer, name string, labels map[string]string) uint64 {
-	t.Helper()
-	mfs, err := g.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	metric:
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if labels[lp.GetName()] != lp.GetValue() {
-					continue metric
-				}
-			}
-			return m.GetHistogram().GetSampleCount()
-		}
-	}
-	t.Fatalf("no series %s%v", name, labels)
-	return 0
 }

@@ -65,7 +65,7 @@ func NewMetrics() *Metrics {
 		}, stage),
 		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pdfpipe_bytes_total",
-			Help: "PDF bytes a stage finished (fetch: stored in the object store).",
+			Help: "PDF bytes a stage finished: stored in the object store (fetch), parsed (parse).",
 		}, stage),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pdfpipe_stage_errors_total",

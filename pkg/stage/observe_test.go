@@ -160,7 +160,7 @@ pdfpipe_documents_total{stage="test"} 2
 # HELP pdfpipe_pages_total Pages of the documents a stage finished (parse).
 # TYPE pdfpipe_pages_total counter
 pdfpipe_pages_total{stage="test"} 3
-# HELP pdfpipe_bytes_total PDF bytes a stage finished (fetch: stored in the object store).
+# HELP pdfpipe_bytes_total PDF bytes a stage finished: stored in the object store (fetch), parsed (parse).
 # TYPE pdfpipe_bytes_total counter
 pdfpipe_bytes_total{stage="test"} 100
 `

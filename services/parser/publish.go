@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
+	"github.com/pdfpipe/pdfpipe/pkg/tracing"
 )
 
 // Chunk publishing.
@@ -41,9 +42,9 @@ func newAckWindowPublisher(js jetstream.JetStream, size int, timeout time.Durati
 	return &ackWindowPublisher{js: js, size: max(size, 1), timeout: timeout}
 }
 
-// publish sends v as pipeline.Publish would, without waiting for its
-// PubAck unless size publishes are already outstanding (then the oldest
-// is waited for first).
+// publish sends v as pipeline.Publish would (with ctx's trace context),
+// without waiting for its PubAck unless size publishes are already
+// outstanding (then the oldest is waited for first).
 func (p *ackWindowPublisher) publish(ctx context.Context, subj, taskID, msgID string, v any) error {
 	if err := p.dropAcked(); err != nil {
 		return err
@@ -57,6 +58,7 @@ func (p *ackWindowPublisher) publish(ctx context.Context, subj, taskID, msgID st
 	if err != nil {
 		return err
 	}
+	tracing.Inject(ctx, m.Header)
 	f, err := p.js.PublishMsgAsync(m, jetstream.WithMsgID(msgID))
 	if err != nil {
 		return fmt.Errorf("publish %s: %w", subj, err)

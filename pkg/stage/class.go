@@ -21,8 +21,9 @@ const (
 	// ClassFetchRefused: the source refused or does not have the document
 	// — the fetch guard, a 4xx, a name that does not exist, a redirect loop.
 	ClassFetchRefused Class = "fetch_refused"
-	// ClassTooLarge: past a size limit — MAX_FILE_SIZE, MAX_PAGES, an input
-	// above the provider's token limit with EMBED_LONG_INPUT=fail.
+	// ClassTooLarge: past a size limit — MAX_FILE_SIZE, MAX_PAGES. (An
+	// input refused with EMBED_LONG_INPUT=fail is the provider's: its
+	// limit.)
 	ClassTooLarge Class = "too_large"
 	// ClassProvider: the embedding provider — 5xx, 429s past the retries,
 	// an invalid key or exhausted quota, a refused request, a missing key.

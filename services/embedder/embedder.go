@@ -20,9 +20,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pdfpipe/pdfpipe/pkg/envconf"
+	"github.com/pdfpipe/pdfpipe/pkg/metrics"
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
 	"github.com/pdfpipe/pdfpipe/pkg/stage"
 	"github.com/pdfpipe/pdfpipe/pkg/status"
@@ -223,7 +225,9 @@ func (s *Service) newBatcher(pc provider.Config, emb provider.Embedder, kind pro
 		emb: emb, name: d.Provider, kind: kind, dim: s.cfg.Dimension,
 		maxBatch: d.MaxBatch, maxBytes: d.MaxBatchBytes, maxToks: d.MaxBatchTokens, maxInput: d.MaxInputTokens,
 		linger: linger, sem: s.inflight, retry: s.cfg.Retry.WithDefaults(), stats: &s.stats, log: s.log,
+		model: d.Model, tracer: s.res.Config.Tracer, metrics: s.res.Config.Metrics,
 	}
+	b.metrics.Provider(d.Provider)
 	if b.maxBatch <= 0 {
 		b.maxBatch = provider.DefaultMaxBatch(d.Provider)
 	}
@@ -275,6 +279,7 @@ func (s *Service) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	r.Classify = errorClass
 	fail := r.OnFail
 	r.OnFail = func(ctx context.Context, taskID string, err error) error {
 		if err := fail(ctx, taskID, err); err != nil {
@@ -358,6 +363,7 @@ func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
 		}
 		model = m
 	}
+	trace.SpanFromContext(ctx).SetAttributes(attrJobModel.String(model))
 	futures := make([]jetstream.PubAckFuture, 0, len(chunks))
 	for i, c := range chunks {
 		if len(vecs[i]) != s.cfg.Dimension {
@@ -384,6 +390,7 @@ func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
 			return context.Cause(ctx)
 		}
 	}
+	stage.Report(ctx, metrics.Work{Chunks: len(chunks)})
 	return nil
 }
 
@@ -403,7 +410,7 @@ func (s *Service) batcherFor(ctx context.Context, taskID string) (*batcher, stri
 	case errors.Is(err, pipeline.ErrNoKey) && s.defaultUsable():
 		return s.def, s.defModel, nil
 	case errors.Is(err, pipeline.ErrNoKey):
-		return nil, "", stage.Permanent(fmt.Errorf("embed %s: no API key arrived within %s and no default provider is configured", taskID, s.cfg.KeyWait))
+		return nil, "", stage.Permanent(&noKeyError{fmt.Sprintf("embed %s: no API key arrived within %s and no default provider is configured", taskID, s.cfg.KeyWait)})
 	case pipeline.IsSealError(err):
 		return nil, "", stage.Permanent(fmt.Errorf("embed %s: reading the task's API key: %w", taskID, err))
 	case err != nil:

@@ -47,8 +47,8 @@ const (
 var Classes = []Class{ClassBadInput, ClassFetchRefused, ClassTooLarge, ClassProvider, ClassBackend,
 	ClassTimeout, ClassUnavailable, ClassInternal, ClassOther}
 
-// classNames returns Classes as strings.
-func classNames() []string {
+// ClassNames returns Classes as strings (label values).
+func ClassNames() []string {
 	out := make([]string, len(Classes))
 	for i, c := range Classes {
 		out[i] = string(c)

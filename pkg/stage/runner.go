@@ -117,7 +117,7 @@ func (r *Runner) defaults() {
 // are not acked and will be redelivered.
 func (r *Runner) Run(ctx context.Context) error {
 	r.defaults()
-	r.Metrics.Stage(r.Name, classNames())
+	r.Metrics.Stage(r.Name, ClassNames())
 	r.follow(r.Consumer.CachedInfo())
 	fctx, stopFollowing := context.WithCancel(ctx)
 	defer stopFollowing()

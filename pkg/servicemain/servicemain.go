@@ -153,7 +153,7 @@ func Run(ctx context.Context, name string, getenv envconf.Getenv, stderr io.Writ
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	tp, err := tracing.Start(ctx, common.Tracing, name)
+	tp, err := tracing.Start(ctx, common.Tracing, "pdfpipe-"+name)
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}

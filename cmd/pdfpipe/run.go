@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 
@@ -31,8 +33,10 @@ import (
 	"github.com/pdfpipe/pdfpipe/pkg/natsembed"
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
 	"github.com/pdfpipe/pdfpipe/pkg/servicemain"
+	"github.com/pdfpipe/pdfpipe/pkg/stage"
 	"github.com/pdfpipe/pdfpipe/pkg/status"
 	"github.com/pdfpipe/pdfpipe/pkg/task"
+	"github.com/pdfpipe/pdfpipe/pkg/tracing"
 	"github.com/pdfpipe/pdfpipe/tools/ingestsink"
 )
 
@@ -86,6 +90,15 @@ func runFiles(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	tcfg, err := tracing.ConfigFromEnv(getenv)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	tp, err := tracing.Start(ctx, tcfg, "pdfpipe")
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	defer servicemain.ShutdownTracing(ctx, tp, log)
 
 	keptStore := *storeDir != ""
 	if !keptStore {
@@ -132,7 +145,7 @@ func runFiles(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	res, err := pipeline.Setup(ctx, js, pipeline.Config{Sealer: sealer})
+	res, err := pipeline.Setup(ctx, js, pipeline.Config{Sealer: sealer, Tracer: tp})
 	if err != nil {
 		return err
 	}
@@ -196,7 +209,13 @@ func runFiles(ctx context.Context, args []string, getenv func(string) string, st
 				return err
 			}
 		}
-		if _, err := pipeline.Publish(ctx, js, pipeline.Fetch.Subject(t.ID), t.ID, pipeline.MsgID(t.ID, 0, "fetch"), pipeline.FetchJob{Task: t}); err != nil {
+		// A file's trace starts as it is submitted, as a task's does when
+		// the gateway takes it from Redis.
+		sctx, span := tracing.Tracer(tp).Start(ctx, "pdfpipe run", trace.WithAttributes(
+			attribute.String(stage.AttrTaskID, t.ID), attribute.String("pdfpipe.file", filepath.Base(f))))
+		_, err = pipeline.Publish(sctx, js, pipeline.Fetch.Subject(t.ID), t.ID, pipeline.MsgID(t.ID, 0, "fetch"), pipeline.FetchJob{Task: t})
+		span.End()
+		if err != nil {
 			return err
 		}
 	}

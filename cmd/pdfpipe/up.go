@@ -24,9 +24,11 @@ import (
 	"github.com/pdfpipe/pdfpipe/cmd/allinone"
 	"github.com/pdfpipe/pdfpipe/pkg/envconf"
 	"github.com/pdfpipe/pdfpipe/pkg/logging"
+	"github.com/pdfpipe/pdfpipe/pkg/metrics"
 	"github.com/pdfpipe/pdfpipe/pkg/natsembed"
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
 	"github.com/pdfpipe/pdfpipe/pkg/servicemain"
+	"github.com/pdfpipe/pdfpipe/pkg/tracing"
 	"github.com/pdfpipe/pdfpipe/services/gateway"
 )
 
@@ -51,7 +53,8 @@ func up(ctx context.Context, args []string, getenv func(string) string, stderr i
 		TLSKey:      r.String("NATS_LISTEN_TLS_KEY", ""),
 		TLSClientCA: r.String("NATS_LISTEN_TLS_CLIENT_CA", ""),
 	}
-	if err := errors.Join(r.Err(), auth.Validate()); err != nil {
+	tcfg, terr := tracing.ConfigFromEnv(getenv)
+	if err := errors.Join(r.Err(), auth.Validate(), terr); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
 	sealer, err := servicemain.SealerFromEnv(getenv)
@@ -71,6 +74,12 @@ func up(ctx context.Context, args []string, getenv func(string) string, stderr i
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	tp, err := tracing.Start(ctx, tcfg, "pdfpipe")
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	defer servicemain.ShutdownTracing(ctx, tp, log)
+	pcfg.Tracer, pcfg.Metrics = tp, metrics.NewMetrics()
 
 	var nc *nats.Conn
 	var urlFile, clientURL string // the embedded server's, for `status` and `replay`
@@ -159,9 +168,9 @@ func up(ctx context.Context, args []string, getenv func(string) string, stderr i
 	}
 	g.Go(func() error { return gw.Run(gctx) })
 	if addr := getenv("HEALTH_ADDR"); addr != "" {
-		g.Go(func() error { return servicemain.ServeHealth(gctx, addr, nc) })
+		g.Go(func() error { return servicemain.ServeHealth(gctx, addr, nc, pcfg.Metrics) })
 	}
-	log.Info("pdfpipe up", "gateway", gcfg)
+	log.Info("pdfpipe up", "gateway", gcfg, "traces", tcfg)
 	err = g.Wait()
 	if derr := nc.Drain(); derr != nil && !errors.Is(derr, nats.ErrConnectionClosed) {
 		log.Warn("nats drain", "err", derr)

@@ -27,7 +27,7 @@ func TestCollectorReportsQueueDepthPerStage(t *testing.T) {
 		}
 	}
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(metrics.New(js))
+	reg.MustRegister(metrics.New(js, pipeline.MetricsTopology()))
 	want := `
 # HELP pdfpipe_stage_pending_messages Messages waiting for a stage (not yet delivered).
 # TYPE pdfpipe_stage_pending_messages gauge

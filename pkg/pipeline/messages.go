@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pdfpipe/pdfpipe/pkg/task"
+	"github.com/pdfpipe/pdfpipe/pkg/tracing"
 )
 
 // HeaderTaskID carries the task id on every stage message, so failures can
@@ -115,12 +116,15 @@ func MsgID(taskID string, replay int, parts ...string) string {
 
 // Publish sends v as JSON to subj with the task id header and a
 // Nats-Msg-Id, so a retried publish within the duplicate window is stored
-// once. It returns after the stream has stored the message.
+// once, and the trace context of ctx's span (tracing.Inject), so the stage
+// that handles it continues the task's trace. It returns after the stream
+// has stored the message.
 func Publish(ctx context.Context, js jetstream.JetStream, subj, taskID, msgID string, v any) (*jetstream.PubAck, error) {
 	m, err := NewMsg(subj, taskID, v)
 	if err != nil {
 		return nil, err
 	}
+	tracing.Inject(ctx, m.Header)
 	opts := []jetstream.PublishOpt{}
 	if msgID != "" {
 		opts = append(opts, jetstream.WithMsgID(msgID))

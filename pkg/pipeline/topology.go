@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/pdfpipe/pdfpipe/pkg/metrics"
 )
 
 // Names of the JetStream assets. They are part of the operational contract:
@@ -98,6 +101,12 @@ type Config struct {
 	// KeyMarkerTTL is how long the keys bucket keeps the marker of a
 	// deleted or expired key. Default DefaultKeyMarkerTTL (1m); at least 1s.
 	KeyMarkerTTL time.Duration
+	// Tracer makes the spans of every stage on these resources
+	// (pkg/tracing); nil makes none.
+	Tracer trace.TracerProvider
+	// Metrics counts what every stage on these resources does; nil
+	// counts nothing.
+	Metrics *metrics.Metrics
 }
 
 func (c Config) withDefaults() Config {

@@ -1,7 +1,7 @@
 // Package servicemain is the shared life cycle of a pdfpipe service binary:
-// logger from LOG_LEVEL/LOG_FORMAT, a NATS connection (NATS_URL), the
-// pipeline topology, a health endpoint, the service's own run function
-// until SIGTERM/SIGINT, then an orderly drain.
+// logger from LOG_LEVEL/LOG_FORMAT, traces (OTEL_*) and metrics, a NATS
+// connection (NATS_URL), the pipeline topology, a health endpoint, the
+// service's own run function until SIGTERM/SIGINT, then an orderly drain.
 package servicemain
 
 import (
@@ -29,6 +29,7 @@ import (
 	"github.com/pdfpipe/pdfpipe/pkg/logging"
 	"github.com/pdfpipe/pdfpipe/pkg/metrics"
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
+	"github.com/pdfpipe/pdfpipe/pkg/tracing"
 )
 
 // Deps are what a service gets once NATS is up.
@@ -46,6 +47,7 @@ type Common struct {
 	LogFormat  string            // LOG_FORMAT: json (default) or text
 	HealthAddr string            // HEALTH_ADDR, e.g. :8080; empty disables
 	Pipeline   pipeline.Config
+	Tracing    tracing.Config // OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_ENDPOINT, …
 }
 
 // CommonFromEnv reads the shared settings.
@@ -61,7 +63,9 @@ func CommonFromEnv(getenv envconf.Getenv) (Common, error) {
 	}
 	sealer, err := SealerFromEnv(getenv)
 	c.Pipeline.Sealer = sealer
-	return c, errors.Join(r.Err(), err, c.NATS.Validate())
+	tcfg, terr := tracing.ConfigFromEnv(getenv)
+	c.Tracing = tcfg
+	return c, errors.Join(r.Err(), err, terr, c.NATS.Validate())
 }
 
 // NATSAuthFromEnv reads how to authenticate to NATS and secure the
@@ -143,11 +147,18 @@ func Run(ctx context.Context, name string, getenv envconf.Getenv, stderr io.Writ
 	}
 	log = log.With("service", name)
 	log.Info("starting", "config", cfg, "nats", pipeline.RedactURL(common.NATSURL), "nats_auth", common.NATS,
-		"secrets", common.Pipeline.Sealer)
+		"secrets", common.Pipeline.Sealer, "traces", common.Tracing)
 	WarnInsecure(log, common)
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+
+	tp, err := tracing.Start(ctx, common.Tracing, "pdfpipe-"+name)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	defer ShutdownTracing(ctx, tp, log)
+	common.Pipeline.Tracer, common.Pipeline.Metrics = tp, metrics.NewMetrics()
 
 	natsOpts, err := common.NATS.Options()
 	if err != nil {
@@ -170,7 +181,7 @@ func Run(ctx context.Context, name string, getenv envconf.Getenv, stderr io.Writ
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return start(gctx, Deps{NC: nc, Res: res, Log: log}) })
 	if common.HealthAddr != "" {
-		g.Go(func() error { return ServeHealth(gctx, common.HealthAddr, nc) })
+		g.Go(func() error { return ServeHealth(gctx, common.HealthAddr, nc, common.Pipeline.Metrics) })
 	}
 	err = g.Wait()
 	log.Info("stopping")
@@ -180,16 +191,32 @@ func Run(ctx context.Context, name string, getenv envconf.Getenv, stderr io.Writ
 	return err
 }
 
+// ShutdownTracing exports the spans tp still holds, within 5 seconds of
+// ctx's end.
+func ShutdownTracing(ctx context.Context, tp *tracing.Provider, log *slog.Logger) {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := tp.Shutdown(sctx); err != nil {
+		log.Warn("exporting the last spans", "err", err)
+	}
+}
+
 // ServeHealth answers /healthz (process alive), /readyz (NATS connected)
 // and /metrics (Prometheus: queue depth per stage from JetStream, Go
-// runtime and process) on addr until ctx ends.
-func ServeHealth(ctx context.Context, addr string, nc *nats.Conn) error {
+// runtime and process, and the process's own collectors, such as the
+// stages' metrics.Metrics) on addr until ctx ends.
+func ServeHealth(ctx context.Context, addr string, nc *nats.Conn, own ...prometheus.Collector) error {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return fmt.Errorf("health: %w", err)
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(metrics.New(js), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(metrics.New(js, pipeline.MetricsTopology()), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, c := range own {
+		if c != nil && c != (*metrics.Metrics)(nil) {
+			reg.MustRegister(c)
+		}
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
+	"github.com/pdfpipe/pdfpipe/pkg/tracing"
 )
 
 // Publisher defaults.
@@ -65,7 +66,7 @@ func (p *Publisher) Publish(ctx context.Context, subj string, v any, id ...strin
 	return err
 }
 
-// PublishAsync sends what Publish would without waiting for its PubAck,
+// PublishAsync sends what Publish would (with ctx's trace context) without waiting for its PubAck,
 // unless Window publishes are awaiting theirs already (then the oldest is
 // waited for first). Wait, or the Typed handler before it acks, waits for
 // the rest.
@@ -77,6 +78,7 @@ func (p *Publisher) PublishAsync(ctx context.Context, subj string, v any, id ...
 	if err != nil {
 		return err
 	}
+	tracing.Inject(ctx, m.Header) // as pipeline.Publish does
 	return p.PublishMsgAsync(ctx, m, jetstream.WithMsgID(pipeline.MsgID(p.TaskID, p.Replay, id...)))
 }
 

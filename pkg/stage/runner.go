@@ -15,8 +15,13 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/pdfpipe/pdfpipe/pkg/metrics"
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
+	"github.com/pdfpipe/pdfpipe/pkg/tracing"
 )
 
 // Handler does a stage's work for one message.
@@ -61,6 +66,15 @@ type Runner struct {
 	Poll time.Duration
 	// BaseDelay and MaxDelay bound the redelivery backoff. Defaults 1s and 1m.
 	BaseDelay, MaxDelay time.Duration
+	// Tracer starts a span per message (named after the stage), a child of
+	// the span whose context the message's headers carry; nil: none.
+	Tracer trace.TracerProvider
+	// Metrics records per message how long the handler took, what it did
+	// (Report) and its error's class; nil: nothing.
+	Metrics *metrics.Metrics
+	// Classify names the class of a handler's error when the stage knows
+	// it; "" (or a nil Classify) leaves it to ClassOf.
+	Classify func(error) Class
 
 	mu         sync.Mutex
 	progress   time.Duration // the InProgress period in use
@@ -103,6 +117,7 @@ func (r *Runner) defaults() {
 // are not acked and will be redelivered.
 func (r *Runner) Run(ctx context.Context) error {
 	r.defaults()
+	r.Metrics.Stage(r.Name, ClassNames())
 	r.follow(r.Consumer.CachedInfo())
 	fctx, stopFollowing := context.WithCancel(ctx)
 	defer stopFollowing()
@@ -287,12 +302,43 @@ func (r *Runner) maxDeliveries() int { return int(r.maxDeliver.Load()) }
 
 // handle runs the handler on msg and settles it; it calls free once the
 // worker may take the next message: when the handler succeeded (the ack
-// overlaps the next pull), else at the end.
+// overlaps the next pull), else at the end. The handler runs in a span of
+// its own (a child of the publisher's, from the message's headers), and
+// how long it took, what it reported and how it ended are counted.
 func (r *Runner) handle(ctx context.Context, msg jetstream.Msg, free func()) {
 	defer free()
 	log, taskID, delivered := messageLog(r.Log, r.Name, msg)
+	var seq uint64
+	if meta, err := msg.Metadata(); err == nil {
+		seq = meta.Sequence.Stream
+	}
 
-	hctx, cancel := context.WithCancel(ctx)
+	ctx, span := tracing.Tracer(r.Tracer).Start(tracing.Extract(ctx, msg.Headers()), r.Name,
+		trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(
+			attribute.String("messaging.system", "nats"),
+			attribute.String("messaging.operation.type", "process"),
+			attribute.String("messaging.destination.name", msg.Subject()),
+			attribute.Int64("messaging.nats.stream_sequence", int64(seq)),
+			attribute.Int64("messaging.nats.delivered", int64(delivered)),
+			attribute.String(AttrTaskID, taskID),
+			attribute.String(AttrStage, r.Name),
+		))
+	defer span.End()
+	rep := &report{}
+	start := time.Now()
+	outcome := metrics.OutcomeRetry
+	var class Class
+	defer func() {
+		r.Metrics.Handled(r.Name, outcome, time.Since(start))
+		span.SetAttributes(attribute.String(AttrOutcome, outcome))
+		if class != "" {
+			r.Metrics.Error(r.Name, string(class), outcome)
+			span.SetAttributes(attribute.String(AttrErrorClass, string(class)))
+		}
+	}()
+
+	hctx, cancel := context.WithCancel(context.WithValue(ctx, reportKey{}, rep))
 	progressDone := make(chan struct{})
 	go func() {
 		defer close(progressDone)
@@ -313,10 +359,16 @@ func (r *Runner) handle(ctx context.Context, msg jetstream.Msg, free func()) {
 	err := r.safeHandle(hctx, msg)
 	cancel()
 	<-progressDone
+	if err != nil {
+		class = r.classify(err)
+		span.SetStatus(codes.Error, truncate(err.Error(), 500))
+	}
 
 	switch {
 	case err == nil:
 		free()
+		outcome = metrics.OutcomeOK
+		r.Metrics.Did(r.Name, rep.work())
 		if aerr := msg.DoubleAck(ctx); aerr != nil {
 			log.Warn("ack failed; message will be redelivered", "err", aerr)
 		}
@@ -329,6 +381,7 @@ func (r *Runner) handle(ctx context.Context, msg jetstream.Msg, free func()) {
 				return
 			}
 		}
+		outcome = metrics.OutcomeFailed
 		_ = msg.TermWithReason(truncate(err.Error(), 200))
 	default:
 		d := r.backoff(delivered)
@@ -393,10 +446,20 @@ func (r *Runner) fail(ctx context.Context, msg jetstream.Msg, log *slog.Logger, 
 func (r *Runner) safeHandle(ctx context.Context, msg jetstream.Msg) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = Permanent(fmt.Errorf("internal error: %v", p))
+			err = Permanent(fmt.Errorf("%w: %v", errPanic, p))
 		}
 	}()
 	return r.Handler.Handle(ctx, msg)
+}
+
+// classify names err's class: the stage's own Classify first, then ClassOf.
+func (r *Runner) classify(err error) Class {
+	if r.Classify != nil {
+		if c := r.Classify(err); c != "" {
+			return c
+		}
+	}
+	return ClassOf(err)
 }
 
 func (r *Runner) backoff(delivered uint64) time.Duration {

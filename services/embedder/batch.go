@@ -8,6 +8,9 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/pdfpipe/pdfpipe/pkg/metrics"
 	"github.com/pdfpipe/pdfpipe/services/embedder/provider"
 )
 
@@ -42,6 +45,9 @@ type batcher struct {
 	cache    *vecCache // nil: no cache
 	stats    *counters
 	log      *slog.Logger
+	model    string               // for spans
+	tracer   trace.TracerProvider // nil: no spans
+	metrics  *metrics.Metrics     // nil: not counted
 
 	mu      sync.Mutex
 	pending []*request
@@ -74,9 +80,11 @@ func (b *batcher) embed(ctx context.Context, text string) ([]float32, error) {
 			b.log.Warn("embedding cache unavailable; embedding anyway", "err", err)
 		case v != nil:
 			b.stats.cacheHits.Add(1)
+			b.metrics.CacheLookup(true)
 			return v, nil
 		}
 		b.stats.cacheMisses.Add(1)
+		b.metrics.CacheLookup(false)
 	}
 	r := &request{ctx: ctx, text: text, tokens: provider.EstimateTokens(text), done: make(chan result, 1)}
 	b.mu.Lock()
@@ -162,8 +170,10 @@ func (b *batcher) send(batch []*request, attempt int) {
 	}
 	b.stats.requests.Add(1)
 	b.stats.texts.Add(int64(len(texts)))
+	end := b.startRequest(live, tokens, attempt)
 	vecs, err := b.emb.Embed(ctx, texts, b.kind)
 	<-b.sem
+	end(err, len(vecs))
 	if err == nil && len(vecs) != len(live) {
 		err = fmt.Errorf("provider returned %d vectors for %d texts", len(vecs), len(live))
 	}

@@ -19,9 +19,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pdfpipe/pdfpipe/pkg/envconf"
+	"github.com/pdfpipe/pdfpipe/pkg/metrics"
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
 	"github.com/pdfpipe/pdfpipe/pkg/stage"
 	"github.com/pdfpipe/pdfpipe/services/embedder/provider"
@@ -218,7 +220,9 @@ func (s *Service) newBatcher(pc provider.Config, emb provider.Embedder, kind pro
 		emb: emb, name: d.Provider, kind: kind, dim: s.cfg.Dimension,
 		maxBatch: d.MaxBatch, maxBytes: d.MaxBatchBytes, maxToks: d.MaxBatchTokens, maxInput: d.MaxInputTokens,
 		linger: linger, sem: s.inflight, retry: s.cfg.Retry.WithDefaults(), stats: &s.stats, log: s.log,
+		model: d.Model, tracer: s.res.Config.Tracer, metrics: s.res.Config.Metrics,
 	}
+	b.metrics.Provider(d.Provider)
 	if b.maxBatch <= 0 {
 		b.maxBatch = provider.DefaultMaxBatch(d.Provider)
 	}
@@ -273,6 +277,7 @@ func (s *Service) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	r.Classify = errorClass
 	if err := s.checkDefault(ctx); err != nil {
 		return err
 	}
@@ -340,6 +345,7 @@ func (s *Service) Handle(ctx context.Context, j *stage.Job[pipeline.EmbedJob]) e
 		}
 		model = m
 	}
+	trace.SpanFromContext(ctx).SetAttributes(attrJobModel.String(model))
 	// The vectors are stored asynchronously, with no message id: the
 	// vector stream keeps one message per subject.
 	j.Out.Timeout = vectorStoreTimeout
@@ -356,6 +362,7 @@ func (s *Service) Handle(ctx context.Context, j *stage.Job[pipeline.EmbedJob]) e
 	if err := j.Out.Wait(ctx); err != nil {
 		return fmt.Errorf("store vectors of %s: %w", job.TaskID, err)
 	}
+	stage.Report(ctx, metrics.Work{Chunks: len(chunks)})
 	return nil
 }
 
@@ -375,7 +382,7 @@ func (s *Service) batcherFor(ctx context.Context, taskID string) (*batcher, stri
 	case errors.Is(err, pipeline.ErrNoKey) && s.defaultUsable():
 		return s.def, s.defModel, nil
 	case errors.Is(err, pipeline.ErrNoKey):
-		return nil, "", stage.Permanent(fmt.Errorf("embed %s: no API key arrived within %s and no default provider is configured", taskID, s.cfg.KeyWait))
+		return nil, "", stage.Permanent(&noKeyError{fmt.Sprintf("embed %s: no API key arrived within %s and no default provider is configured", taskID, s.cfg.KeyWait)})
 	case pipeline.IsSealError(err):
 		return nil, "", stage.Permanent(fmt.Errorf("embed %s: reading the task's API key: %w", taskID, err))
 	case err != nil:

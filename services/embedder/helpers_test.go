@@ -17,7 +17,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/pdfpipe/pdfpipe/pkg/metrics"
 	"github.com/pdfpipe/pdfpipe/pkg/natsembed"
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
 	"github.com/pdfpipe/pdfpipe/pkg/status"
@@ -46,6 +48,9 @@ type harness struct {
 	logs *testenv.LogBuffer
 	// sealer, when set before start, is the embedders' PDFPIPE_SECRET_KEY.
 	sealer *pipeline.Sealer
+	// tracer and metrics, when set before start, are the embedders'.
+	tracer  trace.TracerProvider
+	metrics *metrics.Metrics
 
 	mu       sync.Mutex
 	stops    []func()
@@ -84,7 +89,8 @@ func (h *harness) newService(env map[string]string) *embedder.Service {
 	if err != nil {
 		h.t.Fatalf("jetstream: %v", err)
 	}
-	res, err := pipeline.Setup(h.ctx, js, pipeline.Config{MaxDeliver: stagetest.MaxDeliver, AckWait: ackWait, Sealer: h.sealer})
+	res, err := pipeline.Setup(h.ctx, js, pipeline.Config{MaxDeliver: stagetest.MaxDeliver, AckWait: ackWait, Sealer: h.sealer,
+		Tracer: h.tracer, Metrics: h.metrics})
 	if err != nil {
 		h.t.Fatalf("pipeline.Setup: %v", err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pdfpipe/pdfpipe/pkg/envconf"
+	"github.com/pdfpipe/pdfpipe/pkg/metrics"
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
 	"github.com/pdfpipe/pdfpipe/pkg/stage"
 	"github.com/pdfpipe/pdfpipe/pkg/status"
@@ -205,6 +206,7 @@ func (s *Service) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	r.Classify = errorClass
 	return r.Run(ctx)
 }
 
@@ -223,6 +225,7 @@ func (s *Service) Handle(ctx context.Context, j *stage.Job[pipeline.FetchJob]) e
 		return fmt.Errorf("fetch %s: %w", id, err)
 	}
 	j.Log.Info("fetched", "bytes", doc.Size, "sha256", doc.SHA256)
+	stage.Report(ctx, metrics.Work{Documents: 1, Bytes: doc.Size})
 	return j.Out.Publish(ctx, pipeline.Parse.Subject(id), pipeline.ParseJob{Task: job.Task, Document: doc, Replay: job.Replay}, "parse")
 }
 
@@ -248,4 +251,23 @@ func classify(err error) error {
 		return stage.Permanent(err)
 	}
 	return err
+}
+
+// errorClass names the class of a fetch error for metrics and spans.
+func errorClass(err error) stage.Class {
+	var timeout interface{ Timeout() bool }
+	switch {
+	case errors.Is(err, source.ErrTooLarge):
+		return stage.ClassTooLarge
+	case errors.Is(err, source.ErrNotPDF), errors.Is(err, source.ErrEmpty):
+		return stage.ClassBadInput
+	case errors.Is(err, source.ErrRefused), errors.Is(err, source.ErrNotFound),
+		errors.Is(err, source.ErrForbidden), errors.Is(err, source.ErrBadURL):
+		return stage.ClassFetchRefused
+	case errors.As(err, &timeout) && timeout.Timeout():
+		return stage.ClassTimeout // a stall, FETCH_MAX_DURATION, the rate floor, a dial timeout
+	case errors.Is(err, source.ErrTransient):
+		return stage.ClassUnavailable // 5xx, 429, refused or reset connections
+	}
+	return ""
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -23,6 +24,7 @@ import (
 	"github.com/pdfpipe/pdfpipe/services/fetcher"
 	"github.com/pdfpipe/pdfpipe/services/fetcher/source"
 	"github.com/pdfpipe/pdfpipe/testkit/stagetest"
+	"github.com/pdfpipe/pdfpipe/testkit/testenv"
 )
 
 const maxBytes = 256 << 10
@@ -217,25 +219,27 @@ func TestFetchBadInput(t *testing.T) {
 		// problems, MaxDeliver for transient ones.
 		wantDeliveries uint64
 		wantReason     []string // substrings of the failure reason
+		wantClass      string   // pdfpipe_stage_errors_total's class
 	}{
 		{name: "404", path: "/missing.pdf", wantDeliveries: 1,
-			wantReason: []string{"status 404", "not found"}},
+			wantReason: []string{"status 404", "not found"}, wantClass: "fetch_refused"},
 		{name: "403 expired presigned URL", path: "/expired.pdf", wantDeliveries: 1,
-			wantReason: []string{"status 403", "AccessDenied", "URL expired or forbidden"}},
+			wantReason: []string{"status 403", "AccessDenied", "URL expired or forbidden"}, wantClass: "fetch_refused"},
 		{name: "html instead of pdf", path: "/login.pdf", wantDeliveries: 1,
-			wantReason: []string{"no %PDF- header", "looks like HTML", "not a PDF"}},
+			wantReason: []string{"no %PDF- header", "looks like HTML", "not a PDF"}, wantClass: "bad_input"},
 		{name: "empty body", path: "/empty.pdf", wantDeliveries: 1,
-			wantReason: []string{"0 bytes", "empty document"}},
+			wantReason: []string{"0 bytes", "empty document"}, wantClass: "bad_input"},
 		{name: "declared size over limit", path: "/big-declared.pdf", wantDeliveries: 1,
-			wantReason: []string{"over the 256 KiB limit", "too large"}},
+			wantReason: []string{"over the 256 KiB limit", "too large"}, wantClass: "too_large"},
 		{name: "streamed size over limit", path: "/big-chunked.pdf", wantDeliveries: 1,
-			wantReason: []string{"256 KiB limit", "too large"}},
+			wantReason: []string{"256 KiB limit", "too large"}, wantClass: "too_large"},
 		{name: "connection refused", path: "", wantDeliveries: 3,
-			wantReason: []string{"connection refused", "transient"}},
+			wantReason: []string{"connection refused", "transient"}, wantClass: "unavailable"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
+			reg := e.WithMetrics(t)
 			o := newOrigin(t)
 			url := refusedURL(t)
 			startFetcher(t, e, []string{hostOf(t, o.URL), hostOf(t, url)})
@@ -271,11 +275,35 @@ func TestFetchBadInput(t *testing.T) {
 				}
 			}
 			e.NoMsg(t, pipeline.Parse.Subject(id))
+			// Every delivery's error is counted under the class (once the
+			// message is settled); the last one failed the task.
+			testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+				errs := func(labels map[string]string) float64 {
+					labels["stage"] = "fetch"
+					return stagetest.Metric(t, reg, "pdfpipe_stage_errors_total", labels)
+				}
+				failed := errs(map[string]string{"class": tc.wantClass, "disposition": "failed"})
+				retried := errs(map[string]string{"class": tc.wantClass, "disposition": "retry"})
+				all := errs(map[string]string{})
+				if failed != 1 || retried != float64(tc.wantDeliveries-1) || all != float64(tc.wantDeliveries) {
+					return fmt.Errorf("errors{class=%s}: failed %v, retried %v, of any class %v; want 1, %d, %d",
+						tc.wantClass, failed, retried, all, tc.wantDeliveries-1, tc.wantDeliveries)
+				}
+				return nil
+			})
 
 			// The service is still serving: a good task completes.
 			e.submit(t, "good-after", o.URL+"/good.pdf")
 			e.expectFetched(t, "good-after", o.pdf)
 			e.WaitSettled(t, pipeline.Fetch)
+			testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+				docs := stagetest.Metric(t, reg, "pdfpipe_documents_total", map[string]string{"stage": "fetch"})
+				bytes := stagetest.Metric(t, reg, "pdfpipe_bytes_total", map[string]string{"stage": "fetch"})
+				if docs != 1 || bytes != float64(len(o.pdf)) {
+					return fmt.Errorf("documents %v, bytes %v; want 1 and %d (only the good one)", docs, bytes, len(o.pdf))
+				}
+				return nil
+			})
 			if st, err := e.Status.Get(context.Background(), id); err != nil || st.State != status.Failed {
 				t.Errorf("bad task afterwards: got %s, %v; want it still failed", st.State, err)
 			}

@@ -18,6 +18,7 @@ import (
 	"github.com/pdfpipe/pdfpipe/pkg/status"
 	"github.com/pdfpipe/pdfpipe/services/fetcher"
 	"github.com/pdfpipe/pdfpipe/testkit/stagetest"
+	"github.com/pdfpipe/pdfpipe/testkit/testenv"
 )
 
 // internalSecret is what an internal server answers; no reason may carry it.
@@ -205,6 +206,7 @@ func TestFetchSlowDripDoesNotStarve(t *testing.T) {
 	}))
 	t.Cleanup(drip.Close)
 	e := newEnv(t)
+	reg := e.WithMetrics(t)
 	o := newOrigin(t)
 	startFetcher(t, e, []string{hostOf(t, o.URL), hostOf(t, drip.URL)}, func(c *fetcher.Config) {
 		c.MinRate, c.RateWindow = 16<<10, 300*time.Millisecond
@@ -225,4 +227,14 @@ func TestFetchSlowDripDoesNotStarve(t *testing.T) {
 			t.Errorf("drip %d: got %s (%s), want failed as too slow", i, st.State, st.Error)
 		}
 	}
+	// Cut by the rate floor: every delivery's error is a timeout.
+	testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		all := stagetest.Metric(t, reg, "pdfpipe_stage_errors_total", map[string]string{"stage": "fetch"})
+		timeouts := stagetest.Metric(t, reg, "pdfpipe_stage_errors_total", map[string]string{"stage": "fetch", "class": "timeout"})
+		failed := stagetest.Metric(t, reg, "pdfpipe_stage_errors_total", map[string]string{"stage": "fetch", "disposition": "failed"})
+		if failed != 5 || timeouts != all {
+			return fmt.Errorf("errors: %v timeouts of %v, %v failed; want all timeouts, 5 failed", timeouts, all, failed)
+		}
+		return nil
+	})
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/pdfpipe/pdfpipe/pkg/envconf"
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
+	"github.com/pdfpipe/pdfpipe/pkg/stage"
 	"github.com/pdfpipe/pdfpipe/pkg/status"
 	"github.com/pdfpipe/pdfpipe/services/gateway/redisqueue"
 
@@ -155,6 +156,7 @@ func (s *Service) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.res.Config.Metrics.Stage(stageName, stage.ClassNames())
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.intake(gctx) })
 	g.Go(func() error { return s.queue.Run(gctx) })

@@ -14,10 +14,16 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/pdfpipe/pdfpipe/pkg/metrics"
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
+	"github.com/pdfpipe/pdfpipe/pkg/stage"
 	"github.com/pdfpipe/pdfpipe/pkg/status"
 	"github.com/pdfpipe/pdfpipe/pkg/task"
+	"github.com/pdfpipe/pdfpipe/pkg/tracing"
 	"github.com/pdfpipe/pdfpipe/services/gateway/redisqueue"
 )
 
@@ -63,22 +69,68 @@ func (s *Service) intake(ctx context.Context) error {
 // handle accepts one entry. While NATS or Redis is unavailable it keeps
 // the entry and tries again; any other error is the entry's own doing
 // (it fails the same way each time), so after a few tries the entry goes
-// to the dead-letter list and the intake moves on.
+// to the dead-letter list and the intake moves on. The entry's trace
+// starts here: the fetch job carries it on.
 func (s *Service) handle(ctx context.Context, e redisqueue.Entry) {
+	ctx, span := tracing.Tracer(s.res.Config.Tracer).Start(ctx, stageName, trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(attribute.String("messaging.system", "redis"), attribute.String("messaging.operation.type", "process"),
+			attribute.String("messaging.destination.name", s.cfg.Queue), attribute.String(stage.AttrStage, stageName)))
+	defer span.End()
+	out := &entryOutcome{}
+	ctx = context.WithValue(ctx, entryOutcomeKey{}, out)
+	start := time.Now()
 	for attempt := 1; ctx.Err() == nil; attempt++ {
 		err := s.accept(ctx, e)
 		if err == nil {
+			s.observe(span, out, time.Since(start))
 			return
 		}
 		if !unavailable(err) && attempt >= entryAttempts {
 			s.log.Warn("entry fails the same way each time; dead-lettering it", "stage", "gateway", "attempts", attempt, "err", err)
 			if err = s.reject(ctx, e, err); err == nil {
+				s.observe(span, out, time.Since(start))
 				return
 			}
 		}
+		class := stage.ClassOf(err)
+		if unavailable(err) {
+			class = stage.ClassUnavailable // NATS or Redis
+		}
+		s.res.Config.Metrics.Error(stageName, string(class), metrics.OutcomeRetry)
 		s.log.Warn("accepting task; will retry", "attempt", attempt, "err", err)
 		sleep(ctx, time.Second)
 	}
+}
+
+// stageName is the gateway's name in spans and metrics.
+const stageName = "gateway"
+
+// entryOutcome is how handling one entry ended: class is set when the
+// entry was dead-lettered or its task failed here.
+type entryOutcome struct{ class stage.Class }
+
+type entryOutcomeKey struct{}
+
+// failed records, for the entry being handled in ctx, that it was
+// dead-lettered or its task failed, with the reason's class.
+func failed(ctx context.Context, class stage.Class) {
+	if o, ok := ctx.Value(entryOutcomeKey{}).(*entryOutcome); ok {
+		o.class = class
+	}
+}
+
+// observe counts a handled entry: its latency, and a failure's class.
+func (s *Service) observe(span trace.Span, out *entryOutcome, d time.Duration) {
+	m := s.res.Config.Metrics
+	outcome := metrics.OutcomeOK
+	if out.class != "" {
+		outcome = metrics.OutcomeFailed
+		m.Error(stageName, string(out.class), outcome)
+		span.SetAttributes(attribute.String(stage.AttrErrorClass, string(out.class)))
+		span.SetStatus(codes.Error, "entry dead-lettered or task failed")
+	}
+	m.Handled(stageName, outcome, d)
+	span.SetAttributes(attribute.String(stage.AttrOutcome, outcome))
 }
 
 // accept starts one entry's task, answers an entry for a task that
@@ -97,16 +149,20 @@ func (s *Service) accept(ctx context.Context, e redisqueue.Entry) error {
 			}
 		}
 		s.log.Warn("oversized task sent to dead-letter list", "stage", "gateway", "reason", reason, "dlq", s.cfg.DLQ)
+		failed(ctx, stage.ClassTooLarge)
 		return s.queue.DeadLetter(ctx, e, "gateway: "+reason)
 	}
 	t, err := task.Parse([]byte(e.Raw))
 	if err != nil {
 		s.log.Warn("malformed task sent to dead-letter list", "stage", "gateway", "reason", err.Error(), "dlq", s.cfg.DLQ)
+		failed(ctx, stage.ClassBadInput)
 		return s.queue.DeadLetter(ctx, e, "gateway: "+err.Error())
 	}
 	log := s.log.With("task_id", t.ID)
+	trace.SpanFromContext(ctx).SetAttributes(attribute.String(stage.AttrTaskID, t.ID))
 	kept, trimmed, err := t.Trimmed(keptEntryMax)
 	if err != nil {
+		failed(ctx, stage.ClassBadInput)
 		return s.queue.DeadLetter(ctx, e, "gateway: "+err.Error())
 	}
 	fp := task.Fingerprint([]byte(e.Raw))
@@ -117,6 +173,7 @@ func (s *Service) accept(ctx context.Context, e redisqueue.Entry) error {
 	if err := s.fitsNATS(rec, kept); err != nil {
 		reason := fmt.Sprintf("task %s: %v", t.ID, err)
 		log.Warn("task too large for NATS sent to dead-letter list", "stage", "gateway", "reason", reason, "dlq", s.cfg.DLQ)
+		failed(ctx, stage.ClassTooLarge)
 		return s.queue.DeadLetter(ctx, e, "gateway: "+reason)
 	}
 	if trimmed {
@@ -220,6 +277,7 @@ func (s *Service) start(ctx context.Context, e redisqueue.Entry, log *slog.Logge
 		return fmt.Errorf("start task %s: %w", t.ID, err)
 	}
 	log.Info("task accepted", "file", clip(t.FileName, 200), "run", max(run, 1))
+	s.res.Config.Metrics.Did(stageName, metrics.Work{Documents: 1})
 	return s.ackEntry(ctx, e, t.ID, fp, run)
 }
 
@@ -227,6 +285,7 @@ func (s *Service) start(ctx context.Context, e redisqueue.Entry, log *slog.Logge
 // entry already started its task, the task fails instead (the events
 // consumer then dead-letters it, once).
 func (s *Service) reject(ctx context.Context, e redisqueue.Entry, cause error) error {
+	failed(ctx, stage.ClassOf(cause))
 	if t, err := task.Parse([]byte(e.Raw)); err == nil {
 		fp := task.Fingerprint([]byte(e.Raw))
 		st, err := s.status.Get(ctx, t.ID)

@@ -17,6 +17,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	noopmetric "go.opentelemetry.io/otel/metric/noop"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
@@ -25,9 +27,11 @@ import (
 	grpcstatus "google.golang.org/grpc/status"
 
 	"github.com/pdfpipe/pdfpipe/pkg/envconf"
+	"github.com/pdfpipe/pdfpipe/pkg/metrics"
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
 	"github.com/pdfpipe/pdfpipe/pkg/stage"
 	"github.com/pdfpipe/pdfpipe/pkg/status"
+	"github.com/pdfpipe/pdfpipe/pkg/tracing"
 	pb "github.com/pdfpipe/pdfpipe/proto/cognicore"
 )
 
@@ -153,8 +157,15 @@ func New(cfg Config, res *pipeline.Resources, nc *nats.Conn, log *slog.Logger) (
 	bo := backoff.DefaultConfig
 	bo.BaseDelay = min(bo.BaseDelay, cfg.ReconnectMax)
 	bo.MaxDelay = cfg.ReconnectMax
-	conn, err := grpc.NewClient(cfg.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bo, MinConnectTimeout: 5 * time.Second}))
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bo, MinConnectTimeout: 5 * time.Second})}
+	if tp := res.Config.Tracer; tp != nil {
+		// The IngestDocument call is a span of the task's trace, and its
+		// traceparent goes to the backend in the call's metadata.
+		opts = append(opts, grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelgrpc.WithTracerProvider(tp),
+			otelgrpc.WithPropagators(tracing.Propagator), otelgrpc.WithMeterProvider(noopmetric.NewMeterProvider()))))
+	}
+	conn, err := grpc.NewClient(cfg.Addr, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("ingest client %s: %w", cfg.Addr, err)
 	}
@@ -171,6 +182,7 @@ func (s *Service) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	r.Classify = errorClass
 	return r.Run(ctx)
 }
 
@@ -307,6 +319,7 @@ func (s *Service) attempt(ctx context.Context, job pipeline.IngestJob, log *slog
 	} else {
 		log.Info("ingested", "chunks", resp.GetChunksStored(), "backend_ms", resp.GetProcessingTimeMs())
 	}
+	stage.Report(ctx, metrics.Work{Documents: 1, Pages: job.Pages, Chunks: job.Chunks})
 	return s.done(ctx, id, job.Chunks, v.note)
 }
 
@@ -595,6 +608,23 @@ func refused(err error) bool {
 		return true
 	}
 	return false
+}
+
+// errorClass names the class of an ingest error for metrics and spans:
+// a refusal, or a backend that cannot be reached, is the backend's; a
+// call past INGEST_TIMEOUT a timeout.
+func errorClass(err error) stage.Class {
+	var ref *refusal
+	switch {
+	case errors.As(err, &ref), errors.Is(err, errUnavailable), errors.Is(err, errStopping):
+		return stage.ClassBackend
+	case grpcstatus.Code(err) == codes.DeadlineExceeded, errors.Is(err, context.DeadlineExceeded):
+		return stage.ClassTimeout
+	}
+	if _, ok := grpcstatus.FromError(err); ok {
+		return stage.ClassBackend // the stream broke before the backend answered
+	}
+	return ""
 }
 
 // unavailable reports whether a call failed because the backend could not

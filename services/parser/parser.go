@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pdfpipe/pdfpipe/pkg/envconf"
+	"github.com/pdfpipe/pdfpipe/pkg/metrics"
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
 	"github.com/pdfpipe/pdfpipe/pkg/stage"
 	"github.com/pdfpipe/pdfpipe/pkg/status"
@@ -202,6 +203,7 @@ func (s *Service) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	r.Classify = errorClass
 	return r.Run(ctx)
 }
 
@@ -291,6 +293,7 @@ func (s *Service) Handle(ctx context.Context, j *stage.Job[pipeline.ParseJob]) e
 	}
 	j.Log.Info("parsed", "pages", info.Pages, "chunks", info.Chunks, "chapters", info.Chapters,
 		"empty_pages", info.EmptyPages, "unreadable_pages", info.UnreadablePages, "skipped_pages", info.SkippedPages)
+	stage.Report(ctx, metrics.Work{Documents: 1, Pages: info.Pages, Chunks: info.Chunks, Bytes: job.Document.Size})
 	if _, err := s.status.Update(ctx, t.ID, func(st *status.Status) {
 		st.State = status.Embedding
 		st.Pages, st.EmptyPages, st.Chunks, st.Chapters = info.Pages, info.EmptyPages, info.Chunks, info.Chapters
@@ -355,6 +358,20 @@ func classify(taskID string, err error) error {
 		}
 	}
 	return fmt.Errorf("parse %s: %w", taskID, err)
+}
+
+// errorClass names the class of a parse error for metrics and spans.
+func errorClass(err error) stage.Class {
+	switch {
+	case errors.Is(err, pdftext.ErrTooManyPages):
+		return stage.ClassTooLarge
+	case errors.Is(err, pdftext.ErrTimeout):
+		return stage.ClassTimeout
+	case errors.Is(err, pdftext.ErrEncrypted), errors.Is(err, pdftext.ErrNotPDF), errors.Is(err, pdftext.ErrCorrupt),
+		errors.Is(err, pdftext.ErrNoText), errors.Is(err, pdftext.ErrUnreadable):
+		return stage.ClassBadInput
+	}
+	return ""
 }
 
 // ContentChunkID is the chunk id of CHUNK_ID_SCHEME=content: the first

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -352,30 +353,32 @@ func TestParseBadInput(t *testing.T) {
 		data       func(t *testing.T) []byte
 		missing    bool // the object is not in the store
 		wantReason []string
+		wantClass  string // pdfpipe_stage_errors_total's class
 	}{
 		{name: "corrupt", data: func(*testing.T) []byte {
 			return []byte("%PDF-1.7\n1 0 obj\n<< /Type /Catalog /Pages 9 0 R >>\nendobj\n" +
 				strings.Repeat("\x00garbage\xff", 200) + "\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n")
-		}, wantReason: []string{"pdf is corrupt"}},
+		}, wantReason: []string{"pdf is corrupt"}, wantClass: "bad_input"},
 		{name: "truncated", data: func(*testing.T) []byte { return good[:300] },
-			wantReason: []string{"truncated", "pdf is corrupt"}},
+			wantReason: []string{"truncated", "pdf is corrupt"}, wantClass: "bad_input"},
 		{name: "encrypted without password", data: encryptedPDF,
-			wantReason: []string{"password required", "pdf is encrypted"}},
+			wantReason: []string{"password required", "pdf is encrypted"}, wantClass: "bad_input"},
 		{name: "not a pdf", data: func(*testing.T) []byte { return []byte("Hello, this is a plain text file.\n") },
-			wantReason: []string{"no %PDF- header", "not a pdf"}},
+			wantReason: []string{"no %PDF- header", "not a pdf"}, wantClass: "bad_input"},
 		{name: "empty file", data: func(*testing.T) []byte { return nil },
-			wantReason: []string{"empty file", "not a pdf"}},
+			wantReason: []string{"empty file", "not a pdf"}, wantClass: "bad_input"},
 		{name: "no text", data: blankPDF,
-			wantReason: []string{"none of the 2 pages has a text layer", "no extractable text"}},
+			wantReason: []string{"none of the 2 pages has a text layer", "no extractable text"}, wantClass: "bad_input"},
 		{name: "unreadable text", data: garbagePDF,
-			wantReason: []string{"no page has readable text", "2 of 3 pages is mostly U+FFFD", "1 have no text layer", "pdf text is unreadable"}},
+			wantReason: []string{"no page has readable text", "2 of 3 pages is mostly U+FFFD", "1 have no text layer", "pdf text is unreadable"}, wantClass: "bad_input"},
 		{name: "object missing", data: func(*testing.T) []byte { return good }, missing: true,
-			wantReason: []string{"no longer in the object store"}},
+			wantReason: []string{"no longer in the object store"}, wantClass: "other"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			data := tc.data(t)
 			e := newEnv(t)
+			reg := e.WithMetrics(t)
 			dir := startParser(t, e)
 			terms := e.WatchTerminated(t, pipeline.Parse)
 
@@ -401,9 +404,27 @@ func TestParseBadInput(t *testing.T) {
 			}
 
 			// The service is still serving: a good document completes.
-			e.expectParsed(t, e.submit(t, "good-after", "good-after", good, true))
+			chunks := e.expectParsed(t, e.submit(t, "good-after", "good-after", good, true))
 			e.WaitSettled(t, pipeline.Parse)
 			expectNoTempFiles(t, dir)
+
+			// The failure is counted under its class, the good document's
+			// work alone in the stage's counters.
+			testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+				failed := stagetest.Metric(t, reg, "pdfpipe_stage_errors_total",
+					map[string]string{"stage": "parse", "class": tc.wantClass, "disposition": "failed"})
+				all := stagetest.Metric(t, reg, "pdfpipe_stage_errors_total", map[string]string{"stage": "parse"})
+				work := map[string]float64{"documents": 1, "pages": samplePages, "chunks": float64(len(chunks)), "bytes": float64(len(good))}
+				for what, want := range work {
+					if got := stagetest.Metric(t, reg, "pdfpipe_"+what+"_total", map[string]string{"stage": "parse"}); got != want {
+						return fmt.Errorf("%s_total{stage=parse} = %v, want %v", what, got, want)
+					}
+				}
+				if failed != 1 || all != 1 {
+					return fmt.Errorf("errors{class=%s,disposition=failed} = %v, of any class %v; want 1, 1", tc.wantClass, failed, all)
+				}
+				return nil
+			})
 		})
 	}
 }

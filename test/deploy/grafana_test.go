@@ -20,9 +20,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/prometheus/promql/parser"
 
+	"github.com/pdfpipe/pdfpipe/pkg/metrics"
 	"github.com/pdfpipe/pdfpipe/pkg/natsembed"
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
 	"github.com/pdfpipe/pdfpipe/pkg/servicemain"
+	"github.com/pdfpipe/pdfpipe/pkg/stage"
 	"github.com/pdfpipe/pdfpipe/testkit/testenv"
 )
 
@@ -32,7 +34,9 @@ type exported map[string]map[string][]string
 
 // scrapeStageMetrics runs the stages' own health server (servicemain.
 // ServeHealth, what every stage serves on HEALTH_ADDR) on a real embedded
-// JetStream with the pipeline set up, and reads /metrics once.
+// JetStream with the pipeline set up, with the stages' metrics.Metrics
+// holding the series every stage creates when it starts (as `pdfpipe up`,
+// which runs them all, exports them), and reads /metrics once.
 func scrapeStageMetrics(t *testing.T) exported {
 	t.Helper()
 	srv, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir()})
@@ -59,8 +63,13 @@ func scrapeStageMetrics(t *testing.T) exported {
 	}
 	addr := lis.Addr().String()
 	lis.Close() // ServeHealth listens itself
+	m := metrics.NewMetrics()
+	for _, st := range []string{"gateway", "fetch", "parse", "embed", "ingest"} {
+		m.Stage(st, stage.ClassNames()) // gateway.Run, stage.Runner.Run
+	}
+	m.Provider("openai") // embedder.New, for its default provider
 	done := make(chan error, 1)
-	go func() { done <- servicemain.ServeHealth(ctx, addr, nc) }()
+	go func() { done <- servicemain.ServeHealth(ctx, addr, nc, m) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -169,8 +178,9 @@ type dashboard struct {
 
 // TestComposeGrafana: Grafana is provisioned with the compose Prometheus
 // and a dashboard whose every query is valid PromQL over series that the
-// stages really export, with queue depth, throughput, latency and error
-// panels.
+// stages really export, with queue depth, throughput, latency, error and
+// embedding provider panels charting the stages' own counters and
+// histograms.
 func TestComposeGrafana(t *testing.T) {
 	p := loadCompose(t, []string{"docker-compose.yml"}, nil)
 	graf, prom := p.Services["grafana"], p.Services["prometheus"]
@@ -243,12 +253,14 @@ func TestComposeGrafana(t *testing.T) {
 			checkQuery(t, pql, panel.Title, target.Expr, metrics, jobs, used)
 		}
 	}
-	for _, want := range []string{"queue depth", "throughput", "latency", "errors"} {
+	for _, want := range []string{"queue depth", "throughput", "latency", "errors", "embedding provider"} {
 		if !slices.Contains(rows, want) {
 			t.Errorf("dashboard rows %v: no %q", rows, want)
 		}
 	}
-	for _, name := range []string{"pdfpipe_stage_pending_messages", "pdfpipe_stage_redelivered_messages", "pdfpipe_stream_messages"} {
+	for _, name := range []string{"pdfpipe_stage_pending_messages", "pdfpipe_stage_redelivered_messages", "pdfpipe_stream_messages",
+		"pdfpipe_stage_handle_seconds_bucket", "pdfpipe_documents_total", "pdfpipe_chunks_total", "pdfpipe_stage_errors_total",
+		"pdfpipe_embed_provider_requests_total", "pdfpipe_embed_provider_tokens_total", "pdfpipe_embed_cache_lookups_total"} {
 		if !used[name] {
 			t.Errorf("no panel charts %s", name)
 		}

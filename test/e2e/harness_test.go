@@ -15,11 +15,13 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/pdfpipe/pdfpipe/cmd/allinone"
+	"github.com/pdfpipe/pdfpipe/pkg/metrics"
 	"github.com/pdfpipe/pdfpipe/pkg/natsembed"
 	"github.com/pdfpipe/pdfpipe/pkg/pdfgen"
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
@@ -44,6 +46,20 @@ type stack struct {
 // the services read from their environment.
 func startStack(t *testing.T, env map[string]string) *stack {
 	t.Helper()
+	return startStackWith(t, env, stackOptions{})
+}
+
+// stackOptions adjust a stack: the services' tracer and metrics, the
+// sink's gRPC server options.
+type stackOptions struct {
+	Tracer      trace.TracerProvider
+	Metrics     *metrics.Metrics
+	SinkOptions []grpc.ServerOption
+}
+
+// startStackWith is startStack with options.
+func startStackWith(t *testing.T, env map[string]string, opts stackOptions) *stack {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	getenv := func(k string) string { return env[k] }
 	logs := &testenv.LogBuffer{}
@@ -61,13 +77,14 @@ func startStack(t *testing.T, env map[string]string) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := pipeline.Setup(ctx, js, pipeline.Config{MaxDeliver: 4, AckWait: 5 * time.Second})
+	res, err := pipeline.Setup(ctx, js, pipeline.Config{MaxDeliver: 4, AckWait: 5 * time.Second,
+		Tracer: opts.Tracer, Metrics: opts.Metrics})
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	sink := ingestsink.New(ingestsink.Options{Logger: log.With("service", "sink")})
-	sinkSrv := grpc.NewServer()
+	sinkSrv := grpc.NewServer(opts.SinkOptions...)
 	sink.Register(sinkSrv)
 	sinkLis := listen(t)
 

@@ -22,6 +22,9 @@ type limitError struct{ reason string }
 func (e *limitError) Error() string { return e.reason }
 func (e *limitError) Unwrap() error { return ErrTransient }
 
+// Timeout reports true: a limit crossed is a timeout (as net.Error says).
+func (e *limitError) Timeout() bool { return true }
+
 // limits bound one download.
 type limits struct {
 	stall       time.Duration // longest single wait for the server

@@ -62,9 +62,9 @@ var Settings = envconf.Settings{
 type Config struct {
 	Workers int    // PARSE_WORKERS: documents parsed at once
 	TempDir string // TEMP_DIR: one file per document in flight
-	// Chunks: CHUNK_UNIT, CHUNK_SIZE and CHUNK_OVERLAP (in that unit,
-	// whatever the fields' names say), MAX_PAGES, PARSE_PAGE_WORKERS,
-	// PARSE_PAGE_TIMEOUT and PARSE_DOC_TIMEOUT.
+	// Chunks: CHUNK_UNIT, CHUNK_SIZE and CHUNK_OVERLAP (in that unit),
+	// MAX_PAGES, PARSE_PAGE_WORKERS, PARSE_PAGE_TIMEOUT and
+	// PARSE_DOC_TIMEOUT.
 	Chunks pdftext.Options
 	// RetryDelay is the first redelivery backoff after a transient
 	// failure (it doubles per delivery); 0 means the runner's default, 1s.
@@ -117,8 +117,8 @@ func ConfigFromEnv(getenv envconf.Getenv) (Config, error) {
 		TempDir: r.StringOr("TEMP_DIR", os.TempDir()),
 		Chunks: pdftext.Options{
 			Unit:         unit,
-			TargetRunes:  r.IntOr("CHUNK_SIZE", size),
-			OverlapRunes: r.IntOr("CHUNK_OVERLAP", overlap),
+			ChunkSize:    r.IntOr("CHUNK_SIZE", size),
+			ChunkOverlap: r.IntOr("CHUNK_OVERLAP", overlap),
 			MaxPages:     r.Int("MAX_PAGES"),
 			Workers:      r.Int("PARSE_PAGE_WORKERS"),
 			PageTimeout:  r.Duration("PARSE_PAGE_TIMEOUT"),
@@ -144,7 +144,7 @@ func (c Config) Validate() error {
 	if c.Chunks.Unit != "" && c.Chunks.Unit != pdftext.UnitRunes && c.Chunks.Unit != pdftext.UnitTokens {
 		return fmt.Errorf("CHUNK_UNIT %q: want runes or tokens", c.Chunks.Unit)
 	}
-	if c.Chunks.TargetRunes < 100 {
+	if c.Chunks.ChunkSize < 100 {
 		return errors.New("CHUNK_SIZE must be at least 100 (runes or tokens)")
 	}
 	if c.Chunks.Workers < 0 {

@@ -180,7 +180,7 @@ func TestExtractRIntroChapterNumbers(t *testing.T) {
 	chapter("Appendix B Invoking R", "B Invoking R", "Users of R on Windows or macOS should read the OS-specific section.", "B.1 Invoking R from the command line")
 	chapter("Appendix D Function and variable index", "D Function and variable index", "abs, acos, add1, anova.")
 	path := writePDF(t, pdfgen.Doc{Pages: pages, Outline: outline})
-	chunks, _ := collect(t, path, Options{OverlapRunes: -1})
+	chunks, _ := collect(t, path, Options{ChunkOverlap: -1})
 	nums := make(map[string]string)
 	for _, c := range chunks {
 		nums[c.Chapter] = c.ChapterNum

@@ -173,7 +173,7 @@ func TestExtractPagesWithoutOutline(t *testing.T) {
 	for i := 1; i <= 4; i++ {
 		pages = append(pages, page(para(i)))
 	}
-	chunks, info := collect(t, writePDF(t, pdfgen.Doc{Pages: pages}), Options{OverlapRunes: -1})
+	chunks, info := collect(t, writePDF(t, pdfgen.Doc{Pages: pages}), Options{ChunkOverlap: -1})
 	want := []chunkLabel{{"", "", 1, 2}, {"", "", 3, 4}}
 	if !checkLabels(t, chunks, want) {
 		t.FailNow()
@@ -266,8 +266,8 @@ func checkCoverage(t *testing.T, chunks []Chunk, opts Options, full []rune, rune
 		if !utf8.ValidString(c.Text) {
 			t.Fatalf("chunk %d is not valid UTF-8", i)
 		}
-		if n := utf8.RuneCountInString(c.Text); n > eff.TargetRunes {
-			t.Errorf("chunk %d has %d runes, want <= %d", i, n, eff.TargetRunes)
+		if n := utf8.RuneCountInString(c.Text); n > eff.ChunkSize {
+			t.Errorf("chunk %d has %d runes, want <= %d", i, n, eff.ChunkSize)
 		}
 		text := []rune(strings.Map(func(r rune) rune {
 			if unicode.IsSpace(r) {
@@ -276,8 +276,8 @@ func checkCoverage(t *testing.T, chunks []Chunk, opts Options, full []rune, rune
 			return r
 		}, c.Text))
 		// The chunk must start inside the overlap window (no gap, at
-		// most OverlapRunes repeated, none across chapters).
-		from := pos - eff.OverlapRunes
+		// most ChunkOverlap repeated, none across chapters).
+		from := pos - eff.ChunkOverlap
 		if i == 0 || chunks[i-1].Chapter != c.Chapter {
 			from = pos
 		}
@@ -338,7 +338,7 @@ func TestExtractInvariants(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			opts := Options{TargetRunes: tc.target, OverlapRunes: tc.overlap, Workers: tc.workers}
+			opts := Options{ChunkSize: tc.target, ChunkOverlap: tc.overlap, Workers: tc.workers}
 			chunks, info := collect(t, path, opts)
 			if want := len(d.Outline); info.Chunks != len(chunks) || info.Pages != len(d.Pages) || info.EmptyPages != 0 || info.Chapters < want {
 				t.Errorf("got info %+v, want %d chunks, %d pages, 0 empty, at least %d chapters", info, len(chunks), len(d.Pages), want)
@@ -375,7 +375,7 @@ func TestExtractHeadingsWithoutOutline(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			path := writePDF(t, doc)
 			for _, workers := range []int{1, 2} {
-				opts := Options{TargetRunes: 300, OverlapRunes: 60, Workers: workers}
+				opts := Options{ChunkSize: 300, ChunkOverlap: 60, Workers: workers}
 				chunks, _ := collect(t, path, opts)
 				checkCoverage(t, chunks, opts, full, runePage, runeChapter)
 			}
@@ -889,7 +889,7 @@ func TestExtractLayout(t *testing.T) {
 	withOutline.Outline = []pdfgen.OutlineItem{{Title: "1 Overview", Page: 0, Y: 300}, {Title: "2 Results", Page: 2, Y: 300}}
 	for name, d := range map[string]pdfgen.Doc{"headings": doc, "outline": withOutline} {
 		t.Run(name, func(t *testing.T) {
-			chunks, info := collect(t, writePDF(t, d), Options{TargetRunes: 5000, OverlapRunes: -1})
+			chunks, info := collect(t, writePDF(t, d), Options{ChunkSize: 5000, ChunkOverlap: -1})
 			if !reflect.DeepEqual(chunks, want) {
 				t.Errorf("got chunks\n%+v\nwant\n%+v", chunks, want)
 			}
@@ -1025,7 +1025,7 @@ func TestExtractOutlineNumberOnOwnLine(t *testing.T) {
 		{Title: "2 Installing the tools", Page: 1},
 		{Title: "3 Running the pipeline", Page: 2},
 	}
-	chunks, _ := collect(t, writePDF(t, pdfgen.Doc{Pages: pages, Outline: outline}), Options{TargetRunes: 5000})
+	chunks, _ := collect(t, writePDF(t, pdfgen.Doc{Pages: pages, Outline: outline}), Options{ChunkSize: 5000})
 	want := []chunkLabel{
 		{"", "", 1, 1},
 		{"1 Getting the sources", "1", 1, 2},

@@ -14,7 +14,7 @@ import (
 func extractText(t *testing.T, eng Engine, path string) (string, Info) {
 	t.Helper()
 	var parts []string
-	info, err := Extract(context.Background(), eng, path, Options{TargetRunes: 100000, OverlapRunes: -1}, func(c Chunk) error {
+	info, err := Extract(context.Background(), eng, path, Options{ChunkSize: 100000, ChunkOverlap: -1}, func(c Chunk) error {
 		parts = append(parts, c.Text)
 		return nil
 	})

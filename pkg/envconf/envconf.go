@@ -364,12 +364,3 @@ func parseBool(v string) (bool, error) {
 	}
 	return b, nil
 }
-
-// Mask hides a secret for logging: it keeps only whether it is set.
-// Settings declared Secret need no call: Values shows them so already.
-func Mask(secret string) string {
-	if secret == "" {
-		return ""
-	}
-	return "***"
-}

@@ -112,6 +112,9 @@ type Service struct {
 	client pb.IngestServiceClient
 	conn   *grpc.ClientConn
 	log    *slog.Logger
+	// addr is GO_GRPC_INGEST_ADDR as logs, errors and notes show it:
+	// credentials masked.
+	addr string
 	// notify is how often the wait for vectors re-checks without news.
 	recheck time.Duration
 	// stopping is closed when Run's context ends: waits for the backend
@@ -173,7 +176,7 @@ func New(cfg Config, res *pipeline.Resources, nc *nats.Conn, log *slog.Logger) (
 		return nil, fmt.Errorf("ingest client %s: %w", envconf.Redact(cfg.Addr), envconf.RedactError(err))
 	}
 	return &Service{cfg: cfg, res: res, nc: nc, status: status.New(res.Status), conn: conn,
-		client: pb.NewIngestServiceClient(conn), log: log, recheck: 2 * time.Second}, nil
+		client: pb.NewIngestServiceClient(conn), log: log, addr: envconf.Redact(cfg.Addr), recheck: 2 * time.Second}, nil
 }
 
 // Run ingests until ctx ends, then closes the gRPC connection.
@@ -506,7 +509,7 @@ func (s *Service) send(ctx context.Context, job pipeline.IngestJob, attempt, sen
 	fileID := t.DocumentID()
 	call, err := s.client.IngestDocument(ctx)
 	if err != nil {
-		return nil, 0, fmt.Errorf("open stream to %s: %w", s.cfg.Addr, err)
+		return nil, 0, fmt.Errorf("open stream to %s: %w", s.addr, err)
 	}
 	createdAt := t.CreatedAt
 	if createdAt == "" {
@@ -643,9 +646,9 @@ func (s *Service) waitBackend(ctx context.Context, taskID string, log *slog.Logg
 		}
 		if !noted && state != connectivity.Idle && state != connectivity.Connecting {
 			noted = true
-			log.Warn("waiting for the backend", "addr", s.cfg.Addr, "state", state.String())
+			log.Warn("waiting for the backend", "addr", s.addr, "state", state.String())
 			_, err := s.status.Update(ctx, taskID, func(st *status.Status) {
-				st.Note = fmt.Sprintf("waiting for the backend at %s (%s) since %s", s.cfg.Addr, strings.ToLower(state.String()), time.Now().UTC().Format(time.RFC3339))
+				st.Note = fmt.Sprintf("waiting for the backend at %s (%s) since %s", s.addr, strings.ToLower(state.String()), time.Now().UTC().Format(time.RFC3339))
 			})
 			if errors.Is(err, status.ErrTerminal) {
 				return err
@@ -665,7 +668,7 @@ func (s *Service) waitBackend(ctx context.Context, taskID string, log *slog.Logg
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return fmt.Errorf("ingest %s: %w at %s", taskID, errStopping, s.cfg.Addr)
+			return fmt.Errorf("ingest %s: %w at %s", taskID, errStopping, s.addr)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pdfpipe/pdfpipe/cmd/catalog"
 	"github.com/pdfpipe/pdfpipe/pkg/envconf"
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
 	"github.com/pdfpipe/pdfpipe/pkg/servicemain"
@@ -19,7 +20,11 @@ import (
 func openPipeline(ctx context.Context, name string, getenv func(string) string, stderr io.Writer) (*nats.Conn, *pipeline.Resources, error) {
 	url, from := natsURLSource(getenv)
 	announceServer(stderr, url, from)
-	auth := servicemain.NATSAuthFromEnv(envconf.New(getenv))
+	r := envconf.New(getenv, catalog.CLI.Settings)
+	auth := servicemain.NATSAuthFromEnv(r)
+	if err := r.Err(); err != nil {
+		return nil, nil, fmt.Errorf("%s: config: %w", name, err)
+	}
 	opts, err := auth.Options()
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: config: %w", name, err)

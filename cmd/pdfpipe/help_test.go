@@ -9,6 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pdfpipe/pdfpipe/cmd/catalog"
+	"github.com/pdfpipe/pdfpipe/pkg/envconf"
 )
 
 // TestHelpExitsZero: asking for help is no failure, and the usage names
@@ -67,5 +70,36 @@ func TestRunFailureLeavesNoOutputFile(t *testing.T) {
 	}
 	if _, err := os.Stat(jsonl); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("output file after a failed run: stat says %v, want it absent", err)
+	}
+}
+
+// TestHelpListsSettings: each command's -h lists every environment
+// variable it reads (package catalog) with its default, even when the
+// environment is bad, and prints no value from the environment.
+func TestHelpListsSettings(t *testing.T) {
+	environ := env(map[string]string{
+		"NATS_URL": "nats://svc:natspw@n1:4222", "NATS_PASSWORD": "natspw", "PDFPIPE_SECRET_KEY": "keykeykey",
+		"EMBEDDING_API_KEY": "sk-hush", "REDIS_URL": "redis://:redispw@r:6379/0", "MAX_DELIVER": "many",
+	})
+	for cmd, bin := range map[string]envconf.Binary{
+		"run": catalog.Run, "up": catalog.Up, "status": catalog.CLI, "tasks": catalog.CLI, "inspect": catalog.CLI, "replay": catalog.CLI,
+	} {
+		t.Run(cmd, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			if err := run(context.Background(), []string{cmd, "-h"}, environ, &out, &errOut); err != nil {
+				t.Fatalf("pdfpipe %s -h: %v", cmd, err)
+			}
+			got := out.String() + errOut.String()
+			for _, s := range bin.Settings {
+				if !strings.Contains(got, envconf.HelpLine(s)+"\n") {
+					t.Errorf("pdfpipe %s -h lacks %q", cmd, envconf.HelpLine(s))
+				}
+			}
+			for _, secret := range []string{"natspw", "keykeykey", "sk-hush", "redispw", "many"} {
+				if strings.Contains(got, secret) {
+					t.Errorf("pdfpipe %s -h prints %q from the environment", cmd, secret)
+				}
+			}
+		})
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pdfpipe/pdfpipe/cmd/catalog"
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
 	"github.com/pdfpipe/pdfpipe/pkg/status"
 )
@@ -35,6 +36,7 @@ type storedMsg struct {
 func inspect(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("inspect", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	withSettings(fs, "pdfpipe inspect [--all] TASK_ID", catalog.CLI)
 	all := fs.Bool("all", false, "one line per vector too")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("inspect: %w (usage: %s)", err, inspectUsage)

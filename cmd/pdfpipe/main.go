@@ -38,7 +38,7 @@ const usage = `usage:
                                               run STAGE (fetch, parse, embed, ingest) again for a task from the retained stream;
                                               waits for the outcome; a done or running task needs --force
   pdfpipe sample [-pages N] OUT.pdf           write a generated PDF with chapters, outline, Latin and Chinese text
-  pdfpipe COMMAND -h                          the command's flags`
+  pdfpipe COMMAND -h                          the command's flags and the environment variables it reads`
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	err := dispatch(ctx, args, getenv, stdout, stderr)

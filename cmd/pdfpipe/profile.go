@@ -4,13 +4,16 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+
+	"github.com/pdfpipe/pdfpipe/cmd/catalog"
+	"github.com/pdfpipe/pdfpipe/pkg/envconf"
 )
 
 // startProfile writes a CPU profile of the whole command to the file
 // named by PDFPIPE_CPUPROFILE, when set (for `go tool pprof`); the
 // returned function ends it.
 func startProfile(getenv func(string) string) (stop func(), err error) {
-	path := getenv("PDFPIPE_CPUPROFILE")
+	path := envconf.New(getenv, catalog.ProfileSettings).String("PDFPIPE_CPUPROFILE")
 	if path == "" {
 		return func() {}, nil
 	}

@@ -29,6 +29,8 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/pdfpipe/pdfpipe/cmd/allinone"
+	"github.com/pdfpipe/pdfpipe/cmd/catalog"
+	"github.com/pdfpipe/pdfpipe/pkg/envconf"
 	"github.com/pdfpipe/pdfpipe/pkg/logging"
 	"github.com/pdfpipe/pdfpipe/pkg/natsembed"
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
@@ -50,10 +52,7 @@ func runFiles(ctx context.Context, args []string, getenv func(string) string, st
 	stderr = &lockedWriter{w: stderr}
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: pdfpipe run [-out FILE.jsonl] [-password-file FILE] [-store DIR] FILE.pdf...")
-		fs.PrintDefaults()
-	}
+	withSettings(fs, "pdfpipe run [-out FILE.jsonl] [-password-file FILE] [-store DIR] FILE.pdf...", catalog.Run)
 	out := fs.String("out", "pdfpipe-chunks.jsonl", "where to write the chunks with their vectors (JSONL)")
 	storeDir := fs.String("store", "", "JetStream directory (default: a temporary one, removed at exit)")
 	passFile := fs.String("password-file", "", "file whose first line is the password of encrypted PDFs (given to each task as ProvideAPIKey with provider \"pdf\" would)")
@@ -80,20 +79,22 @@ func runFiles(ctx context.Context, args []string, getenv func(string) string, st
 			return fmt.Errorf("run: %s is a directory", f)
 		}
 	}
-	level := getenv("LOG_LEVEL")
-	if level == "" {
-		level = "warn"
+	r := envconf.New(getenv, catalog.Run.Settings)
+	pcfg := servicemain.PipelineFromEnv(r)
+	sealer := servicemain.SealerFrom(r)
+	dim := r.Int("EMBEDDING_DIMENSION")
+	logLevel, logFormat := r.String("LOG_LEVEL"), r.String("LOG_FORMAT")
+	tcfg, terr := tracing.FromReader(r)
+	if err := errors.Join(r.Err(), terr); err != nil {
+		return fmt.Errorf("config: %w", err)
 	}
-	log, err := logging.New(stderr, level, getenv("LOG_FORMAT"))
+	log, err := logging.New(stderr, logLevel, logFormat)
 	if err != nil {
 		return err
 	}
+	log.Info("pdfpipe run", "settings", r.Values())
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	tcfg, err := tracing.ConfigFromEnv(getenv)
-	if err != nil {
-		return fmt.Errorf("config: %w", err)
-	}
 	tp, err := tracing.Start(ctx, tcfg, "pdfpipe")
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
@@ -115,10 +116,6 @@ func runFiles(ctx context.Context, args []string, getenv func(string) string, st
 	// The store is encrypted with the same key, except a -store kept
 	// between runs without PDFPIPE_SECRET_KEY: a key of one run's own
 	// would leave the next run unable to open it.
-	sealer, err := servicemain.SealerFromEnv(getenv)
-	if err != nil {
-		return err
-	}
 	ownKey := sealer == nil
 	if ownKey {
 		key := make([]byte, pipeline.SecretKeySize)
@@ -145,7 +142,8 @@ func runFiles(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	res, err := pipeline.Setup(ctx, js, pipeline.Config{Sealer: sealer, Tracer: tp})
+	pcfg.Sealer, pcfg.Tracer = sealer, tp
+	res, err := pipeline.Setup(ctx, js, pcfg)
 	if err != nil {
 		return err
 	}
@@ -162,7 +160,7 @@ func runFiles(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	}()
 	outBuf := bufio.NewWriterSize(outFile, 1<<20)
-	sink := ingestsink.New(ingestsink.Options{Output: outBuf, Dimension: dimension(getenv), ForgetChunks: true})
+	sink := ingestsink.New(ingestsink.Options{Output: outBuf, Dimension: dim, ForgetChunks: true})
 	sinkLis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -304,13 +302,6 @@ func newID() string {
 	_, _ = rand.Read(b[:])
 	h := hex.EncodeToString(b[:])
 	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
-}
-
-func dimension(getenv func(string) string) int {
-	if n, err := strconv.Atoi(getenv("EMBEDDING_DIMENSION")); err == nil && n > 0 {
-		return n
-	}
-	return 384
 }
 
 // fileServer serves local files to the fetcher over loopback HTTP, so

@@ -7,30 +7,33 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/pdfpipe/pdfpipe/cmd/catalog"
+	"github.com/pdfpipe/pdfpipe/pkg/envconf"
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
 )
 
 // defaultNATSURL is used when neither NATS_URL nor a running `pdfpipe up`
 // names a server.
-const defaultNATSURL = "nats://127.0.0.1:4222"
+const defaultNATSURL = catalog.DefaultNATSURL
 
 // natsURLSource returns the NATS URL a command-line tool uses and where it
 // came from: NATS_URL, the nats.url file `pdfpipe up` writes into
 // NATS_STORE_DIR (default ./pdfpipe-data), or "" for the default.
 func natsURLSource(getenv func(string) string) (url, from string) {
-	if u := getenv("NATS_URL"); u != "" {
-		return u, "NATS_URL"
+	r := envconf.New(getenv, catalog.CLI.Settings)
+	if r.IsSet("NATS_URL") {
+		return r.StringOr("NATS_URL", ""), "NATS_URL"
 	}
-	file := filepath.Join(envOr(getenv, "NATS_STORE_DIR", "pdfpipe-data"), natsURLFile)
+	file := filepath.Join(r.String("NATS_STORE_DIR"), natsURLFile)
 	if b, err := os.ReadFile(file); err == nil {
 		if u := strings.TrimSpace(string(b)); u != "" {
 			if !filepath.IsAbs(file) {
 				file = "." + string(filepath.Separator) + file
 			}
-			return u, file
+			return r.StringOr("NATS_URL", u), file
 		}
 	}
-	return defaultNATSURL, ""
+	return r.StringOr("NATS_URL", defaultNATSURL), ""
 }
 
 // announceServer says on stderr which server a command uses, without

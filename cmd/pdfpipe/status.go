@@ -9,6 +9,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/pdfpipe/pdfpipe/cmd/catalog"
 	"github.com/pdfpipe/pdfpipe/pkg/status"
 )
 
@@ -19,6 +20,7 @@ const statusUsage = "status [--watch] TASK_ID"
 func showStatus(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	withSettings(fs, "pdfpipe status [--watch] TASK_ID", catalog.CLI)
 	watch := fs.Bool("watch", false, "print a progress line on each change until the task ends (exit 1 if it failed)")
 	var pos []string // flags may follow the task id
 	for {

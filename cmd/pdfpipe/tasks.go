@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pdfpipe/pdfpipe/cmd/catalog"
 	"github.com/pdfpipe/pdfpipe/pkg/status"
 )
 
@@ -24,6 +25,7 @@ const tasksUsage = "tasks [--failed|--running|--done] [--limit N] [--json]"
 func tasks(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("tasks", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	withSettings(fs, "pdfpipe tasks [--failed|--running|--done] [--limit N] [--json]", catalog.CLI)
 	failed := fs.Bool("failed", false, "only tasks that failed")
 	running := fs.Bool("running", false, "only tasks not yet ended")
 	done := fs.Bool("done", false, "only tasks that are done")

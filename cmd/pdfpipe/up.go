@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pdfpipe/pdfpipe/cmd/allinone"
+	"github.com/pdfpipe/pdfpipe/cmd/catalog"
 	"github.com/pdfpipe/pdfpipe/pkg/envconf"
 	"github.com/pdfpipe/pdfpipe/pkg/logging"
 	"github.com/pdfpipe/pdfpipe/pkg/metrics"
@@ -40,25 +41,26 @@ import (
 func up(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("up", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	withSettings(fs, "pdfpipe up", catalog.Up)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	r := envconf.New(getenv)
+	r := envconf.New(getenv, catalog.Up.Settings)
 	pcfg := servicemain.PipelineFromEnv(r)
-	listen := r.String("NATS_LISTEN", "")
-	storeDir := r.String("NATS_STORE_DIR", "pdfpipe-data")
+	pcfg.Replicas = r.Int("NATS_REPLICAS")
+	natsURL := r.String("NATS_URL")
+	listen := r.StringOr("NATS_LISTEN", "")
+	storeDir := r.String("NATS_STORE_DIR")
 	auth := servicemain.NATSAuthFromEnv(r)
 	listenTLS := natsembed.Options{
-		TLSCert:     r.String("NATS_LISTEN_TLS_CERT", ""),
-		TLSKey:      r.String("NATS_LISTEN_TLS_KEY", ""),
-		TLSClientCA: r.String("NATS_LISTEN_TLS_CLIENT_CA", ""),
+		TLSCert:     r.String("NATS_LISTEN_TLS_CERT"),
+		TLSKey:      r.String("NATS_LISTEN_TLS_KEY"),
+		TLSClientCA: r.String("NATS_LISTEN_TLS_CLIENT_CA"),
 	}
-	tcfg, terr := tracing.ConfigFromEnv(getenv)
+	sealer := servicemain.SealerFrom(r)
+	logLevel, logFormat, healthAddr := r.String("LOG_LEVEL"), r.String("LOG_FORMAT"), r.String("HEALTH_ADDR")
+	tcfg, terr := tracing.FromReader(r)
 	if err := errors.Join(r.Err(), auth.Validate(), terr); err != nil {
-		return fmt.Errorf("config: %w", err)
-	}
-	sealer, err := servicemain.SealerFromEnv(getenv)
-	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
 	gcfg, err := gateway.ConfigFromEnv(getenv)
@@ -68,7 +70,7 @@ func up(ctx context.Context, args []string, getenv func(string) string, stderr i
 	// A port alone means loopback here: `pdfpipe up` is for development
 	// and is not exposed unless GRPC_*_PORT names a host (0.0.0.0:50052).
 	gcfg.KeyAddr, gcfg.EmbedAddr = loopbackByDefault(gcfg.KeyAddr), loopbackByDefault(gcfg.EmbedAddr)
-	log, err := logging.New(stderr, getenv("LOG_LEVEL"), envOr(getenv, "LOG_FORMAT", "text"))
+	log, err := logging.New(stderr, logLevel, logFormat)
 	if err != nil {
 		return err
 	}
@@ -83,7 +85,7 @@ func up(ctx context.Context, args []string, getenv func(string) string, stderr i
 
 	var nc *nats.Conn
 	var urlFile, clientURL string // the embedded server's, for `status` and `replay`
-	if url := getenv("NATS_URL"); url != "" {
+	if url := natsURL; url != "" {
 		opts, err := auth.Options()
 		if err != nil {
 			return fmt.Errorf("config: %w", err)
@@ -167,10 +169,10 @@ func up(ctx context.Context, args []string, getenv func(string) string, stderr i
 		return err
 	}
 	g.Go(func() error { return gw.Run(gctx) })
-	if addr := getenv("HEALTH_ADDR"); addr != "" {
+	if addr := healthAddr; addr != "" {
 		g.Go(func() error { return servicemain.ServeHealth(gctx, addr, nc, pcfg.Metrics) })
 	}
-	log.Info("pdfpipe up", "gateway", gcfg, "traces", tcfg)
+	log.Info("pdfpipe up", "settings", r.Values(), "gateway", gcfg, "traces", tcfg)
 	err = g.Wait()
 	if derr := nc.Drain(); derr != nil && !errors.Is(derr, nats.ErrConnectionClosed) {
 		log.Warn("nats drain", "err", derr)
@@ -298,11 +300,4 @@ func listenAddr(listen string, log *slog.Logger) (string, int, error) {
 		log.Warn("127.0.0.1:4222 is taken by another server; the embedded NATS takes a free port (see its url below, or pdfpipe-data/nats.url)")
 		return host, -1, nil
 	}
-}
-
-func envOr(getenv func(string) string, name, def string) string {
-	if v := getenv(name); v != "" {
-		return v
-	}
-	return def
 }

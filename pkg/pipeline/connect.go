@@ -6,12 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/pdfpipe/pdfpipe/pkg/envconf"
 )
 
 // NATSAuth is how a client authenticates to NATS and secures the
@@ -158,29 +158,6 @@ func Connect(url, name string, log *slog.Logger, opts ...nats.Option) (*nats.Con
 }
 
 // RedactURL hides the user information (user, password or token) of each
-// URL in a comma-separated NATS URL list: nats://***@host:4222.
-func RedactURL(urls string) string {
-	parts := strings.Split(urls, ",")
-	for i, p := range parts {
-		p = strings.TrimSpace(p)
-		if !strings.Contains(p, "@") {
-			parts[i] = p
-			continue
-		}
-		u, err := url.Parse(p)
-		if err != nil || u.User == nil {
-			// Unparsable but holding '@': drop the user information.
-			scheme, rest, ok := strings.Cut(p, "://")
-			if !ok {
-				scheme, rest = "", p
-			} else {
-				scheme += "://"
-			}
-			parts[i] = scheme + "***@" + rest[strings.LastIndex(rest, "@")+1:]
-			continue
-		}
-		u.User = nil
-		parts[i] = u.Scheme + "://***@" + u.Host + u.EscapedPath()
-	}
-	return strings.Join(parts, ",")
-}
+// URL in a comma-separated NATS URL list: nats://***@host:4222 (see
+// envconf.Redact).
+func RedactURL(urls string) string { return envconf.Redact(urls) }

@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -39,72 +38,85 @@ type Deps struct {
 	Log *slog.Logger
 }
 
-// Common is the configuration every service shares.
+// Common is the configuration every service shares (Settings).
 type Common struct {
-	NATSURL    string            // NATS_URL, default nats://127.0.0.1:4222
+	NATSURL    string            // NATS_URL
 	NATS       pipeline.NATSAuth // NATS_USER, NATS_TOKEN, NATS_TLS_CA, …
 	LogLevel   string            // LOG_LEVEL
-	LogFormat  string            // LOG_FORMAT: json (default) or text
-	HealthAddr string            // HEALTH_ADDR, e.g. :8080; empty disables
+	LogFormat  string            // LOG_FORMAT
+	HealthAddr string            // HEALTH_ADDR; empty disables
 	Pipeline   pipeline.Config
 	Tracing    tracing.Config // OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_ENDPOINT, …
+
+	env envconf.Values
 }
+
+// LogValue lists the settings read, secrets and URL credentials masked.
+func (c Common) LogValue() slog.Value { return c.env.LogValue() }
 
 // CommonFromEnv reads the shared settings.
 func CommonFromEnv(getenv envconf.Getenv) (Common, error) {
-	r := envconf.New(getenv)
+	r := envconf.New(getenv, Settings)
 	c := Common{
-		NATSURL:    r.String("NATS_URL", "nats://127.0.0.1:4222"),
-		LogLevel:   r.String("LOG_LEVEL", "info"),
-		LogFormat:  r.String("LOG_FORMAT", "json"),
-		HealthAddr: r.String("HEALTH_ADDR", ""),
+		NATSURL:    r.String("NATS_URL"),
+		LogLevel:   r.String("LOG_LEVEL"),
+		LogFormat:  r.String("LOG_FORMAT"),
+		HealthAddr: r.String("HEALTH_ADDR"),
 		NATS:       NATSAuthFromEnv(r),
 		Pipeline:   PipelineFromEnv(r),
 	}
-	sealer, err := SealerFromEnv(getenv)
-	c.Pipeline.Sealer = sealer
-	tcfg, terr := tracing.ConfigFromEnv(getenv)
+	c.Pipeline.Replicas = r.Int("NATS_REPLICAS")
+	c.Pipeline.Sealer = SealerFrom(r)
+	tcfg, terr := tracing.FromReader(r)
 	c.Tracing = tcfg
-	return c, errors.Join(r.Err(), err, terr, c.NATS.Validate())
+	c.env = r.Values()
+	return c, errors.Join(r.Err(), terr, c.NATS.Validate())
 }
 
 // NATSAuthFromEnv reads how to authenticate to NATS and secure the
-// connection (see pipeline.NATSAuth).
+// connection (see pipeline.NATSAuth); r reads NATSSettings.
 func NATSAuthFromEnv(r *envconf.Reader) pipeline.NATSAuth {
 	return pipeline.NATSAuth{
-		User:         r.String("NATS_USER", ""),
-		Password:     r.String("NATS_PASSWORD", ""),
-		Token:        r.String("NATS_TOKEN", ""),
-		NKeySeedFile: r.String("NATS_NKEY_SEED_FILE", ""),
-		CredsFile:    r.String("NATS_CREDS_FILE", ""),
-		TLSCA:        r.String("NATS_TLS_CA", ""),
-		TLSCert:      r.String("NATS_TLS_CERT", ""),
-		TLSKey:       r.String("NATS_TLS_KEY", ""),
+		User:         r.String("NATS_USER"),
+		Password:     r.Secret("NATS_PASSWORD"),
+		Token:        r.Secret("NATS_TOKEN"),
+		NKeySeedFile: r.String("NATS_NKEY_SEED_FILE"),
+		CredsFile:    r.String("NATS_CREDS_FILE"),
+		TLSCA:        r.String("NATS_TLS_CA"),
+		TLSCert:      r.String("NATS_TLS_CERT"),
+		TLSKey:       r.String("NATS_TLS_KEY"),
 	}
 }
 
 // SealerFromEnv reads the key that seals API keys and PDF passwords in KV
-// and encrypts an embedded server's store: PDFPIPE_SECRET_KEY, or the file
-// PDFPIPE_SECRET_KEY_FILE (a mounted secret) holding it; 32 bytes as 64 hex
-// digits or base64. Neither set: nil, nil. Errors never contain the key.
+// and encrypts an embedded server's store (SecretSettings). Neither set:
+// nil, nil. Errors never contain the key.
 func SealerFromEnv(getenv envconf.Getenv) (*pipeline.Sealer, error) {
-	val, file := strings.TrimSpace(getenv("PDFPIPE_SECRET_KEY")), strings.TrimSpace(getenv("PDFPIPE_SECRET_KEY_FILE"))
-	name := "PDFPIPE_SECRET_KEY"
-	switch {
-	case val != "" && file != "":
-		return nil, errors.New("PDFPIPE_SECRET_KEY and PDFPIPE_SECRET_KEY_FILE: set only one")
-	case file != "":
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return nil, fmt.Errorf("PDFPIPE_SECRET_KEY_FILE: %w", err)
-		}
-		val, name = string(b), "PDFPIPE_SECRET_KEY_FILE "+file
-	case val == "":
-		return nil, nil
+	r := envconf.New(getenv, SecretSettings)
+	s := SealerFrom(r)
+	return s, r.Err()
+}
+
+// SealerFrom reads PDFPIPE_SECRET_KEY or the file PDFPIPE_SECRET_KEY_FILE
+// names (a mounted secret): 32 bytes as 64 hex digits or base64. A bad
+// key is r's error, which never contains it; none: nil.
+func SealerFrom(r *envconf.Reader) *pipeline.Sealer {
+	val := r.Secret("PDFPIPE_SECRET_KEY")
+	if val == "" {
+		return nil
 	}
+	s, err := sealer(val)
+	if err != nil {
+		r.Fail(fmt.Errorf("PDFPIPE_SECRET_KEY (or the file PDFPIPE_SECRET_KEY_FILE names): %w", err))
+		return nil
+	}
+	return s
+}
+
+func sealer(val string) (*pipeline.Sealer, error) {
 	key, err := pipeline.ParseSecretKey(val)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, err
 	}
 	return pipeline.NewSealer(key)
 }
@@ -122,14 +134,14 @@ func WarnInsecure(log *slog.Logger, c Common) {
 	}
 }
 
-// PipelineFromEnv reads the topology settings.
+// PipelineFromEnv reads the topology settings (PipelineSettings; the
+// caller reads NATS_REPLICAS and the sealer).
 func PipelineFromEnv(r *envconf.Reader) pipeline.Config {
 	return pipeline.Config{
-		Retention:  r.Duration("PDFPIPE_RETENTION", 72*time.Hour),
-		Replicas:   r.Int("NATS_REPLICAS", 1),
-		KeyTTL:     r.Duration("API_KEY_TTL", 24*time.Hour),
-		AckWait:    r.Duration("ACK_WAIT", 30*time.Second),
-		MaxDeliver: r.Int("MAX_DELIVER", 10),
+		Retention:  r.Duration("PDFPIPE_RETENTION"),
+		KeyTTL:     r.Duration("API_KEY_TTL"),
+		AckWait:    r.Duration("ACK_WAIT"),
+		MaxDeliver: r.Int("MAX_DELIVER"),
 	}
 }
 
@@ -146,8 +158,7 @@ func Run(ctx context.Context, name string, getenv envconf.Getenv, stderr io.Writ
 		return fmt.Errorf("config: %w", err)
 	}
 	log = log.With("service", name)
-	log.Info("starting", "config", cfg, "nats", pipeline.RedactURL(common.NATSURL), "nats_auth", common.NATS,
-		"secrets", common.Pipeline.Sealer, "traces", common.Tracing)
+	log.Info("starting", "config", cfg, "common", common, "nats_auth", common.NATS, "secrets", common.Pipeline.Sealer, "traces", common.Tracing)
 	WarnInsecure(log, common)
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)

@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/pdfpipe/pdfpipe/pkg/envconf"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -68,24 +69,46 @@ type Config struct {
 // (OTEL_TRACES_SAMPLER, default parent-based always-on) and the batching
 // (OTEL_BSP_*), from the process environment.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	get := func(k string) string { return strings.TrimSpace(getenv(k)) }
-	c := Config{ServiceName: get("OTEL_SERVICE_NAME")}
-	c.Endpoint, c.TracesEndpoint = get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), true
+	r := envconf.New(getenv, Settings)
+	c, err := FromReader(r)
+	return c, errors.Join(r.Err(), err)
+}
+
+// Settings are the OTEL_* variables pdfpipe reads itself (see ConfigFromEnv).
+var Settings = envconf.Settings{
+	envconf.String("OTEL_TRACES_EXPORTER", "",
+		"`otlp` exports traces (one per document: the gateway taking it from Redis, fetch, parse, each embed message and "+
+			"the provider's requests, ingest, the IngestDocument call), `none` does not; unset, traces are exported only when "+
+			"an OTLP endpoint below is set"),
+	envconf.String("OTEL_EXPORTER_OTLP_ENDPOINT", "",
+		"where spans go: a collector's base URL (`http://otel-collector:4318`; `/v1/traces` is added for http). Setting it turns traces on"),
+	envconf.String("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "",
+		"the traces URL as it is; wins over `OTEL_EXPORTER_OTLP_ENDPOINT`"),
+	envconf.String("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf", "`http/protobuf` (a collector's port 4318) or `grpc` (4317)"),
+	envconf.String("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "", "wins over `OTEL_EXPORTER_OTLP_PROTOCOL` for traces"),
+	envconf.String("OTEL_SERVICE_NAME", "",
+		"the spans' `service.name`; unset: `pdfpipe-<stage>` (`pdfpipe` for `run`/`up`). The exporter and SDK read the other "+
+			"standard variables themselves: `OTEL_EXPORTER_OTLP_HEADERS`, `…_CERTIFICATE`, `…_TIMEOUT`, `…_COMPRESSION`, "+
+			"`…_INSECURE`, `OTEL_TRACES_SAMPLER`/`…_ARG` (default: parent-based, every trace), `OTEL_BSP_*`, `OTEL_RESOURCE_ATTRIBUTES`"),
+	envconf.Bool("OTEL_SDK_DISABLED", false, "`true`: no traces, whatever else is set"),
+}
+
+// FromReader reads Settings through r (whose declarations include them).
+func FromReader(r *envconf.Reader) (Config, error) {
+	c := Config{ServiceName: r.String("OTEL_SERVICE_NAME")}
+	c.Endpoint, c.TracesEndpoint = r.String("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), true
 	if c.Endpoint == "" {
-		c.Endpoint, c.TracesEndpoint = get("OTEL_EXPORTER_OTLP_ENDPOINT"), false
+		c.Endpoint, c.TracesEndpoint = r.String("OTEL_EXPORTER_OTLP_ENDPOINT"), false
 	}
-	c.Protocol = get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+	c.Protocol = r.String("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
 	if c.Protocol == "" {
-		c.Protocol = get("OTEL_EXPORTER_OTLP_PROTOCOL")
+		c.Protocol = r.String("OTEL_EXPORTER_OTLP_PROTOCOL")
 	}
-	if c.Protocol == "" {
-		c.Protocol = "http/protobuf"
-	}
-	if strings.EqualFold(get("OTEL_SDK_DISABLED"), "true") {
+	if r.Bool("OTEL_SDK_DISABLED") {
 		return Config{}, nil
 	}
 	var errs []error
-	switch exp := strings.ToLower(get("OTEL_TRACES_EXPORTER")); exp {
+	switch exp := strings.ToLower(r.String("OTEL_TRACES_EXPORTER")); exp {
 	case "none":
 	case "otlp":
 		c.Exporter = "otlp"

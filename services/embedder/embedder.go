@@ -29,36 +29,74 @@ import (
 	"github.com/pdfpipe/pdfpipe/services/embedder/provider"
 )
 
-// Config of the embedder.
+// Settings are the embedder's own environment variables (besides
+// servicemain.Settings): the one description its ConfigFromEnv reads, its
+// -h lists and the README's table is generated from.
+var Settings = envconf.Settings{
+	envconf.String("EMBEDDING_PROVIDER", provider.ProviderLocal,
+		"default provider: `local`, `openai` (also OpenAI-compatible servers) or `gemini`"),
+	envconf.Secret("EMBEDDING_API_KEY", "the default provider's key, or a file holding it (mounted secret)").
+		WithFile("EMBEDDING_API_KEY_FILE"),
+	envconf.String("EMBEDDING_MODEL_NAME", "", fmt.Sprintf("the default provider's model; unset: `%s` (openai), `%s` (gemini), `%s` (local)",
+		provider.DefaultOpenAIModel, provider.DefaultGeminiModel, provider.LocalModel)),
+	envconf.String("EMBEDDING_BASE_URL", "",
+		"the default provider's base URL (e.g. `http://tei/v1` for Text Embeddings Inference); logged with credentials masked"),
+	pipeline.DimensionSetting,
+	envconf.String("OPENAI_BASE_URL", "", "base URL for tasks whose OpenAI key came through ProvideAPIKey; logged with credentials masked"),
+	envconf.String("OPENAI_EMBEDDING_MODEL", "", fmt.Sprintf("model for tasks whose OpenAI key came through ProvideAPIKey; unset: `%s`", provider.DefaultOpenAIModel)),
+	envconf.String("GEMINI_EMBEDDING_MODEL", "", fmt.Sprintf("model for tasks whose Gemini key came through ProvideAPIKey; unset: `%s`", provider.DefaultGeminiModel)),
+	envconf.Duration("API_KEY_WAIT", 30*time.Second, "how long a task waits for its key when no default provider can serve it"),
+	envconf.Bool("EMBEDDING_SEND_DIMENSIONS", true,
+		"`false` for OpenAI-compatible servers that reject the `dimensions` parameter (their model must be natively `EMBEDDING_DIMENSION`)"),
+	envconf.Bool("EMBEDDING_BASE64", true,
+		"the openai provider asks for vectors as base64 (`encoding_format`, as OpenAI's Python SDK does); `false` for servers that only send JSON numbers"),
+	envconf.Int("EMBED_WORKERS", 256, "embed messages in flight (each up to `CHUNKS_PER_MESSAGE` chunks)"),
+	envconf.Int("EMBED_REQUESTS", 8, "API requests in flight"),
+	envconf.Duration("EMBED_LINGER", 10*time.Millisecond, "how long a batch waits to fill"),
+	envconf.Duration("EMBED_TIMEOUT", 60*time.Second, "timeout of one API request"),
+	envconf.Int("EMBED_BATCH", 0, fmt.Sprintf("texts per request; `0`: the provider's (OpenAI %d, Gemini %d, OpenAI-compatible servers %d)",
+		provider.OpenAIMaxBatch, provider.GeminiMaxBatch, provider.CompatibleMaxBatch)),
+	envconf.Int("EMBED_BATCH_TOKENS", 0, fmt.Sprintf("estimated tokens per request; `0`: the provider's (OpenAI %d, none for Gemini)",
+		provider.OpenAIMaxBatchTokens)),
+	envconf.Int("EMBED_MAX_INPUT_TOKENS", 0, fmt.Sprintf("estimated tokens per input; `0`: the provider's (OpenAI %d, Gemini %d, none for local)",
+		provider.OpenAIMaxInputTokens, provider.GeminiMaxInputTokens)),
+	envconf.String("EMBED_LONG_INPUT", LongTruncate,
+		"an input over the token limit is `truncate`d, `split` (parts embedded and averaged) or `fail`s the task; each case is counted and logged"),
+	envconf.Int("EMBED_RPM", 0, "requests per minute for one API key, shared by all embedder replicas; `0`: unlimited"),
+	envconf.Int("EMBED_TPM", 0, "estimated tokens per minute for one API key, shared by all embedder replicas; `0`: unlimited"),
+	envconf.Bool("EMBED_CACHE", true,
+		"cache vectors by (provider, model, base URL, dimension, text) so replays and re-uploads cost no API call"),
+	envconf.Duration("EMBED_STATS_EVERY", time.Minute, "how often cache and request counters are logged (when they changed; also at exit)"),
+}
+
+// Config of the embedder (Settings, which say the defaults).
 type Config struct {
 	// Default answers tasks without a key of their own and every
-	// GetEmbedding query: EMBEDDING_PROVIDER (default local),
-	// EMBEDDING_API_KEY, EMBEDDING_MODEL_NAME, EMBEDDING_BASE_URL.
+	// GetEmbedding query: EMBEDDING_PROVIDER, EMBEDDING_API_KEY[_FILE],
+	// EMBEDDING_MODEL_NAME, EMBEDDING_BASE_URL.
 	Default provider.Config
-	// Dimension every vector must have: EMBEDDING_DIMENSION, default 384
-	// (the backend stores vector(384)).
+	// Dimension every vector must have: EMBEDDING_DIMENSION.
 	Dimension int
 	// Models per provider for tasks that bring their own key
 	// (OPENAI_EMBEDDING_MODEL, GEMINI_EMBEDDING_MODEL) and OPENAI_BASE_URL.
 	OpenAIModel, GeminiModel, OpenAIBaseURL string
 	// KeyWait is how long a task without a key waits for one when no
-	// default provider can serve it: API_KEY_WAIT, default 30s.
+	// default provider can serve it: API_KEY_WAIT.
 	KeyWait time.Duration
-	// Workers is how many chunks are in flight (EMBED_WORKERS, default
-	// 256); Requests how many API requests (EMBED_REQUESTS, default 8);
-	// Linger how long a batch waits to fill (EMBED_LINGER, default 10ms).
-	// A batch holds up to the provider's limit (EMBED_BATCH overrides it):
-	// 2048 for OpenAI, 32 for OpenAI-compatible servers, 100 for Gemini.
+	// Workers is how many embed messages are in flight (EMBED_WORKERS);
+	// Requests how many API requests (EMBED_REQUESTS); Linger how long a
+	// batch waits to fill (EMBED_LINGER). A batch holds up to the
+	// provider's limit (EMBED_BATCH overrides it).
 	Workers, Requests int
 	Linger            time.Duration
-	// Timeout per API request (EMBED_TIMEOUT, default 60s).
+	// Timeout per API request (EMBED_TIMEOUT).
 	Timeout time.Duration
 	// Retry of rate-limited and transient provider errors.
 	Retry provider.RetryPolicy
 	// LongInput says what to do with a text above the provider's input
-	// limit (EMBED_LONG_INPUT): LongTruncate (default), LongSplit or
-	// LongFail. MaxInputTokens overrides that limit (EMBED_MAX_INPUT_TOKENS,
-	// 0: the provider's: 8192 OpenAI, 2048 Gemini, none local).
+	// limit (EMBED_LONG_INPUT): LongTruncate (also when empty), LongSplit
+	// or LongFail. MaxInputTokens overrides that limit
+	// (EMBED_MAX_INPUT_TOKENS; 0: the provider's).
 	LongInput      string
 	MaxInputTokens int
 	// RPM and TPM are the requests and estimated tokens per minute that
@@ -66,57 +104,53 @@ type Config struct {
 	// EMBED_TPM; 0: unlimited), enforced through a shared KV token bucket.
 	RPM, TPM int
 	// Cache keeps vectors of remote providers in the embedding cache
-	// bucket (EMBED_CACHE, default true).
+	// bucket (EMBED_CACHE).
 	Cache bool
 	// StatsEvery is how often the counters are logged when they changed
-	// (EMBED_STATS_EVERY, default 1m; they are also logged at exit).
+	// (EMBED_STATS_EVERY; they are also logged at exit).
 	StatsEvery time.Duration
+
+	env envconf.Values
 }
 
 // ConfigFromEnv reads the embedder's settings.
 func ConfigFromEnv(getenv envconf.Getenv) (Config, error) {
-	r := envconf.New(getenv)
-	dim := r.Int("EMBEDDING_DIMENSION", 384)
+	r := envconf.New(getenv, Settings)
+	dim := r.Int("EMBEDDING_DIMENSION")
 	c := Config{
 		Default: provider.Config{
-			Provider:  r.String("EMBEDDING_PROVIDER", "local"),
-			APIKey:    r.String("EMBEDDING_API_KEY", ""),
-			Model:     r.String("EMBEDDING_MODEL_NAME", ""),
-			BaseURL:   r.String("EMBEDDING_BASE_URL", ""),
+			Provider:  r.String("EMBEDDING_PROVIDER"),
+			APIKey:    r.Secret("EMBEDDING_API_KEY"),
+			Model:     r.String("EMBEDDING_MODEL_NAME"),
+			BaseURL:   r.String("EMBEDDING_BASE_URL"),
 			Dimension: dim,
-			MaxBatch:  r.Int("EMBED_BATCH", 0),
+			MaxBatch:  r.Int("EMBED_BATCH"),
 			// Servers that reject OpenAI's `dimensions` parameter (their
 			// model is natively EMBEDDING_DIMENSION) take it switched off.
-			NoDimensionsParam: !r.Bool("EMBEDDING_SEND_DIMENSIONS", true),
+			NoDimensionsParam: !r.Bool("EMBEDDING_SEND_DIMENSIONS"),
 			// Servers that do not know encoding_format=base64 take it switched off.
-			FloatVectors: !r.Bool("EMBEDDING_BASE64", true),
+			FloatVectors: !r.Bool("EMBEDDING_BASE64"),
 			// Estimated tokens per request; 0: the provider's budget.
-			MaxBatchTokens: r.Int("EMBED_BATCH_TOKENS", 0),
+			MaxBatchTokens: r.Int("EMBED_BATCH_TOKENS"),
 		},
 		Dimension:      dim,
-		OpenAIModel:    r.String("OPENAI_EMBEDDING_MODEL", ""),
-		GeminiModel:    r.String("GEMINI_EMBEDDING_MODEL", ""),
-		OpenAIBaseURL:  r.String("OPENAI_BASE_URL", ""),
-		KeyWait:        r.Duration("API_KEY_WAIT", 30*time.Second),
-		Workers:        r.Int("EMBED_WORKERS", 256),
-		Requests:       r.Int("EMBED_REQUESTS", 8),
-		Linger:         r.Duration("EMBED_LINGER", 10*time.Millisecond),
-		Timeout:        r.Duration("EMBED_TIMEOUT", 60*time.Second),
-		LongInput:      strings.ToLower(r.String("EMBED_LONG_INPUT", LongTruncate)),
-		MaxInputTokens: r.Int("EMBED_MAX_INPUT_TOKENS", 0),
-		RPM:            r.Int("EMBED_RPM", 0),
-		TPM:            r.Int("EMBED_TPM", 0),
-		Cache:          r.Bool("EMBED_CACHE", true),
-		StatsEvery:     r.Duration("EMBED_STATS_EVERY", time.Minute),
-	}
-	if f := r.String("EMBEDDING_API_KEY_FILE", ""); f != "" && c.Default.APIKey == "" {
-		key, err := readSecretFile(f)
-		if err != nil {
-			return c, err
-		}
-		c.Default.APIKey = key
+		OpenAIModel:    r.String("OPENAI_EMBEDDING_MODEL"),
+		GeminiModel:    r.String("GEMINI_EMBEDDING_MODEL"),
+		OpenAIBaseURL:  r.String("OPENAI_BASE_URL"),
+		KeyWait:        r.Duration("API_KEY_WAIT"),
+		Workers:        r.Int("EMBED_WORKERS"),
+		Requests:       r.Int("EMBED_REQUESTS"),
+		Linger:         r.Duration("EMBED_LINGER"),
+		Timeout:        r.Duration("EMBED_TIMEOUT"),
+		LongInput:      strings.ToLower(r.String("EMBED_LONG_INPUT")),
+		MaxInputTokens: r.Int("EMBED_MAX_INPUT_TOKENS"),
+		RPM:            r.Int("EMBED_RPM"),
+		TPM:            r.Int("EMBED_TPM"),
+		Cache:          r.Bool("EMBED_CACHE"),
+		StatsEvery:     r.Duration("EMBED_STATS_EVERY"),
 	}
 	c.Default.Timeout = c.Timeout
+	c.env = r.Values()
 	if err := r.Err(); err != nil {
 		return c, err
 	}
@@ -144,16 +178,9 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// LogValue lists the settings with the key masked.
-func (c Config) LogValue() slog.Value {
-	return slog.GroupValue(
-		slog.String("provider", c.Default.Provider), slog.String("model", c.Default.Model),
-		slog.String("base_url", c.Default.BaseURL), slog.String("api_key", envconf.Mask(c.Default.APIKey)),
-		slog.Int("dimension", c.Dimension), slog.Duration("key_wait", c.KeyWait),
-		slog.Int("workers", c.Workers), slog.Int("requests", c.Requests), slog.Duration("linger", c.Linger),
-		slog.Int("batch", c.Default.MaxBatch), slog.String("long_input", c.LongInput),
-		slog.Int("rpm", c.RPM), slog.Int("tpm", c.TPM), slog.Bool("cache", c.Cache))
-}
+// LogValue lists the settings ConfigFromEnv read, the key and URL
+// credentials masked.
+func (c Config) LogValue() slog.Value { return c.env.LogValue() }
 
 // Service is a running embedder.
 type Service struct {

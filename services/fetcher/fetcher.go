@@ -28,64 +28,94 @@ import (
 	"github.com/pdfpipe/pdfpipe/services/fetcher/source"
 )
 
-// Config of the fetcher.
+// Settings are the fetcher's own environment variables (besides
+// servicemain.Settings): the one description its ConfigFromEnv reads, its
+// -h lists and the README's table is generated from.
+var Settings = envconf.Settings{
+	envconf.String("STORAGE_TYPE", "minio",
+		"`minio` (any S3-protocol server at `BUCKET_ENDPOINT`) or `s3` (AWS; the endpoint defaults to s3.amazonaws.com over TLS)"),
+	envconf.String("BUCKET_ENDPOINT", "",
+		"S3 endpoint for `s3://` URLs, `host:port` or `http(s)://host:port`; trusted by the fetch guard (presigned http URLs to this host:port pass)"),
+	envconf.Secret("BUCKET_ACCESS_ID", "S3 access key id"),
+	envconf.Secret("BUCKET_ACCESS_KEY", "S3 secret access key"),
+	envconf.String("BUCKET_NAME", "", "bucket for `s3:///key` URLs"),
+	envconf.String("BUCKET_REGION", "", "S3 region"),
+	envconf.Bool("BUCKET_SECURE", false, "TLS to a `BUCKET_ENDPOINT` given without a scheme"),
+	envconf.Bytes("MAX_FILE_SIZE", source.DefaultMaxBytes, "larger PDFs fail with that reason"),
+	envconf.Duration("FETCH_TIMEOUT", 5*time.Minute, "longest single wait for the server (headers, or one read)"),
+	envconf.Duration("FETCH_MAX_DURATION", source.DefaultMaxDuration,
+		"one whole download, request to last byte; past it the attempt fails (retried)"),
+	envconf.Bytes("FETCH_MIN_RATE", source.DefaultMinRate,
+		"slowest a server may send, in bytes per second of time spent waiting on it, judged over each `FETCH_MIN_RATE_WINDOW` "+
+			"of waiting; slower attempts fail (retried) so a dripping server cannot hold a worker. `0` disables the floor"),
+	envconf.Duration("FETCH_MIN_RATE_WINDOW", source.DefaultRateWindow, "the stretch of waiting `FETCH_MIN_RATE` is judged over"),
+	envconf.Int("FETCH_MAX_REDIRECTS", source.DefaultMaxRedirects,
+		"redirects followed (only to http/https); more, or a redirect loop, fails the task at once. `0`: none"),
+	envconf.List("FETCH_ALLOW_HOSTS",
+		"comma-separated hosts the fetch guard lets through whatever they resolve to: `minio.internal` (any port), "+
+			"`minio.internal:9000`, `*.corp.example`, `10.0.0.5:9000`, `[fd00::5]:9000`. See below"),
+	envconf.List("FETCH_ALLOW_CIDRS", "comma-separated address ranges (or addresses) the fetch guard lets through, e.g. `10.1.2.0/24`"),
+	envconf.Int("FETCH_WORKERS", 4, "downloads at once"),
+}
+
+// Config of the fetcher (Settings).
 type Config struct {
-	Workers     int           // FETCH_WORKERS, default 4
-	MaxBytes    int64         // MAX_FILE_SIZE, default 200MiB
-	HTTPTimeout time.Duration // FETCH_TIMEOUT, default 5m: longest single wait for the server
-	MaxDuration time.Duration // FETCH_MAX_DURATION, default 10m: one whole download
-	// MinRate (FETCH_MIN_RATE, default 8KiB/s) is the slowest a server may
-	// send over each RateWindow (FETCH_MIN_RATE_WINDOW, default 30s) of
-	// waiting on it; 0 takes the default, negative disables the floor.
+	Workers     int           // FETCH_WORKERS
+	MaxBytes    int64         // MAX_FILE_SIZE
+	HTTPTimeout time.Duration // FETCH_TIMEOUT: longest single wait for the server
+	MaxDuration time.Duration // FETCH_MAX_DURATION: one whole download
+	// MinRate (FETCH_MIN_RATE) is the slowest a server may send over each
+	// RateWindow (FETCH_MIN_RATE_WINDOW) of waiting on it; 0 takes the
+	// default, negative disables the floor (ConfigFromEnv turns
+	// FETCH_MIN_RATE=0 into -1).
 	MinRate    int64
 	RateWindow time.Duration
-	// MaxRedirects (FETCH_MAX_REDIRECTS, default 5; 0 takes the default,
-	// negative follows none).
+	// MaxRedirects (FETCH_MAX_REDIRECTS; 0 takes the default, negative
+	// follows none: ConfigFromEnv turns FETCH_MAX_REDIRECTS=0 into -1).
 	MaxRedirects int
-	// Guard: FETCH_ALLOW_HOSTS and FETCH_ALLOW_CIDRS (comma-separated).
-	// Everything else non-public is refused; the S3 endpoint's host is
-	// added by New.
+	// Guard: FETCH_ALLOW_HOSTS and FETCH_ALLOW_CIDRS. Everything else
+	// non-public is refused; the S3 endpoint's host is added by New.
 	Guard source.Guard
 	// RetryDelay is the first redelivery backoff after a transient
 	// failure (it doubles per delivery); 0 means the runner's default, 1s.
 	RetryDelay time.Duration
 	S3         source.S3Config
+
+	env envconf.Values
 }
 
 // ConfigFromEnv reads the fetcher's settings.
 func ConfigFromEnv(getenv envconf.Getenv) (Config, error) {
-	r := envconf.New(getenv)
+	r := envconf.New(getenv, Settings)
 	c := Config{
-		Workers:      r.Int("FETCH_WORKERS", 4),
-		MaxBytes:     r.Bytes("MAX_FILE_SIZE", 200<<20),
-		HTTPTimeout:  r.Duration("FETCH_TIMEOUT", 5*time.Minute),
-		MaxDuration:  r.Duration("FETCH_MAX_DURATION", source.DefaultMaxDuration),
-		MinRate:      r.Bytes("FETCH_MIN_RATE", source.DefaultMinRate),
-		RateWindow:   r.Duration("FETCH_MIN_RATE_WINDOW", source.DefaultRateWindow),
-		MaxRedirects: r.Int("FETCH_MAX_REDIRECTS", source.DefaultMaxRedirects),
-		Guard: source.Guard{
-			AllowHosts: list(r.String("FETCH_ALLOW_HOSTS", "")),
-		},
+		Workers:      r.Int("FETCH_WORKERS"),
+		MaxBytes:     r.Bytes("MAX_FILE_SIZE"),
+		HTTPTimeout:  r.Duration("FETCH_TIMEOUT"),
+		MaxDuration:  r.Duration("FETCH_MAX_DURATION"),
+		MinRate:      r.Bytes("FETCH_MIN_RATE"),
+		RateWindow:   r.Duration("FETCH_MIN_RATE_WINDOW"),
+		MaxRedirects: r.Int("FETCH_MAX_REDIRECTS"),
+		Guard:        source.Guard{AllowHosts: r.List("FETCH_ALLOW_HOSTS")},
 		S3: source.S3Config{
-			Endpoint:      r.String("BUCKET_ENDPOINT", ""),
-			AccessID:      r.String("BUCKET_ACCESS_ID", ""),
-			AccessKey:     r.String("BUCKET_ACCESS_KEY", ""),
-			Secure:        r.Bool("BUCKET_SECURE", false),
-			Region:        r.String("BUCKET_REGION", ""),
-			DefaultBucket: r.String("BUCKET_NAME", ""),
+			Endpoint:      r.String("BUCKET_ENDPOINT"),
+			AccessID:      r.Secret("BUCKET_ACCESS_ID"),
+			AccessKey:     r.Secret("BUCKET_ACCESS_KEY"),
+			Secure:        r.Bool("BUCKET_SECURE"),
+			Region:        r.String("BUCKET_REGION"),
+			DefaultBucket: r.String("BUCKET_NAME"),
 		},
 	}
 	// STORAGE_TYPE keeps the original service's meaning: "minio" (any
 	// S3-protocol server at BUCKET_ENDPOINT) or "s3" (AWS S3: the endpoint
 	// defaults to s3.amazonaws.com over TLS).
-	switch st := strings.ToLower(r.String("STORAGE_TYPE", "minio")); st {
+	switch st := strings.ToLower(r.String("STORAGE_TYPE")); st {
 	case "minio":
 	case "s3":
 		if c.S3.Endpoint == "" {
 			c.S3.Endpoint, c.S3.Secure = "s3.amazonaws.com", true
 		}
 	default:
-		return c, errors.Join(r.Err(), fmt.Errorf("STORAGE_TYPE=%q: want minio or s3", st))
+		r.Fail(fmt.Errorf("STORAGE_TYPE=%q: want minio or s3", st))
 	}
 	if c.MinRate == 0 {
 		c.MinRate = -1 // FETCH_MIN_RATE=0: no floor
@@ -94,28 +124,18 @@ func ConfigFromEnv(getenv envconf.Getenv) (Config, error) {
 		c.MaxRedirects = -1 // FETCH_MAX_REDIRECTS=0: follow none
 	}
 	var cidrErr error
-	c.Guard.AllowCIDRs, cidrErr = parseCIDRs(r.String("FETCH_ALLOW_CIDRS", ""))
+	c.Guard.AllowCIDRs, cidrErr = parseCIDRs(r.List("FETCH_ALLOW_CIDRS"))
+	c.env = r.Values()
 	if err := errors.Join(r.Err(), cidrErr); err != nil {
 		return c, err
 	}
 	return c, c.Validate()
 }
 
-// list splits a comma-separated setting, dropping empty items.
-func list(s string) []string {
-	var out []string
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
 // parseCIDRs reads FETCH_ALLOW_CIDRS: prefixes, or single addresses.
-func parseCIDRs(s string) ([]netip.Prefix, error) {
+func parseCIDRs(items []string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
-	for _, f := range list(s) {
+	for _, f := range items {
 		p, err := netip.ParsePrefix(f)
 		if err != nil {
 			a, aerr := netip.ParseAddr(f)
@@ -143,18 +163,9 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// LogValue masks the S3 credentials.
-func (c Config) LogValue() slog.Value {
-	return slog.GroupValue(
-		slog.Int("workers", c.Workers), slog.Int64("max_bytes", c.MaxBytes),
-		slog.Duration("http_timeout", c.HTTPTimeout), slog.Duration("max_duration", c.MaxDuration),
-		slog.Int64("min_rate", c.MinRate), slog.Duration("rate_window", c.RateWindow),
-		slog.Int("max_redirects", c.MaxRedirects),
-		slog.Any("allow_hosts", c.Guard.AllowHosts), slog.Any("allow_cidrs", c.Guard.AllowCIDRs),
-		slog.String("s3_endpoint", c.S3.Endpoint),
-		slog.String("s3_access_id", envconf.Mask(c.S3.AccessID)), slog.String("s3_access_key", envconf.Mask(c.S3.AccessKey)),
-	)
-}
+// LogValue lists the settings ConfigFromEnv read, the S3 credentials
+// masked.
+func (c Config) LogValue() slog.Value { return c.env.LogValue() }
 
 // Service is a running fetcher.
 type Service struct {

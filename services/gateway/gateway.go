@@ -34,49 +34,81 @@ const DefaultMaxEntry = 64 << 10
 // minMaxEntry is the smallest REDIS_MAX_ENTRY_SIZE accepted.
 const minMaxEntry = 1 << 10
 
-// Config of the gateway.
+// Settings are the gateway's own environment variables (besides
+// servicemain.Settings): the one description its ConfigFromEnv reads, its
+// -h lists and the README's table is generated from.
+var Settings = envconf.Settings{
+	envconf.String("REDIS_URL", "redis://localhost:6379/0", "Redis with the task list; logged with its password masked"),
+	envconf.String("REDIS_QUEUE_NAME", "queue:upload_tasks", "the task list"),
+	envconf.String("REDIS_DLQ_NAME", "queue:dlq", "dead-letter list"),
+	envconf.String("REDIS_POP_SIDE", "right",
+		"end of the list tasks are taken from: `right` serves the oldest first for today's LPUSH backend; `left` pops like "+
+			"the original's BLPOP (oldest first for an RPUSH producer, newest first for an LPUSH one)"),
+	envconf.Bytes("REDIS_MAX_ENTRY_SIZE", DefaultMaxEntry,
+		"a longer task entry goes to the dead-letter list unread (real entries are well under 4 KiB); status records keep "+
+			"only the known fields of an entry over 16 KiB"),
+	envconf.String("REDIS_EVENTS_CHANNEL", "document:events", "pub/sub channel for DocumentEvents"),
+	envconf.String("GATEWAY_ID", "", "this replica's name for its Redis processing list").Computed("hostname-pid"),
+	envconf.String("GRPC_SERVER_PORT", "50052",
+		"APIKeyService (a port or host:port; a port alone is all interfaces for `gateway`, loopback for `pdfpipe up`)"),
+	envconf.String("GRPC_EMBEDDING_PORT", "50053", "EmbeddingService and the legacy VectorizerService (a port or host:port)"),
+	envconf.String("GRPC_TLS_CERT", "", "serve :50052/:50053 over TLS with this certificate (PEM file), with `GRPC_TLS_KEY`; unset: plaintext, warned at start"),
+	envconf.String("GRPC_TLS_KEY", "", "key (PEM file) of `GRPC_TLS_CERT`"),
+	envconf.String("GRPC_TLS_CLIENT_CA", "", "require a client certificate signed by this CA (mTLS); such callers count as authenticated"),
+	envconf.Secret("GRPC_AUTH_TOKEN",
+		"shared bearer token (16+ characters), or a file holding it: every call except the health service must carry "+
+			"metadata `authorization: Bearer <token>` (compared in constant time); unset and no client CA: unauthenticated, "+
+			"warned at start, and ProvideAPIKey keeps a task's first key").WithFile("GRPC_AUTH_TOKEN_FILE"),
+	envconf.Duration("QUERY_TIMEOUT", 60*time.Second, "longest GetEmbedding wait for an embedder (the backend sets no deadline)"),
+	pipeline.DimensionSetting,
+}
+
+// Config of the gateway (Settings).
 type Config struct {
-	RedisURL    string // REDIS_URL, default redis://localhost:6379/0
-	Queue       string // REDIS_QUEUE_NAME, default queue:upload_tasks
-	DLQ         string // REDIS_DLQ_NAME, default queue:dlq
-	PopFrom     string // REDIS_POP_SIDE: right (default: oldest first for the LPUSH backend) or left (the original's BLPOP)
-	Events      string // REDIS_EVENTS_CHANNEL, default document:events
-	InstanceID  string // GATEWAY_ID, default hostname-pid
-	KeyAddr     string // GRPC_SERVER_PORT: APIKeyService, default :50052
-	EmbedAddr   string // GRPC_EMBEDDING_PORT: EmbeddingService + VectorizerService, default :50053
-	Dimension   int    // EMBEDDING_DIMENSION, default 384
-	KeyTTL      time.Duration
-	EmbedWait   time.Duration // QUERY_TIMEOUT: how long a GetEmbedding may wait for an embedder, default 60s
+	RedisURL    string        // REDIS_URL
+	Queue       string        // REDIS_QUEUE_NAME
+	DLQ         string        // REDIS_DLQ_NAME
+	PopFrom     string        // REDIS_POP_SIDE: right or left
+	Events      string        // REDIS_EVENTS_CHANNEL
+	InstanceID  string        // GATEWAY_ID
+	KeyAddr     string        // GRPC_SERVER_PORT: APIKeyService
+	EmbedAddr   string        // GRPC_EMBEDDING_PORT: EmbeddingService + VectorizerService
+	Dimension   int           // EMBEDDING_DIMENSION
+	EmbedWait   time.Duration // QUERY_TIMEOUT: how long a GetEmbedding may wait for an embedder
 	DisableGRPC bool          // for tests and `pdfpipe run`
+	// KeyTTL is how long a stored API key lives; 0 takes the pipeline's
+	// (API_KEY_TTL, servicemain.PipelineSettings).
+	KeyTTL time.Duration
 	// MaxEntry is REDIS_MAX_ENTRY_SIZE: a queue entry longer than this
-	// goes to the dead-letter list unread. Default 64 KiB.
+	// goes to the dead-letter list unread.
 	MaxEntry int64
 	// GRPC secures :50052/:50053: GRPC_TLS_CERT, GRPC_TLS_KEY,
 	// GRPC_TLS_CLIENT_CA, GRPC_AUTH_TOKEN[_FILE].
 	GRPC GRPCSecurity
+
+	env envconf.Values
 }
 
 // ConfigFromEnv reads the gateway's settings.
 func ConfigFromEnv(getenv envconf.Getenv) (Config, error) {
-	r := envconf.New(getenv)
+	r := envconf.New(getenv, Settings)
 	host, _ := os.Hostname()
 	c := Config{
-		RedisURL:   r.String("REDIS_URL", "redis://localhost:6379/0"),
-		Queue:      r.String("REDIS_QUEUE_NAME", "queue:upload_tasks"),
-		DLQ:        r.String("REDIS_DLQ_NAME", "queue:dlq"),
-		PopFrom:    r.String("REDIS_POP_SIDE", "right"),
-		Events:     r.String("REDIS_EVENTS_CHANNEL", "document:events"),
-		InstanceID: r.String("GATEWAY_ID", fmt.Sprintf("%s-%d", host, os.Getpid())),
-		KeyAddr:    portAddr(r.String("GRPC_SERVER_PORT", "50052")),
-		EmbedAddr:  portAddr(r.String("GRPC_EMBEDDING_PORT", "50053")),
-		Dimension:  r.Int("EMBEDDING_DIMENSION", 384),
-		KeyTTL:     r.Duration("API_KEY_TTL", 24*time.Hour),
-		EmbedWait:  r.Duration("QUERY_TIMEOUT", 60*time.Second),
-		MaxEntry:   r.Bytes("REDIS_MAX_ENTRY_SIZE", DefaultMaxEntry),
+		RedisURL:   r.String("REDIS_URL"),
+		Queue:      r.String("REDIS_QUEUE_NAME"),
+		DLQ:        r.String("REDIS_DLQ_NAME"),
+		PopFrom:    r.String("REDIS_POP_SIDE"),
+		Events:     r.String("REDIS_EVENTS_CHANNEL"),
+		InstanceID: r.StringOr("GATEWAY_ID", fmt.Sprintf("%s-%d", host, os.Getpid())),
+		KeyAddr:    portAddr(r.String("GRPC_SERVER_PORT")),
+		EmbedAddr:  portAddr(r.String("GRPC_EMBEDDING_PORT")),
+		Dimension:  r.Int("EMBEDDING_DIMENSION"),
+		EmbedWait:  r.Duration("QUERY_TIMEOUT"),
+		MaxEntry:   r.Bytes("REDIS_MAX_ENTRY_SIZE"),
+		GRPC:       grpcSecurityFromEnv(r),
 	}
-	sec, err := grpcSecurityFromEnv(r, getenv)
-	c.GRPC = sec
-	if err := errors.Join(r.Err(), err); err != nil {
+	c.env = r.Values()
+	if err := errors.Join(r.Err(), c.GRPC.Validate()); err != nil {
 		return c, err
 	}
 	return c, c.Validate()
@@ -96,7 +128,7 @@ func portAddr(v string) string {
 func (c Config) Validate() error {
 	var errs []error
 	if _, err := redis.ParseURL(c.RedisURL); err != nil {
-		errs = append(errs, fmt.Errorf("REDIS_URL: %w", err))
+		errs = append(errs, fmt.Errorf("REDIS_URL: %w", envconf.RedactError(err)))
 	}
 	if c.PopFrom != "left" && c.PopFrom != "right" {
 		errs = append(errs, fmt.Errorf("REDIS_POP_SIDE=%q: want left or right", c.PopFrom))
@@ -113,18 +145,9 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// LogValue lists the settings with the Redis password masked.
-func (c Config) LogValue() slog.Value {
-	redisURL := c.RedisURL
-	if o, err := redis.ParseURL(c.RedisURL); err == nil && o.Password != "" {
-		redisURL = "redis://***@" + o.Addr
-	}
-	return slog.GroupValue(slog.String("redis", redisURL), slog.String("queue", c.Queue),
-		slog.String("dlq", c.DLQ), slog.String("pop_from", c.PopFrom), slog.String("events", c.Events),
-		slog.String("instance", c.InstanceID), slog.String("apikey_addr", c.KeyAddr),
-		slog.String("embedding_addr", c.EmbedAddr), slog.Int64("max_entry", c.MaxEntry),
-		slog.Any("grpc_security", c.GRPC))
-}
+// LogValue lists the settings ConfigFromEnv read, the Redis password and
+// the token masked.
+func (c Config) LogValue() slog.Value { return c.env.LogValue() }
 
 // Service is a running gateway.
 type Service struct {
@@ -141,7 +164,10 @@ type Service struct {
 func New(cfg Config, res *pipeline.Resources, nc *nats.Conn, log *slog.Logger) (*Service, error) {
 	opts, err := redis.ParseURL(cfg.RedisURL)
 	if err != nil {
-		return nil, fmt.Errorf("REDIS_URL: %w", err)
+		return nil, fmt.Errorf("REDIS_URL: %w", envconf.RedactError(err))
+	}
+	if cfg.KeyTTL <= 0 {
+		cfg.KeyTTL = res.Config.KeyTTL
 	}
 	rdb := redis.NewClient(opts)
 	q := redisqueue.New(rdb, redisqueue.Options{Queue: cfg.Queue, DLQ: cfg.DLQ, PopFrom: cfg.PopFrom, InstanceID: cfg.InstanceID}, log)

@@ -36,24 +36,13 @@ type GRPCSecurity struct {
 }
 
 // grpcSecurityFromEnv reads GRPC_TLS_* and GRPC_AUTH_TOKEN[_FILE].
-func grpcSecurityFromEnv(r *envconf.Reader, getenv envconf.Getenv) (GRPCSecurity, error) {
-	sec := GRPCSecurity{
-		CertFile:     r.String("GRPC_TLS_CERT", ""),
-		KeyFile:      r.String("GRPC_TLS_KEY", ""),
-		ClientCAFile: r.String("GRPC_TLS_CLIENT_CA", ""),
-		Token:        strings.TrimSpace(getenv("GRPC_AUTH_TOKEN")),
+func grpcSecurityFromEnv(r *envconf.Reader) GRPCSecurity {
+	return GRPCSecurity{
+		CertFile:     r.String("GRPC_TLS_CERT"),
+		KeyFile:      r.String("GRPC_TLS_KEY"),
+		ClientCAFile: r.String("GRPC_TLS_CLIENT_CA"),
+		Token:        r.Secret("GRPC_AUTH_TOKEN"),
 	}
-	if file := strings.TrimSpace(getenv("GRPC_AUTH_TOKEN_FILE")); file != "" {
-		if sec.Token != "" {
-			return sec, errors.New("GRPC_AUTH_TOKEN and GRPC_AUTH_TOKEN_FILE: set only one")
-		}
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return sec, fmt.Errorf("GRPC_AUTH_TOKEN_FILE: %w", err)
-		}
-		sec.Token = strings.TrimSpace(string(b))
-	}
-	return sec, sec.Validate()
 }
 
 // Validate checks that the settings go together.

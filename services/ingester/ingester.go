@@ -35,37 +35,54 @@ import (
 	pb "github.com/pdfpipe/pdfpipe/proto/cognicore"
 )
 
-// Config of the ingester.
+// Settings are the ingester's own environment variables (besides
+// servicemain.Settings): the one description its ConfigFromEnv reads, its
+// -h lists and the README's table is generated from.
+var Settings = envconf.Settings{
+	envconf.String("GO_GRPC_INGEST_ADDR", "localhost:50051",
+		"the backend's IngestService, a gRPC target (`host:port`, `dns:///host:port`); `pdfpipe run` sends to its own sink instead"),
+	envconf.Int("INGEST_WORKERS", 4, "documents streamed at once"),
+	envconf.Duration("INGEST_TIMEOUT", 10*time.Minute, "one IngestDocument call"),
+	envconf.Duration("INGEST_RECONNECT_MAX", time.Second,
+		"cap of the gRPC reconnect backoff while the backend is unreachable: documents wait (spending no delivery) and are "+
+			"sent within about this long of its return"),
+	envconf.Duration("VECTOR_WAIT", 30*time.Minute, "longest wait for a document's last vector"),
+}
+
+// Config of the ingester (Settings).
 type Config struct {
-	Addr    string        // GO_GRPC_INGEST_ADDR, default localhost:50051
-	Workers int           // INGEST_WORKERS, documents streamed at once, default 4
-	Timeout time.Duration // INGEST_TIMEOUT for one IngestDocument call, default 10m
+	Addr    string        // GO_GRPC_INGEST_ADDR
+	Workers int           // INGEST_WORKERS: documents streamed at once
+	Timeout time.Duration // INGEST_TIMEOUT for one IngestDocument call
 	// VectorWait is how long a document may wait for its last vector
-	// (VECTOR_WAIT, default 30m); the embedders fail the task themselves
-	// when a provider refuses, so this only catches lost work.
+	// (VECTOR_WAIT); the embedders fail the task themselves when a
+	// provider refuses, so this only catches lost work.
 	VectorWait time.Duration
 	// RetryDelay is the first redelivery backoff after a transient
 	// failure (it doubles per delivery); 0 means the runner's default, 1s.
 	RetryDelay time.Duration
 	// ReconnectMax caps the gRPC channel's reconnect backoff while the
-	// backend is unreachable (INGEST_RECONNECT_MAX, default 1s): a waiting
+	// backend is unreachable (INGEST_RECONNECT_MAX; 0: 1s): a waiting
 	// document is sent within about this long of the backend's return.
 	ReconnectMax time.Duration
 	// BoundStep is how many chunks beyond the recorded bound an attempt
 	// may send before raising it in the task's status again (default 256).
 	BoundStep int
+
+	env envconf.Values
 }
 
 // ConfigFromEnv reads the ingester's settings.
 func ConfigFromEnv(getenv envconf.Getenv) (Config, error) {
-	r := envconf.New(getenv)
+	r := envconf.New(getenv, Settings)
 	c := Config{
-		Addr:         r.String("GO_GRPC_INGEST_ADDR", "localhost:50051"),
-		Workers:      r.Int("INGEST_WORKERS", 4),
-		Timeout:      r.Duration("INGEST_TIMEOUT", 10*time.Minute),
-		VectorWait:   r.Duration("VECTOR_WAIT", 30*time.Minute),
-		ReconnectMax: r.Duration("INGEST_RECONNECT_MAX", time.Second),
+		Addr:         r.String("GO_GRPC_INGEST_ADDR"),
+		Workers:      r.Int("INGEST_WORKERS"),
+		Timeout:      r.Duration("INGEST_TIMEOUT"),
+		VectorWait:   r.Duration("VECTOR_WAIT"),
+		ReconnectMax: r.Duration("INGEST_RECONNECT_MAX"),
 	}
+	c.env = r.Values()
 	if err := r.Err(); err != nil {
 		return c, err
 	}
@@ -86,12 +103,9 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// LogValue lists the settings.
-func (c Config) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("addr", c.Addr), slog.Int("workers", c.Workers),
-		slog.Duration("timeout", c.Timeout), slog.Duration("vector_wait", c.VectorWait),
-		slog.Duration("reconnect_max", c.ReconnectMax))
-}
+// LogValue lists the settings ConfigFromEnv read, credentials in the
+// backend's address masked.
+func (c Config) LogValue() slog.Value { return c.env.LogValue() }
 
 // Service is a running ingester.
 type Service struct {
@@ -102,6 +116,9 @@ type Service struct {
 	client pb.IngestServiceClient
 	conn   *grpc.ClientConn
 	log    *slog.Logger
+	// addr is GO_GRPC_INGEST_ADDR as logs, errors and notes show it:
+	// credentials masked.
+	addr string
 	// notify is how often the wait for vectors re-checks without news.
 	recheck time.Duration
 	// stopping is closed when Run's context ends: waits for the backend
@@ -167,10 +184,10 @@ func New(cfg Config, res *pipeline.Resources, nc *nats.Conn, log *slog.Logger) (
 	}
 	conn, err := grpc.NewClient(cfg.Addr, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("ingest client %s: %w", cfg.Addr, err)
+		return nil, fmt.Errorf("ingest client %s: %w", envconf.Redact(cfg.Addr), envconf.RedactError(err))
 	}
 	return &Service{cfg: cfg, res: res, nc: nc, status: status.New(res.Status), conn: conn,
-		client: pb.NewIngestServiceClient(conn), log: log, recheck: 2 * time.Second}, nil
+		client: pb.NewIngestServiceClient(conn), log: log, addr: envconf.Redact(cfg.Addr), recheck: 2 * time.Second}, nil
 }
 
 // Run ingests until ctx ends, then closes the gRPC connection.
@@ -503,7 +520,7 @@ func (s *Service) send(ctx context.Context, job pipeline.IngestJob, attempt, sen
 	fileID := t.DocumentID()
 	call, err := s.client.IngestDocument(ctx)
 	if err != nil {
-		return nil, 0, fmt.Errorf("open stream to %s: %w", s.cfg.Addr, err)
+		return nil, 0, fmt.Errorf("open stream to %s: %w", s.addr, err)
 	}
 	createdAt := t.CreatedAt
 	if createdAt == "" {
@@ -657,9 +674,9 @@ func (s *Service) waitBackend(ctx context.Context, taskID string, log *slog.Logg
 		}
 		if !noted && state != connectivity.Idle && state != connectivity.Connecting {
 			noted = true
-			log.Warn("waiting for the backend", "addr", s.cfg.Addr, "state", state.String())
+			log.Warn("waiting for the backend", "addr", s.addr, "state", state.String())
 			_, err := s.status.Update(ctx, taskID, func(st *status.Status) {
-				st.Note = fmt.Sprintf("waiting for the backend at %s (%s) since %s", s.cfg.Addr, strings.ToLower(state.String()), time.Now().UTC().Format(time.RFC3339))
+				st.Note = fmt.Sprintf("waiting for the backend at %s (%s) since %s", s.addr, strings.ToLower(state.String()), time.Now().UTC().Format(time.RFC3339))
 			})
 			if errors.Is(err, status.ErrTerminal) {
 				return err
@@ -679,7 +696,7 @@ func (s *Service) waitBackend(ctx context.Context, taskID string, log *slog.Logg
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return fmt.Errorf("ingest %s: %w at %s", taskID, errStopping, s.cfg.Addr)
+			return fmt.Errorf("ingest %s: %w at %s", taskID, errStopping, s.addr)
 		}
 	}
 }

@@ -116,9 +116,9 @@ func TestConfigChunkSettings(t *testing.T) {
 				t.Fatal(err)
 			}
 			c := cfg.Chunks
-			if c.Unit != tc.wantUnit || c.TargetRunes != tc.wantSize || c.OverlapRunes != tc.wantOverlap || cfg.ChunkIDScheme != tc.wantScheme {
+			if c.Unit != tc.wantUnit || c.ChunkSize != tc.wantSize || c.ChunkOverlap != tc.wantOverlap || cfg.ChunkIDScheme != tc.wantScheme {
 				t.Errorf("got unit %q size %d overlap %d scheme %q, want %q %d %d %q",
-					c.Unit, c.TargetRunes, c.OverlapRunes, cfg.ChunkIDScheme, tc.wantUnit, tc.wantSize, tc.wantOverlap, tc.wantScheme)
+					c.Unit, c.ChunkSize, c.ChunkOverlap, cfg.ChunkIDScheme, tc.wantUnit, tc.wantSize, tc.wantOverlap, tc.wantScheme)
 			}
 		})
 	}

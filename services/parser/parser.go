@@ -29,39 +29,68 @@ import (
 	"github.com/pdfpipe/pdfpipe/services/parser/pdftext/pdfium"
 )
 
-// Config of the parser.
+// Settings are the parser's own environment variables (besides
+// servicemain.Settings and GCSettings): the one description its
+// ConfigFromEnv reads, its -h lists and the README's table is generated
+// from.
+var Settings = envconf.Settings{
+	envconf.String("TEMP_DIR", "", "one temporary file per document being parsed (MuPDF needs a seekable file), removed after").
+		Computed("OS temp dir"),
+	envconf.Int("PARSE_WORKERS", 2, "documents parsed at once"),
+	envconf.String("CHUNK_UNIT", string(pdftext.UnitRunes),
+		"`runes`, or `tokens` (estimated: 1 per 3 ASCII bytes + 1 per other character, as the embedder counts)"),
+	envconf.Int("CHUNK_SIZE", 0, "the longest chunk, in `CHUNK_UNIT`").
+		Computed(fmt.Sprintf("`%d` runes, `%d` tokens", pdftext.DefaultTargetRunes, pdftext.DefaultTargetTokens)),
+	envconf.Int("CHUNK_OVERLAP", 0, "how much of a chunk's end the next one repeats, in `CHUNK_UNIT`").
+		Computed(fmt.Sprintf("`%d` runes, `%d` tokens", pdftext.DefaultOverlapRunes, pdftext.DefaultOverlapTokens)),
+	envconf.String("CHUNK_ID_SCHEME", ChunkIDDocID,
+		"`docid`: md5(\"<DocID>_<index>\"), as the backend and the original service expect; `content`: from the PDF's SHA-256, "+
+			"a digest of the chunking settings and the index — the same file under two DocIDs then gets the same ids, which a "+
+			"backend keyed on chunk_id refuses"),
+	envconf.Int("MAX_PAGES", pdftext.DefaultMaxPages, "larger documents fail with that reason"),
+	envconf.String("PDF_ENGINE", mupdf.DefaultEngine,
+		"`mupdf` (go-fitz, AGPL) or `pdfium` (go-pdfium in WebAssembly, MIT; about a quarter of MuPDF's speed; the default "+
+			"of a parser built with `-tags nomupdf`)"),
+	envconf.Int("PARSE_PAGE_WORKERS", 0, "page-range workers for one large document (64 pages or more); `0`: one per CPU, at most 4"),
+	envconf.Duration("PARSE_PAGE_TIMEOUT", pdftext.DefaultPageTimeout, "a page slower than this is skipped and counted"),
+	envconf.Duration("PARSE_DOC_TIMEOUT", pdftext.DefaultDocTimeout, "a document slower than this fails"),
+	envconf.Int("CHUNKS_PER_MESSAGE", defaultChunksPerMessage,
+		"consecutive chunks sent to the embedders in one message (fewer past 256 KiB)"),
+	envconf.Duration("PDF_PASSWORD_WAIT", 10*time.Second,
+		"how long a PDF that needs a password (one an empty user password does not open) waits for its task's password "+
+			"from `ProvideAPIKey` with provider `pdf` before the task fails; `0s` reads what is there without waiting"),
+}
+
+// Config of the parser (Settings).
 type Config struct {
-	Workers int    // PARSE_WORKERS, default 2: documents parsed at once
-	TempDir string // TEMP_DIR, default the OS temp dir: one file per document in flight
-	// Chunks: CHUNK_UNIT ("runes", the default, or "tokens": estimated as
-	// the embedder does, 1 per 3 ASCII bytes + 1 per other rune),
-	// CHUNK_SIZE and CHUNK_OVERLAP in that unit (defaults 1000 and 100
-	// runes, 400 and 40 tokens), MAX_PAGES, PARSE_PAGE_WORKERS (page
-	// ranges of one document read at once, default one per CPU up to 4),
-	// PARSE_PAGE_TIMEOUT (default 20s: a slower page is skipped and
-	// counted) and PARSE_DOC_TIMEOUT (default 30m: the task fails).
+	Workers int    // PARSE_WORKERS: documents parsed at once
+	TempDir string // TEMP_DIR: one file per document in flight
+	// Chunks: CHUNK_UNIT, CHUNK_SIZE and CHUNK_OVERLAP (in that unit),
+	// MAX_PAGES, PARSE_PAGE_WORKERS, PARSE_PAGE_TIMEOUT and
+	// PARSE_DOC_TIMEOUT.
 	Chunks pdftext.Options
 	// RetryDelay is the first redelivery backoff after a transient
 	// failure (it doubles per delivery); 0 means the runner's default, 1s.
 	RetryDelay time.Duration
-	// Engine is the PDF engine, PDF_ENGINE: "mupdf" (the default, also
-	// when empty) or "pdfium" (PDFium in WebAssembly: no AGPL code).
+	// Engine is the PDF engine, PDF_ENGINE: "mupdf" or "pdfium"; empty is
+	// mupdf.DefaultEngine.
 	Engine string
-	// ChunkIDScheme is CHUNK_ID_SCHEME: "docid" (the default, also when
-	// empty; ChunkID, what the backend has always stored) or "content"
+	// ChunkIDScheme is CHUNK_ID_SCHEME: "docid" (also when empty;
+	// ChunkID, what the backend has always stored) or "content"
 	// (ContentChunkID: from the document's bytes and the chunking
 	// settings, the same on every re-run of the same file and settings).
 	ChunkIDScheme string
-	// ChunksPerMessage is CHUNKS_PER_MESSAGE (default 16): chunks sent to
-	// the embedders in one message (fewer when they pass 256 KiB). One
-	// message per chunk cost the parser more than parsing the chunk's
-	// text; 0 means 16.
+	// ChunksPerMessage is CHUNKS_PER_MESSAGE: chunks sent to the embedders
+	// in one message (fewer when they pass 256 KiB). One message per chunk
+	// cost the parser more than parsing the chunk's text; 0 means 16.
 	ChunksPerMessage int
-	// PasswordWait is PDF_PASSWORD_WAIT (default 10s): how long an
-	// encrypted PDF that no empty password opens waits for its task's
-	// password (APIKeyService.ProvideAPIKey with provider "pdf") before
-	// the task fails; 0 reads what is there without waiting.
+	// PasswordWait is PDF_PASSWORD_WAIT: how long an encrypted PDF that no
+	// empty password opens waits for its task's password
+	// (APIKeyService.ProvideAPIKey with provider "pdf") before the task
+	// fails; 0 reads what is there without waiting.
 	PasswordWait time.Duration
+
+	env envconf.Values
 }
 
 // Embed messages.
@@ -80,30 +109,30 @@ const (
 
 // ConfigFromEnv reads the parser's settings.
 func ConfigFromEnv(getenv envconf.Getenv) (Config, error) {
-	r := envconf.New(getenv)
-	unit := pdftext.Unit(r.String("CHUNK_UNIT", string(pdftext.UnitRunes)))
+	r := envconf.New(getenv, Settings)
+	unit := pdftext.Unit(r.String("CHUNK_UNIT"))
 	size, overlap := pdftext.DefaultTargetRunes, pdftext.DefaultOverlapRunes
 	if unit == pdftext.UnitTokens {
 		size, overlap = pdftext.DefaultTargetTokens, pdftext.DefaultOverlapTokens
 	}
 	c := Config{
-		Workers: r.Int("PARSE_WORKERS", 2),
-		TempDir: r.String("TEMP_DIR", os.TempDir()),
+		Workers: r.Int("PARSE_WORKERS"),
+		TempDir: r.StringOr("TEMP_DIR", os.TempDir()),
 		Chunks: pdftext.Options{
 			Unit:         unit,
-			TargetRunes:  r.Int("CHUNK_SIZE", size),
-			OverlapRunes: r.Int("CHUNK_OVERLAP", overlap),
-			MaxPages:     r.Int("MAX_PAGES", pdftext.DefaultMaxPages),
-			Workers:      r.Int("PARSE_PAGE_WORKERS", 0),
-			PageTimeout:  r.Duration("PARSE_PAGE_TIMEOUT", pdftext.DefaultPageTimeout),
-			DocTimeout:   r.Duration("PARSE_DOC_TIMEOUT", pdftext.DefaultDocTimeout),
+			ChunkSize:    r.IntOr("CHUNK_SIZE", size),
+			ChunkOverlap: r.IntOr("CHUNK_OVERLAP", overlap),
+			MaxPages:     r.Int("MAX_PAGES"),
+			Workers:      r.Int("PARSE_PAGE_WORKERS"),
+			PageTimeout:  r.Duration("PARSE_PAGE_TIMEOUT"),
+			DocTimeout:   r.Duration("PARSE_DOC_TIMEOUT"),
 		},
-		Engine:        r.String("PDF_ENGINE", mupdf.DefaultEngine),
-		ChunkIDScheme: r.String("CHUNK_ID_SCHEME", ChunkIDDocID),
-		PasswordWait:  r.Duration("PDF_PASSWORD_WAIT", 10*time.Second),
-
-		ChunksPerMessage: r.Int("CHUNKS_PER_MESSAGE", defaultChunksPerMessage),
+		Engine:           r.String("PDF_ENGINE"),
+		ChunkIDScheme:    r.String("CHUNK_ID_SCHEME"),
+		PasswordWait:     r.Duration("PDF_PASSWORD_WAIT"),
+		ChunksPerMessage: r.Int("CHUNKS_PER_MESSAGE"),
 	}
+	c.env = r.Values()
 	if err := r.Err(); err != nil {
 		return c, err
 	}
@@ -118,7 +147,7 @@ func (c Config) Validate() error {
 	if c.Chunks.Unit != "" && c.Chunks.Unit != pdftext.UnitRunes && c.Chunks.Unit != pdftext.UnitTokens {
 		return fmt.Errorf("CHUNK_UNIT %q: want runes or tokens", c.Chunks.Unit)
 	}
-	if c.Chunks.TargetRunes < 100 {
+	if c.Chunks.ChunkSize < 100 {
 		return errors.New("CHUNK_SIZE must be at least 100 (runes or tokens)")
 	}
 	if c.Chunks.Workers < 0 {
@@ -148,14 +177,8 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// LogValue lists the settings for the start-up log line.
-func (c Config) LogValue() slog.Value {
-	return slog.GroupValue(slog.Int("workers", c.Workers), slog.String("temp_dir", c.TempDir),
-		slog.String("chunk_unit", string(c.Chunks.Unit)), slog.Int("chunk_size", c.Chunks.TargetRunes), slog.Int("chunk_overlap", c.Chunks.OverlapRunes),
-		slog.Int("page_workers", c.Chunks.Workers), slog.Duration("page_timeout", c.Chunks.PageTimeout),
-		slog.Duration("doc_timeout", c.Chunks.DocTimeout), slog.String("engine", c.Engine),
-		slog.String("chunk_id_scheme", c.ChunkIDScheme))
-}
+// LogValue lists the settings ConfigFromEnv read.
+func (c Config) LogValue() slog.Value { return c.env.LogValue() }
 
 // Service is a running parser.
 type Service struct {

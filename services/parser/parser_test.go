@@ -341,7 +341,7 @@ func TestParseContentChunkIDs(t *testing.T) {
 		t.Errorf("ContentChunkID: got %s, want %s", got, want(1))
 	}
 	if a, b := parser.ContentChunkID("x", pdftext.Options{}.Digest("mupdf"), 0),
-		parser.ContentChunkID("x", pdftext.Options{TargetRunes: 500}.Digest("mupdf"), 0); a == b {
+		parser.ContentChunkID("x", pdftext.Options{ChunkSize: 500}.Digest("mupdf"), 0); a == b {
 		t.Errorf("ContentChunkID ignores the chunking settings: %s for both", a)
 	}
 }

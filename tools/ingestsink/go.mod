@@ -3,6 +3,7 @@ module github.com/pdfpipe/pdfpipe/tools/ingestsink
 go 1.26.0
 
 require (
+	github.com/pdfpipe/pdfpipe/pkg v0.0.0-00010101000000-000000000000
 	github.com/pdfpipe/pdfpipe/proto v0.0.0-00010101000000-000000000000
 	golang.org/x/sync v0.25.0
 	google.golang.org/grpc v1.85.0
@@ -11,9 +12,11 @@ require (
 
 require (
 	golang.org/x/net v0.60.0 // indirect
-	golang.org/x/sys v0.48.0 // indirect
-	golang.org/x/text v0.42.0 // indirect
-	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
+	golang.org/x/sys v0.49.0 // indirect
+	golang.org/x/text v0.43.0 // indirect
+	google.golang.org/genproto/googleapis/rpc v0.0.0-20260928230214-8a89bd6388cc // indirect
 )
 
 replace github.com/pdfpipe/pdfpipe/proto => ../../proto
+
+replace github.com/pdfpipe/pdfpipe/pkg => ../../pkg

@@ -96,3 +96,23 @@ func TestConfigNeverPrintsKey(t *testing.T) {
 	_, err := provider.New(provider.Config{Provider: "openai", APIKey: key, Model: "text-embedding-ada-002"}, nil)
 	checkNoKey(t, err, key)
 }
+
+// TestConfigNeverPrintsBaseURLCredentials: a base URL's user information
+// and query never reach a log line, a %v or an error.
+func TestConfigNeverPrintsBaseURLCredentials(t *testing.T) {
+	const pw = "pw-VERY-SECRET"
+	for _, base := range []string{"https://user:" + pw + "@tei.internal/v1", "https://tei.internal/v1?key=" + pw, "tp://u:" + pw + "@tei/v1"} {
+		cfg := provider.Config{Provider: "openai", BaseURL: base, Timeout: time.Second}
+		var buf bytes.Buffer
+		slog.New(slog.NewJSONHandler(&buf, nil)).Info("config", "provider", cfg)
+		_, err := provider.New(cfg, nil)
+		for _, s := range []string{buf.String(), fmt.Sprintf("%v %+v %#v", cfg, cfg, cfg), fmt.Sprint(err)} {
+			if strings.Contains(s, pw) {
+				t.Errorf("base URL %s: credentials printed: %s", base, s)
+			}
+		}
+		if !strings.Contains(buf.String(), "tei") {
+			t.Errorf("base URL %s: log lacks the host: %s", base, buf.String())
+		}
+	}
+}

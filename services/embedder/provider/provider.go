@@ -25,6 +25,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/pdfpipe/pdfpipe/pkg/envconf"
 )
 
 // Kind says what a text is for. Gemini embeds the two differently
@@ -135,7 +137,7 @@ type Config struct {
 // String prints the config with the API key masked.
 func (c Config) String() string {
 	return fmt.Sprintf("{Provider:%s Model:%s BaseURL:%s Dimension:%d MaxBatch:%d Timeout:%s APIKey:%s NoDimensionsParam:%t}",
-		c.Provider, c.Model, c.BaseURL, c.Dimension, c.MaxBatch, c.Timeout, maskKey(c.APIKey), c.NoDimensionsParam)
+		c.Provider, c.Model, envconf.Redact(c.BaseURL), c.Dimension, c.MaxBatch, c.Timeout, maskKey(c.APIKey), c.NoDimensionsParam)
 }
 
 // GoString keeps %#v from printing the API key.
@@ -146,7 +148,7 @@ func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("provider", c.Provider),
 		slog.String("model", c.Model),
-		slog.String("base_url", c.BaseURL),
+		slog.String("base_url", envconf.Redact(c.BaseURL)),
 		slog.Int("dimension", c.Dimension),
 		slog.Int("max_batch", c.MaxBatch),
 		slog.Duration("timeout", c.Timeout),
@@ -270,7 +272,7 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.BaseURL != "" && !strings.HasPrefix(c.BaseURL, "http://") && !strings.HasPrefix(c.BaseURL, "https://") {
-		return fmt.Errorf("%w: base URL %q is not http(s)", ErrInvalidConfig, c.BaseURL)
+		return fmt.Errorf("%w: base URL %q is not http(s)", ErrInvalidConfig, envconf.Redact(c.BaseURL))
 	}
 	if _, err := c.sendsDimension(); err != nil {
 		return err

@@ -10,6 +10,8 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/pdfpipe/pdfpipe/pkg/envconf"
 )
 
 // newS3Client builds the minio client. Retries inside the client are off:
@@ -32,7 +34,7 @@ func newS3Client(cfg S3Config) (*minio.Client, error) {
 		MaxRetries: 1,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("s3 endpoint %q: %w", endpoint, err)
+		return nil, fmt.Errorf("s3 endpoint %q: %w", envconf.Redact(endpoint), envconf.RedactError(err))
 	}
 	return c, nil
 }

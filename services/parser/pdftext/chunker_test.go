@@ -196,12 +196,12 @@ func TestOptionsDigest(t *testing.T) {
 	if len(base) != 64 {
 		t.Fatalf("got digest %q, want 64 hex digits", base)
 	}
-	if got := (Options{TargetRunes: DefaultTargetRunes, OverlapRunes: DefaultOverlapRunes, Unit: UnitRunes}).Digest("mupdf"); got != base {
+	if got := (Options{ChunkSize: DefaultTargetRunes, ChunkOverlap: DefaultOverlapRunes, Unit: UnitRunes}).Digest("mupdf"); got != base {
 		t.Errorf("explicit defaults: got %s, want %s (the effective settings count)", got, base)
 	}
 	for name, d := range map[string]string{
-		"size":    Options{TargetRunes: 2000}.Digest("mupdf"),
-		"overlap": Options{OverlapRunes: -1}.Digest("mupdf"),
+		"size":    Options{ChunkSize: 2000}.Digest("mupdf"),
+		"overlap": Options{ChunkOverlap: -1}.Digest("mupdf"),
 		"unit":    Options{Unit: UnitTokens}.Digest("mupdf"),
 		"engine":  Options{}.Digest("pdfium"),
 	} {

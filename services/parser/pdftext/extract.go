@@ -1,5 +1,5 @@
 // Package pdftext extracts the text of a PDF page by page and cuts it into
-// chunks of about Options.TargetRunes runes (or estimated tokens, see
+// chunks of about Options.ChunkSize runes (or estimated tokens, see
 // Options.Unit), labelled with the chapter and the pages they came from.
 //
 // The PDF engine sits behind the small Engine/Document interfaces, in a
@@ -63,18 +63,18 @@ const ChunkerVersion = 1
 
 // Options control Extract and Probe. The zero value uses the defaults.
 type Options struct {
-	// Unit is what TargetRunes and OverlapRunes count: UnitRunes (also
+	// Unit is what ChunkSize and ChunkOverlap count: UnitRunes (also
 	// when empty) or UnitTokens.
 	Unit Unit
-	// TargetRunes is the maximum chunk size in Unit (default 1000 runes or
+	// ChunkSize is the maximum chunk size in Unit (default 1000 runes or
 	// 400 tokens). Chunks are cut at a paragraph end, else a sentence end,
-	// else a word boundary between TargetRunes/2 and TargetRunes.
-	TargetRunes int
-	// OverlapRunes is how much of a chunk's tail (whole sentences if
+	// else a word boundary between ChunkSize/2 and ChunkSize.
+	ChunkSize int
+	// ChunkOverlap is how much of a chunk's tail (whole sentences if
 	// possible, else whole words), in Unit, is repeated at the start of the
 	// next chunk of the same chapter: 0 means the default (100 runes or 40
-	// tokens), negative means none. It is capped at TargetRunes/2.
-	OverlapRunes int
+	// tokens), negative means none. It is capped at ChunkSize/2.
+	ChunkOverlap int
 	// MaxPages refuses documents with more pages (ErrTooManyPages);
 	// 0 means 100000.
 	MaxPages int
@@ -103,16 +103,16 @@ func (o Options) withDefaults() Options {
 	} else {
 		o.Unit = UnitRunes
 	}
-	if o.TargetRunes <= 0 {
-		o.TargetRunes = target
+	if o.ChunkSize <= 0 {
+		o.ChunkSize = target
 	}
 	switch {
-	case o.OverlapRunes == 0:
-		o.OverlapRunes = overlap
-	case o.OverlapRunes < 0:
-		o.OverlapRunes = 0
+	case o.ChunkOverlap == 0:
+		o.ChunkOverlap = overlap
+	case o.ChunkOverlap < 0:
+		o.ChunkOverlap = 0
 	}
-	o.OverlapRunes = min(o.OverlapRunes, o.TargetRunes/2)
+	o.ChunkOverlap = min(o.ChunkOverlap, o.ChunkSize/2)
 	if o.MaxPages <= 0 {
 		o.MaxPages = DefaultMaxPages
 	}
@@ -135,7 +135,7 @@ func (o Options) withDefaults() Options {
 func (o Options) Digest(engine string) string {
 	o = o.withDefaults()
 	sum := sha256.Sum256(fmt.Appendf(nil, "pdftext chunks v%d unit=%s size=%d overlap=%d engine=%s",
-		ChunkerVersion, o.Unit, o.TargetRunes, o.OverlapRunes, engine))
+		ChunkerVersion, o.Unit, o.ChunkSize, o.ChunkOverlap, engine))
 	return hex.EncodeToString(sum[:])
 }
 
@@ -263,7 +263,7 @@ func extract(ctx context.Context, eng Engine, path string, opts Options, emit fu
 	}
 
 	seen := make(map[string]struct{})
-	a.ck = newChunker(opts.TargetRunes, opts.OverlapRunes, opts.Unit == UnitTokens, func(text string, pageStart, pageEnd int) error {
+	a.ck = newChunker(opts.ChunkSize, opts.ChunkOverlap, opts.Unit == UnitTokens, func(text string, pageStart, pageEnd int) error {
 		c := Chunk{Index: info.Chunks, Text: text, PageStart: pageStart, PageEnd: pageEnd}
 		if a.cur != nil {
 			c.Chapter, c.ChapterNum = a.cur.path, a.cur.num

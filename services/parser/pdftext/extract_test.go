@@ -143,7 +143,7 @@ func TestExtractPagesWithoutOutline(t *testing.T) {
 	// Four pages of 400-rune paragraphs, target 1000, no overlap: the first
 	// chunk ends at the paragraph end after page 2 (802 runes).
 	para := pdftexttest.LongPara
-	chunks, info := collect(t, "long-paragraphs", pdftext.Options{OverlapRunes: -1})
+	chunks, info := collect(t, "long-paragraphs", pdftext.Options{ChunkOverlap: -1})
 	want := []chunkLabel{{"", "", 1, 2}, {"", "", 3, 4}}
 	if !checkLabels(t, chunks, want) {
 		t.FailNow()
@@ -235,8 +235,8 @@ func checkCoverage(t *testing.T, chunks []pdftext.Chunk, opts pdftext.Options, f
 		if !utf8.ValidString(c.Text) {
 			t.Fatalf("chunk %d is not valid UTF-8", i)
 		}
-		if n := utf8.RuneCountInString(c.Text); n > eff.TargetRunes {
-			t.Errorf("chunk %d has %d runes, want <= %d", i, n, eff.TargetRunes)
+		if n := utf8.RuneCountInString(c.Text); n > eff.ChunkSize {
+			t.Errorf("chunk %d has %d runes, want <= %d", i, n, eff.ChunkSize)
 		}
 		text := []rune(strings.Map(func(r rune) rune {
 			if unicode.IsSpace(r) {
@@ -245,8 +245,8 @@ func checkCoverage(t *testing.T, chunks []pdftext.Chunk, opts pdftext.Options, f
 			return r
 		}, c.Text))
 		// The chunk must start inside the overlap window (no gap, at
-		// most OverlapRunes repeated, none across chapters).
-		from := pos - eff.OverlapRunes
+		// most ChunkOverlap repeated, none across chapters).
+		from := pos - eff.ChunkOverlap
 		if i == 0 || chunks[i-1].Chapter != c.Chapter {
 			from = pos
 		}
@@ -307,7 +307,7 @@ func TestExtractInvariants(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			opts := pdftext.Options{TargetRunes: tc.target, OverlapRunes: tc.overlap, Workers: tc.workers}
+			opts := pdftext.Options{ChunkSize: tc.target, ChunkOverlap: tc.overlap, Workers: tc.workers}
 			chunks, info := collect(t, fixture, opts)
 			if want := len(d.Outline); info.Chunks != len(chunks) || info.Pages != len(d.Pages) || info.EmptyPages != 0 || info.Chapters < want {
 				t.Errorf("got info %+v, want %d chunks, %d pages, 0 empty, at least %d chapters", info, len(chunks), len(d.Pages), want)
@@ -341,7 +341,7 @@ func TestExtractHeadingsWithoutOutline(t *testing.T) {
 	for name, fixture := range map[string]string{"no outline": "sample-24-no-outline", "untrusted outline": "sample-24-bogus-outline"} {
 		t.Run(name, func(t *testing.T) {
 			for _, workers := range []int{1, 2} {
-				opts := pdftext.Options{TargetRunes: 300, OverlapRunes: 60, Workers: workers}
+				opts := pdftext.Options{ChunkSize: 300, ChunkOverlap: 60, Workers: workers}
 				chunks, _ := collect(t, fixture, opts)
 				checkCoverage(t, chunks, opts, full, runePage, runeChapter)
 			}
@@ -510,7 +510,7 @@ func TestExtractLayout(t *testing.T) {
 	}
 	for name, fixture := range map[string]string{"headings": "layout-headings", "outline": "layout-outline"} {
 		t.Run(name, func(t *testing.T) {
-			chunks, info := collect(t, fixture, pdftext.Options{TargetRunes: 5000, OverlapRunes: -1})
+			chunks, info := collect(t, fixture, pdftext.Options{ChunkSize: 5000, ChunkOverlap: -1})
 			if !reflect.DeepEqual(chunks, want) {
 				t.Errorf("got chunks\n%+v\nwant\n%+v", chunks, want)
 			}
@@ -579,7 +579,7 @@ func TestExtractReadsPagesOnce(t *testing.T) {
 // appendices keep their letters ("A", "B.1") on the pages that show
 // "Appendix A …", and the indexes at the end are lettered appendices too.
 func TestExtractRIntroChapterNumbers(t *testing.T) {
-	chunks, _ := collect(t, "r-intro", pdftext.Options{OverlapRunes: -1})
+	chunks, _ := collect(t, "r-intro", pdftext.Options{ChunkOverlap: -1})
 	nums := make(map[string]string)
 	for _, c := range chunks {
 		nums[c.Chapter] = c.ChapterNum
@@ -647,7 +647,7 @@ func TestExtractOutlineNumberOnOwnLine(t *testing.T) {
 	// dropped as one. The printed titles say more than the outline's
 	// ("2 Installing the tools"), so chapters named as the outline names
 	// them come from the outline, not from heading detection.
-	chunks, _ := collect(t, "number-own-line", pdftext.Options{TargetRunes: 5000})
+	chunks, _ := collect(t, "number-own-line", pdftext.Options{ChunkSize: 5000})
 	want := []chunkLabel{
 		{"", "", 1, 1},
 		{"1 Getting the sources", "1", 1, 2},

@@ -15,7 +15,7 @@ import (
 func extractText(t *testing.T, eng pdftext.Engine, path string) (string, pdftext.Info) {
 	t.Helper()
 	var parts []string
-	info, err := pdftext.Extract(context.Background(), eng, path, pdftext.Options{TargetRunes: 100000, OverlapRunes: -1}, func(c pdftext.Chunk) error {
+	info, err := pdftext.Extract(context.Background(), eng, path, pdftext.Options{ChunkSize: 100000, ChunkOverlap: -1}, func(c pdftext.Chunk) error {
 		parts = append(parts, c.Text)
 		return nil
 	})

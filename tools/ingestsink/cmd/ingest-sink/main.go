@@ -3,14 +3,10 @@
 // backend: it enforces the backend's constraints and writes everything it
 // stores as JSONL.
 //
-// Configuration (flags override the environment):
-//
-//	-addr       INGEST_SINK_ADDR     listen address (default "127.0.0.1:50051": this machine only;
-//	                                 ":50051" for every interface, as the container image sets)
-//	-out        INGEST_SINK_OUT      JSONL output file, appended to; "" or "-" is stdout (default)
-//	-dimension  EMBEDDING_DIMENSION  required embedding length (default 384)
-//	-shutdown-timeout                graceful-stop deadline before a hard stop (default 10s)
-//	-h                               print this usage and exit 0
+// Configuration: the flags -addr, -out, -dimension and -shutdown-timeout
+// override the environment (INGEST_SINK_ADDR, INGEST_SINK_OUT and
+// EMBEDDING_DIMENSION, declared with their defaults in
+// ingestsink.Settings); `ingest-sink -h` lists both and exits 0.
 //
 // Logs are JSON on stderr. The gRPC health service reports SERVING for ""
 // and "cognicore.IngestService" until shutdown; SIGINT or SIGTERM stops the
@@ -28,7 +24,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -37,6 +32,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/pdfpipe/pdfpipe/pkg/envconf"
 	"github.com/pdfpipe/pdfpipe/proto/cognicore"
 	"github.com/pdfpipe/pdfpipe/tools/ingestsink"
 )
@@ -70,23 +66,15 @@ func (c config) Validate() error {
 	return nil
 }
 
-// parseConfig reads the environment, then the flags.
+// parseConfig reads the environment (ingestsink.Settings), then the
+// flags.
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	r := envconf.New(getenv, ingestsink.Settings)
 	cfg := config{
-		Addr:            "127.0.0.1:50051",
-		Out:             getenv("INGEST_SINK_OUT"),
-		Dimension:       ingestsink.DefaultDimension,
+		Addr:            r.String("INGEST_SINK_ADDR"),
+		Out:             r.String("INGEST_SINK_OUT"),
+		Dimension:       r.Int("EMBEDDING_DIMENSION"),
 		ShutdownTimeout: 10 * time.Second,
-	}
-	if v := getenv("INGEST_SINK_ADDR"); v != "" {
-		cfg.Addr = v
-	}
-	if v := getenv("EMBEDDING_DIMENSION"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return config{}, fmt.Errorf("EMBEDDING_DIMENSION %q: %w", v, err)
-		}
-		cfg.Dimension = n
 	}
 
 	fs := flag.NewFlagSet("ingest-sink", flag.ContinueOnError)
@@ -100,13 +88,31 @@ appends what it stores as JSONL. Flags override the environment.
 
 `)
 		fs.PrintDefaults()
+		fmt.Fprintln(fs.Output())
+		envconf.WriteHelp(fs.Output(), ingestsink.Settings)
 	}
-	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "listen address (env INGEST_SINK_ADDR)")
-	fs.StringVar(&cfg.Out, "out", cfg.Out, `JSONL output file, appended to; "" or "-" is stdout (env INGEST_SINK_OUT)`)
-	fs.IntVar(&cfg.Dimension, "dimension", cfg.Dimension, "required embedding length (env EMBEDDING_DIMENSION)")
+	// The flags show no default of their own: their default is the
+	// environment's value, which -h must not print (an address may hold
+	// credentials).
+	addr := fs.String("addr", "", "listen address (default: INGEST_SINK_ADDR)")
+	out := fs.String("out", "", `JSONL output file, appended to; "" or "-" is stdout (default: INGEST_SINK_OUT)`)
+	dim := fs.Int("dimension", 0, "required embedding length (default: EMBEDDING_DIMENSION)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "graceful-stop deadline")
 	if err := fs.Parse(args); err != nil {
 		return config{}, fmt.Errorf("parse flags: %w", err)
+	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "addr":
+			cfg.Addr = *addr
+		case "out":
+			cfg.Out = *out
+		case "dimension":
+			cfg.Dimension = *dim
+		}
+	})
+	if err := r.Err(); err != nil {
+		return config{}, fmt.Errorf("config: %w", err)
 	}
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
@@ -131,7 +137,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil)).With("service", "ingest-sink")
-	log.Info("config", "addr", cfg.Addr, "out", cfg.Out, "dimension", cfg.Dimension,
+	log.Info("config", "addr", envconf.Redact(cfg.Addr), "out", cfg.Out, "dimension", cfg.Dimension,
 		"shutdown_timeout", cfg.ShutdownTimeout)
 
 	var out io.Writer = stdout

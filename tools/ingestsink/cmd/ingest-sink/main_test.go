@@ -15,7 +15,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/pdfpipe/pdfpipe/pkg/envconf"
 	"github.com/pdfpipe/pdfpipe/proto/cognicore"
+	"github.com/pdfpipe/pdfpipe/tools/ingestsink"
 	"github.com/pdfpipe/pdfpipe/tools/ingestsink/internal/syncbuf"
 )
 
@@ -251,11 +253,14 @@ func TestRunShutdownDeadline(t *testing.T) {
 	}
 }
 
-// TestHelp: -h prints every flag and is no failure (exit 0).
+// TestHelp: -h prints every flag and every setting with its default, is
+// no failure (exit 0) even when the environment is bad, and prints nothing
+// from the environment.
 func TestHelp(t *testing.T) {
+	bad := env(map[string]string{"EMBEDDING_DIMENSION": "big", "INGEST_SINK_ADDR": "u:hush@[::1]:50051"})
 	for _, arg := range []string{"-h", "-help", "--help"} {
 		var stdout, stderr syncbuf.Buffer
-		if err := run(t.Context(), []string{arg}, env(nil), &stdout, &stderr); err != nil {
+		if err := run(t.Context(), []string{arg}, bad, &stdout, &stderr); err != nil {
 			t.Fatalf("ingest-sink %s: got %v, want nil", arg, err)
 		}
 		usage := stdout.String() + stderr.String()
@@ -263,6 +268,14 @@ func TestHelp(t *testing.T) {
 			if !strings.Contains(usage, flag) {
 				t.Errorf("ingest-sink %s: usage lacks %s:\n%s", arg, flag, usage)
 			}
+		}
+		for _, s := range ingestsink.Settings {
+			if !strings.Contains(usage, envconf.HelpLine(s)+"\n") {
+				t.Errorf("ingest-sink %s: usage lacks %q", arg, envconf.HelpLine(s))
+			}
+		}
+		if strings.Contains(usage, "hush") || strings.Contains(usage, "big") {
+			t.Errorf("ingest-sink %s: usage prints the environment:\n%s", arg, usage)
 		}
 	}
 }

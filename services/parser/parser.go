@@ -232,11 +232,28 @@ func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
 		}
 		return err
 	}
-	path, err := s.download(ctx, job.Document.Object)
+	// Until the task ends (cancelled, or failed by another stage): then
+	// ctx ends, the engine stops at the page it reads and emit at the
+	// next chunk, and the job is acked. pdfpipe cancel hears from work
+	// while it lasts, with the pages parsed.
+	work, err := stage.Working(ctx, s.res.JS.Conn(), pipeline.Parse, msg, s.res.Status, "pages")
 	if err != nil {
 		return err
 	}
+	defer work.Stop()
+	ctx = work.Context()
+	path, err := s.download(ctx, job.Document.Object)
+	if err != nil {
+		if stage.TaskEnded(ctx) {
+			return nil
+		}
+		return err
+	}
 	defer os.Remove(path)
+	// The page count, for the progress pdfpipe status --watch shows: one
+	// more open of the document (a few ms for 2,000 pages); a document
+	// the engine cannot open fails in Extract with the reason.
+	pages, _ := pdftext.Probe(ctx, s.engine, path, s.cfg.Chunks)
 
 	chunkID := func(index int) string { return ChunkID(t.DocumentID(), index) }
 	if s.cfg.ChunkIDScheme == ChunkIDContent {
@@ -260,6 +277,7 @@ func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
 	var (
 		batch      []pipeline.Chunk
 		batchBytes int
+		parsed     int // the last page of the last chunk cut
 	)
 	flush := func() error {
 		if len(batch) == 0 {
@@ -272,6 +290,11 @@ func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
 		return err
 	}
 	emit := func(c pdftext.Chunk) error {
+		if ctx.Err() != nil { // chunks of pages read before the end are not sent
+			return context.Cause(ctx)
+		}
+		parsed = c.PageEnd
+		work.SetProgress(parsed, pages)
 		batch = append(batch, pipeline.Chunk{
 			ID: chunkID(c.Index), Index: c.Index, Text: c.Text,
 			Chapter: c.Chapter, ChapterNum: c.ChapterNum, PageStart: c.PageStart, PageEnd: c.PageEnd,
@@ -297,6 +320,11 @@ func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
 		err = pub.wait(ctx)
 	}
 	if err != nil {
+		if stage.TaskEnded(ctx) {
+			s.log.Info("task ended while parsing; stopped", "task_id", t.ID, "cause", context.Cause(ctx),
+				"pages_parsed", parsed, "pages", pages, "chunks_cut", info.Chunks)
+			return nil
+		}
 		return classify(t.ID, err)
 	}
 	s.log.Info("parsed", "task_id", t.ID, "pages", info.Pages, "chunks", info.Chunks, "chapters", info.Chapters,
@@ -305,7 +333,9 @@ func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
 		st.State = status.Embedding
 		st.Pages, st.EmptyPages, st.Chunks, st.Chapters = info.Pages, info.EmptyPages, info.Chunks, info.Chapters
 		st.UnreadablePages = info.UnreadablePages
-	}); err != nil && !errors.Is(err, status.ErrTerminal) {
+	}); errors.Is(err, status.ErrTerminal) {
+		return nil // ended meanwhile: nothing to ingest
+	} else if err != nil {
 		return err
 	}
 	_, err = pipeline.Publish(ctx, s.res.JS, pipeline.Ingest.Subject(t.ID), t.ID, pipeline.MsgID(t.ID, job.Replay, "ingest"), pipeline.IngestJob{

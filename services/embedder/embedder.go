@@ -333,6 +333,13 @@ func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
 	} else if ended {
 		return nil // the task failed elsewhere: spend no API call on it
 	}
+	// pdfpipe cancel hears from this job until it is done (a provider
+	// call or two: the next job of an ended task makes none).
+	work, err := stage.Working(ctx, s.res.JS.Conn(), pipeline.Embed, msg, nil, "")
+	if err != nil {
+		return err
+	}
+	defer work.Stop()
 	chunks := job.All()
 	vecs := make([][]float32, len(chunks))
 	model := "none (RagMode false)"

@@ -221,7 +221,19 @@ func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
 		}
 		return err
 	}
+	// A task that ends meanwhile (cancelled) stops the download; the job
+	// is acked.
+	work, err := stage.Working(ctx, s.res.JS.Conn(), pipeline.Fetch, msg, s.res.Status, "")
+	if err != nil {
+		return err
+	}
+	defer work.Stop()
+	ctx = work.Context()
 	doc, err := s.fetch(ctx, id, job.Task.URL)
+	if stage.TaskEnded(ctx) {
+		s.log.Info("task ended while fetching; stopped", "task_id", id, "cause", context.Cause(ctx))
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("fetch %s: %w", id, err)
 	}

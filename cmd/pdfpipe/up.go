@@ -10,11 +10,9 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -69,9 +67,6 @@ func up(ctx context.Context, args []string, getenv func(string) string, stderr i
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-
 	var nc *nats.Conn
 	var urlFile, clientURL string // the embedded server's, for `status` and `replay`
 	if url := getenv("NATS_URL"); url != "" {

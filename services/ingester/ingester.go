@@ -219,7 +219,7 @@ func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
 		return err
 	}
 	err = s.ingest(ctx, job, log, work)
-	if stage.TaskEnded(ctx) {
+	if err != nil && stage.TaskEnded(ctx) { // (a done task ends ctx too, after err is nil)
 		log.Info("task ended while ingesting; stopped", "cause", context.Cause(ctx))
 		return nil
 	}

@@ -333,7 +333,7 @@ func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
 		st.State = status.Embedding
 		st.Pages, st.EmptyPages, st.Chunks, st.Chapters = info.Pages, info.EmptyPages, info.Chunks, info.Chapters
 		st.UnreadablePages = info.UnreadablePages
-	}); errors.Is(err, status.ErrTerminal) {
+	}); errors.Is(err, status.ErrTerminal) || stage.TaskEnded(ctx) {
 		return nil // ended meanwhile: nothing to ingest
 	} else if err != nil {
 		return err
@@ -342,6 +342,9 @@ func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
 		Task: t, Document: job.Document, Pages: info.Pages, EmptyPages: info.EmptyPages,
 		Chunks: info.Chunks, Chapters: info.Chapters, Replay: job.Replay,
 	})
+	if err != nil && stage.TaskEnded(ctx) {
+		return nil
+	}
 	return err
 }
 

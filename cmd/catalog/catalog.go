@@ -42,7 +42,7 @@ var ProfileSettings = envconf.Settings{
 var StoreSettings = envconf.Settings{
 	envconf.String("NATS_STORE_DIR", "pdfpipe-data",
 		"`pdfpipe up`'s embedded server's JetStream directory; while it runs its URL is in `NATS_STORE_DIR/nats.url`, "+
-			"where `pdfpipe status`, `tasks`, `inspect` and `replay` find it"),
+			"where `pdfpipe status`, `tasks`, `inspect`, `replay` and `cancel` find it"),
 }
 
 // ListenSettings shape `pdfpipe up`'s embedded NATS server.
@@ -60,7 +60,7 @@ var ListenSettings = envconf.Settings{
 const (
 	nameRun = "`pdfpipe run`"
 	nameUp  = "`pdfpipe up`"
-	nameCLI = "`pdfpipe status`/`tasks`/`inspect`/`replay`"
+	nameCLI = "`pdfpipe status`/`tasks`/`inspect`/`replay`/`cancel`"
 )
 
 // Stage binaries.
@@ -89,7 +89,7 @@ var Up = envconf.Binary{Name: nameUp, Settings: envconf.Join(
 	gateway.Settings, fetcher.Settings, parser.Settings, embedder.Settings, ingester.Settings,
 )}
 
-// CLI are `pdfpipe status`, `tasks`, `inspect` and `replay`, which read
+// CLI are `pdfpipe status`, `tasks`, `inspect`, `replay` and `cancel`, which read
 // a running pipeline.
 var CLI = envconf.Binary{Name: nameCLI, Settings: envconf.Join(
 	servicemain.NATSSettings.Without("NATS_REPLICAS").

@@ -27,10 +27,11 @@ func TestHelpExitsZero(t *testing.T) {
 		{args: []string{"run", "-help"}, want: []string{"-password-file", "-store"}},
 		{args: []string{"up", "-h"}},
 		{args: []string{"sample", "-h"}, want: []string{"-pages"}},
-		{args: []string{"tasks", "-h"}, want: []string{"-failed", "-running", "-done", "-limit", "-json"}},
+		{args: []string{"tasks", "-h"}, want: []string{"-failed", "-running", "-done", "-cancelled", "-limit", "-json"}},
+		{args: []string{"cancel", "-h"}, want: []string{"-reason", "-timeout", "-no-wait"}},
 		{args: []string{"inspect", "-h"}, want: []string{"-all"}},
 		{args: []string{"status", "-h"}, want: []string{"-watch"}},
-		{args: []string{"-h"}, want: []string{"pdfpipe tasks", "pdfpipe inspect", "status [--watch]"}},
+		{args: []string{"-h"}, want: []string{"pdfpipe tasks", "pdfpipe inspect", "status [--watch]", "pdfpipe cancel", "--cancelled"}},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/pdfpipe/pdfpipe/cmd/catalog"
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
+	"github.com/pdfpipe/pdfpipe/pkg/stage"
 	"github.com/pdfpipe/pdfpipe/pkg/status"
 )
 
@@ -31,7 +33,8 @@ type storedMsg struct {
 
 // inspect prints every retained message of a task in both streams, oldest
 // first: time, stream, sequence, subject, size and, for stage messages,
-// where the stage's consumer is with it (acked, in flight, waiting). The
+// how often it was delivered and where the stage's consumer is with it
+// (acked, at work, in flight, waiting). The
 // vectors are summed up in one line unless --all.
 func inspect(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("inspect", flag.ContinueOnError)
@@ -55,8 +58,11 @@ func inspect(ctx context.Context, args []string, getenv func(string) string, std
 	tok := pipeline.Token(id)
 	if st, err := status.New(res.Status).Get(ctx, id); err == nil {
 		fmt.Fprintf(stdout, "task %s: %s", id, st.State)
-		if st.State == status.Failed {
+		switch st.State {
+		case status.Failed:
 			fmt.Fprintf(stdout, " at %s: %s", st.Stage, oneLine(st.Error, 200))
+		case status.Cancelled:
+			fmt.Fprintf(stdout, " during %s: %s", st.Stage, oneLine(st.Error, 200))
 		}
 		fmt.Fprintf(stdout, " (pages %d, chunks %d, updated %s)\n", st.Pages, st.Chunks, st.UpdatedAt.UTC().Format(time.RFC3339))
 	} else if errors.Is(err, status.ErrNotFound) {
@@ -64,7 +70,7 @@ func inspect(ctx context.Context, args []string, getenv func(string) string, std
 	} else {
 		return fmt.Errorf("inspect %s: %w", id, err)
 	}
-	stage, err := readTaskMsgs(ctx, res.JS, pipeline.Stream, "pdf.*."+tok, "pdf.*."+tok+".>")
+	stageMsgs, err := readTaskMsgs(ctx, res.JS, pipeline.Stream, "pdf.*."+tok, "pdf.*."+tok+".>")
 	if err != nil {
 		return fmt.Errorf("inspect %s: %w", id, err)
 	}
@@ -72,7 +78,7 @@ func inspect(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return fmt.Errorf("inspect %s: %w", id, err)
 	}
-	if len(stage)+len(vecs) == 0 {
+	if len(stageMsgs)+len(vecs) == 0 {
 		fmt.Fprintf(stdout, "no retained messages for task %s\n", id)
 		return nil
 	}
@@ -86,7 +92,14 @@ func inspect(ctx context.Context, args []string, getenv func(string) string, std
 			consumers[string(s)] = ci
 		}
 	}
-	lines := stage
+	// Who is at work on the task: the delivery count of the messages they hold.
+	held := map[uint64]stage.WorkInfo{}
+	if at, err := stage.AskWork(ctx, nc, id, 2*time.Second); err == nil {
+		for _, w := range at {
+			held[w.StreamSeq] = w
+		}
+	}
+	lines := stageMsgs
 	if *all {
 		lines = append(lines, vecs...)
 	}
@@ -97,17 +110,18 @@ func inspect(ctx context.Context, args []string, getenv func(string) string, std
 		return lines[i].stream < lines[j].stream || lines[i].stream == lines[j].stream && lines[i].seq < lines[j].seq
 	})
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tSTREAM\tSEQ\tSUBJECT\tSIZE\tCONSUMER")
+	fmt.Fprintln(tw, "TIME\tSTREAM\tSEQ\tSUBJECT\tSIZE\tDELIVERIES\tCONSUMER")
 	pending := map[string]bool{}
 	for _, m := range lines {
-		where := ""
+		deliveries, where := "", ""
 		if m.stream == pipeline.Stream {
 			where = consumerPosition(consumers, m)
 			if where != "acked" && where != "-" {
 				pending[stageOf(m.subject)] = true
 			}
+			deliveries, where = deliveryCount(where, held[m.seq], m.time)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\n", m.time.UTC().Format("2006-01-02T15:04:05.000Z"), m.stream, m.seq, m.subject, m.size, where)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%s\n", m.time.UTC().Format("2006-01-02T15:04:05.000Z"), m.stream, m.seq, m.subject, m.size, deliveries, where)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -131,6 +145,29 @@ func inspect(ctx context.Context, args []string, getenv func(string) string, std
 	return nil
 }
 
+// deliveryCount gives a stage message's deliveries and position: "acked";
+// "0" while waiting; for a message a stage is at work on (held, from
+// stage.AskWork) the number of its delivery, with what the stage says;
+// "≥1" for one delivered but neither acked nor at work (acked out of
+// order above the ack floor, or waiting to be redelivered after a nak).
+func deliveryCount(where string, held stage.WorkInfo, stored time.Time) (deliveries, position string) {
+	switch {
+	case where == "acked":
+		return "acked", where
+	case where == "waiting":
+		return "0", where
+	case where == "in flight" && held.Delivered > 0:
+		at := fmt.Sprintf("at work: %s since %s", held.Stage, held.Since.UTC().Format(time.RFC3339))
+		if held.Unit != "" {
+			at += fmt.Sprintf(", %d of %d %s", held.Done, held.Total, held.Unit)
+		}
+		return strconv.FormatUint(held.Delivered, 10), at
+	case where == "in flight":
+		return "≥1", where
+	}
+	return "-", where
+}
+
 // stageOf is the stage token of a stage subject pdf.<stage>.<task>...
 func stageOf(subject string) string {
 	parts := strings.SplitN(subject, ".", 3)
@@ -144,7 +181,8 @@ func stageOf(subject string) string {
 // message: acked (at or below its ack floor), in flight (delivered, not
 // known acked: a message acked out of order above the floor shows here
 // too) or waiting (not delivered yet). Per-message delivery counts are not
-// in the consumer's info; its redelivered total is printed below.
+// in the consumer's info: the stage at work on a message says it (see
+// deliveryCount); the consumer's redelivered total is printed below.
 func consumerPosition(consumers map[string]*jetstream.ConsumerInfo, m storedMsg) string {
 	ci := consumers[stageOf(m.subject)]
 	if ci == nil {

@@ -8,9 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
+	"github.com/pdfpipe/pdfpipe/pkg/stage"
 	"github.com/pdfpipe/pdfpipe/pkg/status"
 )
 
@@ -26,11 +28,9 @@ func TestInspect(t *testing.T) {
 		}
 	}
 	const id = "a b" // not a plain token
-	pub(pipeline.Fetch.Subject(id), id)
-	pub(pipeline.Parse.Subject(id), id)
-	// The fetcher has acked its message; the parser holds its own.
-	for stage, ack := range map[pipeline.Stage]bool{pipeline.Fetch: true, pipeline.Parse: false} {
-		c, err := js.Consumer(ctx, pipeline.Stream, stage.Durable())
+	next := func(st pipeline.Stage) jetstream.Msg {
+		t.Helper()
+		c, err := js.Consumer(ctx, pipeline.Stream, st.Durable())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -38,13 +38,32 @@ func TestInspect(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ack {
-			if err := m.DoubleAck(ctx); err != nil {
-				t.Fatal(err)
-			}
-		}
+		return m
 	}
+	pub(pipeline.Fetch.Subject(id), id)
+	pub(pipeline.Parse.Subject(id), id)
+	// The fetcher has acked its message; the parser works on its own, on
+	// its second delivery; an embedder holds the first embed job without
+	// working on it.
+	if err := next(pipeline.Fetch).DoubleAck(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := next(pipeline.Parse).Nak(); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	work, err := stage.Working(ctx, nc, pipeline.Parse, next(pipeline.Parse), nil, "pages")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer work.Stop()
+	work.SetProgress(7, 40)
 	pub(pipeline.Embed.Subject(id, "0"), id)
+	next(pipeline.Embed)
 	pub(pipeline.Embed.Subject(id, "1"), id)
 	pub(pipeline.Ingest.Subject(id), id)
 	for i := range 3 {
@@ -63,10 +82,10 @@ func TestInspect(t *testing.T) {
 		{args: []string{id}, want: []string{
 			"task a b: failed at parse: boom",
 			"pdf.fetch." + tok + " ", "acked",
-			"pdf.parse." + tok + " ", "in flight",
+			"pdf.parse." + tok + " ", "at work: parse since", "7 of 40 pages",
 			"pdf.embed." + tok + ".0", "pdf.embed." + tok + ".1", "pdf.ingest." + tok, "waiting",
 			"vectors: 3 in PDFPIPE_VECTORS", "first pdf.vec." + tok + ".0", "last pdf.vec." + tok + ".2",
-			"consumer parser (all tasks): 0 not yet delivered, 1 in flight", "consumer embedder (all tasks): 2 not yet delivered",
+			"consumer parser (all tasks): 0 not yet delivered, 1 in flight", "consumer embedder (all tasks): 1 not yet delivered, 1 in flight",
 		}, unwant: []string{"other", "consumer fetcher", "PDFPIPE_VECTORS  "}},
 		{args: []string{"--all", id}, want: []string{"pdf.vec." + tok + ".0", "pdf.vec." + tok + ".1", "pdf.vec." + tok + ".2", "pdf.ingest." + tok},
 			unwant: []string{"vectors: 3", "other"}},
@@ -90,21 +109,25 @@ func TestInspect(t *testing.T) {
 			}
 		})
 	}
-	// Each stage line says where its consumer is.
+	// Each stage line says how often its message was delivered and where
+	// its consumer is.
 	var out, errOut bytes.Buffer
 	if err := run(ctx, []string{"inspect", id}, env(map[string]string{"NATS_URL": url}), &out, &errOut); err != nil {
 		t.Fatal(err)
 	}
 	for subj, want := range map[string]string{
-		pipeline.Fetch.Subject(id): "acked", pipeline.Parse.Subject(id): "in flight",
-		pipeline.Embed.Subject(id, "0"): "waiting", pipeline.Ingest.Subject(id): "waiting",
+		pipeline.Fetch.Subject(id):      "acked acked",
+		pipeline.Parse.Subject(id):      "2 at work: parse since",
+		pipeline.Embed.Subject(id, "0"): "≥1 in flight",
+		pipeline.Embed.Subject(id, "1"): "0 waiting",
+		pipeline.Ingest.Subject(id):     "0 waiting",
 	} {
 		found := false
 		for _, l := range strings.Split(out.String(), "\n") {
-			if f := strings.Fields(l); len(f) >= 5 && f[3] == subj {
+			if f := strings.Fields(l); len(f) >= 6 && f[3] == subj {
 				found = true
-				if got := strings.Join(f[5:], " "); got != want {
-					t.Errorf("%s: consumer position %q, want %q", subj, got, want)
+				if got := strings.Join(f[5:], " "); !strings.HasPrefix(got, want) {
+					t.Errorf("%s: deliveries and consumer position %q, want %q", subj, got, want)
 				}
 			}
 		}

@@ -106,13 +106,17 @@ func replay(ctx context.Context, args []string, getenv func(string) string, stdo
 			fmt.Fprintf(stdout, "note: %s\n", end.Note)
 		}
 		return nil
+	case status.Cancelled:
+		fmt.Fprintf(stdout, "task %s: cancelled during %s: %s\n", id, end.Stage, end.Error)
+		return fmt.Errorf("replay: task %s was cancelled during %s", id, end.Stage)
 	default:
 		fmt.Fprintf(stdout, "task %s: failed at %s: %s\n", id, end.Stage, end.Error)
 		return fmt.Errorf("replay: task %s failed at %s", id, end.Stage)
 	}
 }
 
-// waitEnd watches a task's status record until it is done or failed.
+// waitEnd watches a task's status record until it has ended (done,
+// failed or cancelled).
 func waitEnd(ctx context.Context, kv jetstream.KeyValue, id string) (status.Status, error) {
 	w, err := kv.Watch(ctx, pipeline.Token(id))
 	if err != nil {

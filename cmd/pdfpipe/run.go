@@ -13,12 +13,10 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -93,8 +91,6 @@ func runFiles(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	log.Info("pdfpipe run", "settings", r.Values())
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	tp, err := tracing.Start(ctx, tcfg, "pdfpipe")
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
@@ -275,7 +271,7 @@ func summary(w io.Writer, files, ids []string, final map[string]status.Status, t
 	var failed, pages, chunks int
 	for i, f := range files {
 		st := final[ids[i]]
-		if st.State == status.Failed {
+		if st.State == status.Failed || st.State == status.Cancelled {
 			failed++
 		}
 		pages += st.Pages
@@ -291,7 +287,7 @@ func summary(w io.Writer, files, ids []string, final map[string]status.Status, t
 	fmt.Fprintf(w, "%d documents, %d pages, %d chunks in %.2fs (%.0f pages/s); chunks with vectors in %s\n",
 		len(files), pages, chunks, took.Seconds(), float64(pages)/took.Seconds(), out)
 	if failed > 0 {
-		return fmt.Errorf("%d of %d documents failed", failed, len(files))
+		return fmt.Errorf("%d of %d documents failed (or were cancelled)", failed, len(files))
 	}
 	return nil
 }

@@ -13,15 +13,16 @@ import (
 	"github.com/pdfpipe/pdfpipe/pkg/status"
 )
 
-const statusUsage = "status [--watch] TASK_ID"
+const statusUsage = "status [--watch [--every D]] TASK_ID"
 
 // showStatus prints a task's status record as JSON, or with --watch a
-// progress line on each change until the task ends.
+// live progress line until the task ends.
 func showStatus(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	withSettings(fs, "pdfpipe status [--watch] TASK_ID", catalog.CLI)
-	watch := fs.Bool("watch", false, "print a progress line on each change until the task ends (exit 1 if it failed)")
+	withSettings(fs, "pdfpipe status [--watch [--every 1s]] TASK_ID", catalog.CLI)
+	watch := fs.Bool("watch", false, "print a progress line on each change until the task ends (exit 1 if it failed or was cancelled)")
+	every := fs.Duration("every", time.Second, "with --watch: how often the stages at work are asked how far they are")
 	var pos []string // flags may follow the task id
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -45,7 +46,10 @@ func showStatus(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	defer nc.Close()
 	if *watch {
-		return watchStatus(ctx, res.Status, id, stdout)
+		if *every <= 0 {
+			return errors.New("status: --every must be positive")
+		}
+		return watchStatus(ctx, nc, res, id, *every, stdout)
 	}
 	st, err := status.New(res.Status).Get(octx, id)
 	if err != nil {

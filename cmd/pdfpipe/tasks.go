@@ -17,7 +17,7 @@ import (
 	"github.com/pdfpipe/pdfpipe/pkg/status"
 )
 
-const tasksUsage = "tasks [--failed|--running|--done] [--limit N] [--json]"
+const tasksUsage = "tasks [--failed|--running|--done|--cancelled] [--limit N] [--json]"
 
 // tasks lists the task records of the status bucket, newest update first:
 // one line per task (or one JSON object per line with --json), at most
@@ -29,6 +29,7 @@ func tasks(ctx context.Context, args []string, getenv func(string) string, stdou
 	failed := fs.Bool("failed", false, "only tasks that failed")
 	running := fs.Bool("running", false, "only tasks not yet ended")
 	done := fs.Bool("done", false, "only tasks that are done")
+	cancelled := fs.Bool("cancelled", false, "only tasks that were cancelled")
 	limit := fs.Int("limit", 100, "print at most N tasks (the newest)")
 	asJSON := fs.Bool("json", false, "one JSON status record per line")
 	if err := fs.Parse(args); err != nil {
@@ -41,11 +42,11 @@ func tasks(ctx context.Context, args []string, getenv func(string) string, stdou
 		return errors.New("tasks: --limit must be at least 1")
 	}
 	keep := func(st status.Status) bool {
-		if !*failed && !*running && !*done {
+		if !*failed && !*running && !*done && !*cancelled {
 			return true
 		}
 		return (*failed && st.State == status.Failed) || (*done && st.State == status.Done) ||
-			(*running && !st.State.Terminal())
+			(*cancelled && st.State == status.Cancelled) || (*running && !st.State.Terminal())
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -88,8 +89,11 @@ func tasks(ctx context.Context, args []string, getenv func(string) string, stdou
 	fmt.Fprintln(tw, "TASK\tSTATE\tPAGES\tCHUNKS\tUPDATED\tREASON")
 	for _, st := range all {
 		reason := ""
-		if st.State == status.Failed {
+		switch st.State {
+		case status.Failed:
 			reason = st.Stage + ": " + oneLine(st.Error, 120)
+		case status.Cancelled:
+			reason = "during " + st.Stage + ": " + oneLine(st.Error, 120)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\n", oneLine(st.TaskID, 60), st.State, st.Pages, st.Chunks,
 			st.UpdatedAt.UTC().Format(time.RFC3339), reason)

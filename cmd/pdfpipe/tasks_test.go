@@ -73,6 +73,7 @@ func TestTasks(t *testing.T) {
 		{TaskID: "busy", State: status.Embedding, Pages: 12, Chunks: 40},
 		{TaskID: "new-done", State: status.Done, Pages: 1, Chunks: 2},
 		{TaskID: "queued", State: status.Queued},
+		{TaskID: "stopped", State: status.Cancelled, Stage: "parse", Error: "uploaded by mistake"},
 	} {
 		st.UpdatedAt = t0.Add(time.Duration(i) * time.Minute)
 		putStatus(t, res.Status, st)
@@ -86,12 +87,14 @@ func TestTasks(t *testing.T) {
 		in      []string // also in stdout
 		errWant string   // in stderr
 	}{
-		{args: nil, want: []string{"queued", "new-done", "busy", "bad one", "old-done"}, errWant: "1 status records could not be read"},
+		{args: nil, want: []string{"stopped", "queued", "new-done", "busy", "bad one", "old-done"}, errWant: "1 status records could not be read"},
 		{args: []string{"--failed"}, want: []string{"bad one"}, in: []string{"parse: not a PDF: starts with <html>"}},
 		{args: []string{"--running"}, want: []string{"queued", "busy"}, in: []string{"embedding  12     40"}},
 		{args: []string{"--done"}, want: []string{"new-done", "old-done"}},
+		{args: []string{"--cancelled"}, want: []string{"stopped"}, in: []string{"cancelled", "during parse: uploaded by mistake"}},
 		{args: []string{"--done", "--failed"}, want: []string{"new-done", "bad one", "old-done"}},
-		{args: []string{"--limit", "2"}, want: []string{"queued", "new-done"}, errWant: "newest 2 of 5"},
+		{args: []string{"--failed", "--cancelled"}, want: []string{"stopped", "bad one"}},
+		{args: []string{"--limit", "2"}, want: []string{"stopped", "queued"}, errWant: "newest 2 of 6"},
 		{args: []string{"--json", "--failed"}, want: []string{"bad one"}, in: []string{`"stage":"parse"`}},
 	}
 	for _, tc := range tests {

@@ -10,11 +10,9 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -74,8 +72,6 @@ func up(ctx context.Context, args []string, getenv func(string) string, stderr i
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	tp, err := tracing.Start(ctx, tcfg, "pdfpipe")
 	if err != nil {
 		return fmt.Errorf("config: %w", err)

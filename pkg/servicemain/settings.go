@@ -15,7 +15,7 @@ import (
 var NATSSettings = envconf.Settings{
 	envconf.String("NATS_URL", "nats://127.0.0.1:4222",
 		"NATS server with JetStream (v2.11+: per-key TTL); a comma-separated list for a cluster. "+
-			"`pdfpipe run` ignores it; `pdfpipe up` embeds a server when it is unset; `status`, `tasks`, `inspect` and `replay` "+
+			"`pdfpipe run` ignores it; `pdfpipe up` embeds a server when it is unset; `status`, `tasks`, `inspect`, `replay` and `cancel` "+
 			"fall back to `NATS_STORE_DIR/nats.url`, then to the default with a warning. Logged with user and password masked"),
 	envconf.String("NATS_USER", "", "NATS user, with `NATS_PASSWORD`; `pdfpipe up`'s embedded server then requires them"),
 	envconf.Secret("NATS_PASSWORD", "NATS password, with `NATS_USER`"),

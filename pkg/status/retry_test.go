@@ -14,6 +14,7 @@ func TestRetry(t *testing.T) {
 		wantOK bool
 	}{
 		{"failed task starts a new run", status.Failed, true},
+		{"cancelled task starts a new run", status.Cancelled, true},
 		{"done task is not touched", status.Done, false},
 		{"running task is not touched", status.Embedding, false},
 	}
@@ -29,6 +30,10 @@ func TestRetry(t *testing.T) {
 				t.Fatal(err)
 			}
 			switch tc.state {
+			case status.Cancelled:
+				if _, _, err := s.Cancel(c, "t1", "by test"); err != nil {
+					t.Fatal(err)
+				}
 			case status.Failed:
 				if err := s.Fail(c, "t1", "ingest", errors.New("boom")); err != nil {
 					t.Fatal(err)

@@ -1,7 +1,8 @@
 // Package status keeps each task's state in the status KV bucket: one JSON
 // record per task id, changed only by compare-and-set so concurrent stages
 // and replicas never overwrite each other, and never moved out of a
-// terminal state (done or failed).
+// terminal state (done, failed or cancelled) except by a replay (Reopen)
+// or a re-push (Retry).
 package status
 
 import (
@@ -19,7 +20,7 @@ import (
 // State is where a task is.
 type State string
 
-// States in pipeline order; Done and Failed are terminal.
+// States in pipeline order; Done, Failed and Cancelled are terminal.
 const (
 	Queued    State = "queued"
 	Fetching  State = "fetching"
@@ -28,10 +29,30 @@ const (
 	Ingesting State = "ingesting"
 	Done      State = "done"
 	Failed    State = "failed"
+	// Cancelled: stopped on an operator's request (Cancel) before the
+	// backend held the document. Like Failed, a re-push or a replay may
+	// start it again.
+	Cancelled State = "cancelled"
 )
 
 // Terminal reports whether no stage will change the task any more.
-func (s State) Terminal() bool { return s == Done || s == Failed }
+func (s State) Terminal() bool { return s == Done || s == Failed || s == Cancelled }
+
+// StageOf is the stage that works on a task in state s ("fetch" for a
+// queued task, whose fetch job waits), "" for an ended task.
+func StageOf(s State) string {
+	switch s {
+	case Queued, Fetching:
+		return "fetch"
+	case Parsing:
+		return "parse"
+	case Embedding:
+		return "embed"
+	case Ingesting:
+		return "ingest"
+	}
+	return ""
+}
 
 // Status is the record of one task.
 type Status struct {
@@ -40,8 +61,8 @@ type Status struct {
 	UserID     string `json:"user_id,omitempty"`
 	FileName   string `json:"file_name,omitempty"`
 	State      State  `json:"state"`
-	Stage      string `json:"stage,omitempty"` // stage that failed, with Error
-	Error      string `json:"error,omitempty"`
+	Stage      string `json:"stage,omitempty"` // stage that failed (or was at work when cancelled), with Error
+	Error      string `json:"error,omitempty"` // why it failed, or was cancelled
 	Pages      int    `json:"pages,omitempty"`
 	EmptyPages int    `json:"empty_pages,omitempty"`
 	Chunks     int    `json:"chunks,omitempty"`
@@ -96,6 +117,15 @@ var ErrTerminal = errors.New("task already ended")
 
 // ErrNotFound is returned for an unknown task id.
 var ErrNotFound = errors.New("task not found")
+
+// ErrDone is returned by Cancel for a task that is done: the backend holds
+// the whole document, and no cancel takes it back.
+var ErrDone = errors.New("task is done: the backend holds the whole document")
+
+// ErrSentWhole is returned by Cancel for a task whose ingester has sent
+// the whole document (SentWhole): the backend may hold it already, so the
+// task is left to end done or failed by the backend's answer.
+var ErrSentWhole = errors.New("the whole document has been sent to the backend, which may hold it")
 
 // Store reads and writes task status.
 type Store struct {
@@ -213,19 +243,21 @@ func (s *Store) Reopen(ctx context.Context, taskID string, state State) (Status,
 	}
 }
 
-// Retry starts a new run of a failed task, for a queue entry sent again:
-// if the task is failed it clears the failure (stage and reason), counts
+// Retry starts a new run of a failed or cancelled task, for a queue entry
+// sent again: if the task is failed or cancelled it clears the failure or
+// cancel (stage and reason), counts
 // the run, lets fn set the new run's fields and writes it with
 // compare-and-set. The ingest bookkeeping (Attempts, SentWhole) is kept:
-// the backend may hold the chunks of an earlier attempt. If the task is not failed (any more) nothing changes
-// and ok is false: the returned record says where it is.
+// the backend may hold the chunks of an earlier attempt. If the task is
+// not failed or cancelled (any more) nothing changes and ok is false: the
+// returned record says where it is.
 func (s *Store) Retry(ctx context.Context, taskID string, fn func(*Status)) (st Status, ok bool, err error) {
 	for {
 		st, rev, err := s.get(ctx, taskID)
 		if err != nil {
 			return Status{}, false, err
 		}
-		if st.State != Failed {
+		if st.State != Failed && st.State != Cancelled {
 			return st, false, nil
 		}
 		st.State, st.Stage, st.Error = Queued, "", ""
@@ -242,6 +274,54 @@ func (s *Store) Retry(ctx context.Context, taskID string, fn func(*Status)) (st 
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 			return Status{}, false, fmt.Errorf("retry status %s: %w", taskID, err)
+		}
+	}
+}
+
+// Cancel ends a running task as cancelled, with the stage at work (Stage)
+// and reason (Error). Stages watching the record stop between pages and
+// batches (see stage.Working), and none can move the task out of its end
+// afterwards: Update refuses an ended task. It returns the record before
+// and after. A task that has ended is not changed: a done one gives an
+// error wrapping ErrDone, a failed or cancelled one ErrTerminal (nothing
+// to do), an unknown one ErrNotFound; one being ingested after an attempt
+// sent the whole document (SentWhole: the answer may be on its way, or
+// was lost) ErrSentWhole. A replay of a task that
+// was done before (DoneBefore) ends done again, the cancel in its note,
+// as Fail does: the backend still holds the document it stored then.
+func (s *Store) Cancel(ctx context.Context, taskID, reason string) (before, after Status, err error) {
+	for {
+		st, rev, err := s.get(ctx, taskID)
+		if err != nil {
+			return Status{}, Status{}, err
+		}
+		before = st
+		switch {
+		case st.State == Done:
+			return before, st, fmt.Errorf("status %s: %w", taskID, ErrDone)
+		case st.State.Terminal():
+			return before, st, fmt.Errorf("status %s: %w (%s)", taskID, ErrTerminal, st.State)
+		case st.State == Ingesting && st.SentWhole > 0 && !st.DoneBefore:
+			return before, st, fmt.Errorf("status %s: %w (ingest attempt %d)", taskID, ErrSentWhole, st.SentWhole)
+		}
+		stage := StageOf(st.State)
+		if st.DoneBefore {
+			st.State = Done
+			st.Note = fmt.Sprintf("replay cancelled at %s: %s; the backend still holds the document it stored before", stage, reason)
+		} else {
+			st.State, st.Stage, st.Error = Cancelled, stage, reason
+		}
+		st.UpdatedAt = s.now().UTC()
+		data, err := json.Marshal(st)
+		if err != nil {
+			return Status{}, Status{}, err
+		}
+		_, err = s.kv.Update(ctx, pipeline.Token(taskID), data, rev)
+		if err == nil {
+			return before, st, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			return Status{}, Status{}, fmt.Errorf("cancel status %s: %w", taskID, err)
 		}
 	}
 }

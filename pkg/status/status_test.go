@@ -290,6 +290,10 @@ func TestTerminalStatesNeverChange(t *testing.T) {
 		{"failed", func(c context.Context, s *status.Store) error {
 			return s.Fail(c, "t", "parse", errors.New("bad pdf"))
 		}, status.Failed},
+		{"cancelled", func(c context.Context, s *status.Store) error {
+			_, _, err := s.Cancel(c, "t", "by test")
+			return err
+		}, status.Cancelled},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -439,6 +443,7 @@ func TestStateTerminal(t *testing.T) {
 	}{
 		{status.Queued, false}, {status.Fetching, false}, {status.Parsing, false},
 		{status.Embedding, false}, {status.Ingesting, false}, {status.Done, true}, {status.Failed, true},
+		{status.Cancelled, true},
 	} {
 		if got := tt.s.Terminal(); got != tt.want {
 			t.Errorf("%s.Terminal(): got %v, want %v", tt.s, got, tt.want)

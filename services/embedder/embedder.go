@@ -347,6 +347,13 @@ func (s *Service) checkDefault(ctx context.Context) error {
 // the cache.
 func (s *Service) Handle(ctx context.Context, j *stage.Job[pipeline.EmbedJob]) error {
 	job := j.Body
+	// pdfpipe cancel hears from this job until it is done (a provider
+	// call or two: the next job of an ended task makes none).
+	work, err := stage.Working(ctx, s.res.JS.Conn(), pipeline.Embed, j.Msg, nil, "")
+	if err != nil {
+		return err
+	}
+	defer work.Stop()
 	chunks := job.All()
 	vecs := make([][]float32, len(chunks))
 	model := "none (RagMode false)"

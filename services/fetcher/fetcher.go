@@ -231,7 +231,19 @@ func (s *Service) Handle(ctx context.Context, j *stage.Job[pipeline.FetchJob]) e
 	if _, err := s.status.Update(ctx, id, func(st *status.Status) { st.State = status.Fetching }); err != nil {
 		return err
 	}
+	// A task that ends meanwhile (cancelled) stops the download; the job
+	// is acked.
+	work, err := stage.Working(ctx, s.res.JS.Conn(), pipeline.Fetch, j.Msg, s.res.Status, "")
+	if err != nil {
+		return err
+	}
+	defer work.Stop()
+	ctx = work.Context()
 	doc, err := s.fetch(ctx, id, job.Task.URL)
+	if stage.TaskEnded(ctx) {
+		j.Log.Info("task ended while fetching; stopped", "cause", context.Cause(ctx))
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("fetch %s: %w", id, err)
 	}

@@ -128,6 +128,18 @@ func (s *Service) onStatus(ctx context.Context, st status.Status) error {
 			return err
 		}
 		return pipeline.DeleteAPIKey(ctx, s.res.Keys, st.TaskID)
+	case status.Cancelled:
+		// The backend knows processing, completed and failed; failed is
+		// the type that ends a document for its users, and the status
+		// says "cancelled". A cancel is no failure: no dead-letter entry
+		// (and an earlier failure's entry stays until the task is done).
+		ev.Type = "failed"
+		ev.Message = fmt.Sprintf("cancelled during %s: %s", st.Stage, st.Error)
+		ev.Progress.Percentage = s.shownProgress(ctx, ev.DocID)
+		if err := s.publish(ctx, ev); err != nil {
+			return err
+		}
+		return pipeline.DeleteAPIKey(ctx, s.res.Keys, st.TaskID)
 	}
 	ev.Type = "processing"
 	ev.Message = describe(st)
@@ -166,7 +178,7 @@ func describe(st status.Status) string {
 	switch st.State {
 	case status.Queued:
 		if st.Run > 1 {
-			return fmt.Sprintf("sent again after failing: starting over (run %d)", st.Run)
+			return fmt.Sprintf("sent again after it had failed or was cancelled: starting over (run %d)", st.Run)
 		}
 		return "queued for processing"
 	case status.Fetching:

@@ -232,6 +232,54 @@ func TestEventsFailed(t *testing.T) {
 	}
 }
 
+// TestEventsCancelled: a cancelled task is announced once in the
+// backend's terms (type failed, status cancelled) with the stage it was
+// at and the reason; it is no failure, so nothing is dead-lettered; its
+// key is removed.
+func TestEventsCancelled(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	events := h.subscribeEvents()
+	h.run()
+	const id = "d-ev-cancel"
+	h.startTask(`{"DocID":"d-ev-cancel","UserID":"u-cancel","FileName":"c.pdf","URL":"https://example.com/c.pdf"}`, id)
+	ctx := context.Background()
+	for _, st := range []status.State{status.Fetching, status.Parsing} {
+		if err := h.status.Advance(ctx, id, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	events.waitEvent(t, id, "parsing")
+	if _, _, err := h.status.Cancel(ctx, id, "uploaded by mistake"); err != nil {
+		t.Fatal(err)
+	}
+	ev := events.waitEvent(t, id, "cancelled")
+	checkEventShape(t, ev, "failed", id, "u-cancel", "cancelled")
+	if msg := ev["message"].(string); !strings.Contains(msg, "cancelled during parse") || !strings.Contains(msg, "uploaded by mistake") {
+		t.Errorf("cancelled message: got %q, want the stage and the reason", msg)
+	}
+	if p := ev["progress"].(map[string]any)["percentage"].(float64); p < 15 {
+		t.Errorf("cancelled percentage: got %v, want the parsing step's shown before", p)
+	}
+	h.waitKeyGone(id)
+	// Events are handled in order: once a later change is published, the
+	// cancelled record has been handled whole.
+	h.startTask(`{"DocID":"d-ev-after","URL":"https://example.com/l.pdf"}`, "d-ev-after")
+	events.waitEvent(t, "d-ev-after", "queued")
+	if dl := h.list(dlqKey); len(dl) != 0 {
+		t.Errorf("dead-letter list: got %v, want empty (a cancel is no failure)", dl)
+	}
+	n := 0
+	for _, ev := range events.forDoc(t, id) {
+		if ev["status"] == "cancelled" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("cancelled events: got %d, want 1", n)
+	}
+}
+
 func TestEventsDone(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, nil)

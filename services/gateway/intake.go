@@ -209,12 +209,13 @@ func (s *Service) accept(ctx context.Context, e redisqueue.Entry) error {
 	return s.repush(ctx, e, log, kept, trimmed, fp, st)
 }
 
-// repush handles a new entry for a task that exists: a failed task is
-// started again from this entry (it may carry a fresh URL); a running or
-// done one is not, and the entry goes to the dead-letter list with the
-// reason, which the user also sees as a DocumentEvent.
+// repush handles a new entry for a task that exists: a failed or
+// cancelled task is started again from this entry (it may carry a fresh
+// URL); a running or done one is not, and the entry goes to the
+// dead-letter list with the reason, which the user also sees as a
+// DocumentEvent.
 func (s *Service) repush(ctx context.Context, e redisqueue.Entry, log *slog.Logger, t task.Task, trimmed bool, fp string, st status.Status) error {
-	if st.State == status.Failed {
+	if st.State == status.Failed || st.State == status.Cancelled {
 		next, ok, err := s.status.Retry(ctx, t.ID, func(r *status.Status) {
 			r.DocID, r.UserID, r.FileName = t.DocID, t.UserID, t.FileName
 			r.Task, r.TaskTrimmed, r.Entry = t.Raw, trimmed, fp
@@ -226,7 +227,7 @@ func (s *Service) repush(ctx context.Context, e redisqueue.Entry, log *slog.Logg
 			return err
 		}
 		if ok {
-			log.Info("task failed before; the entry pushed again starts it anew", "run", next.Run, "failed_at_stage", st.Stage)
+			log.Info("task ended before; the entry pushed again starts it anew", "run", next.Run, "ended", st.State, "at_stage", st.Stage)
 			return s.start(ctx, e, log, t, fp, next.Run)
 		}
 		st = next // retried by someone else meanwhile

@@ -43,6 +43,8 @@ func TestIntakeSentAgain(t *testing.T) {
 			reasonHas: []string{"gateway", "task d-again is already running (queued)"}, eventType: "processing"},
 		{name: "failed, new entry", state: status.Failed, again: second},
 		{name: "failed, identical entry", state: status.Failed, again: first},
+		{name: "cancelled, new entry", state: status.Cancelled, again: second},
+		{name: "cancelled, identical entry", state: status.Cancelled, again: first},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -54,6 +56,14 @@ func TestIntakeSentAgain(t *testing.T) {
 			h.waitDrained()
 			switch tc.state {
 			case status.Queued:
+			case status.Cancelled:
+				if err := h.status.Advance(ctx, id, status.Parsing); err != nil {
+					t.Fatal(err)
+				}
+				if _, _, err := h.status.Cancel(ctx, id, "operator"); err != nil {
+					t.Fatal(err)
+				}
+				events.waitEvent(t, id, "cancelled")
 			case status.Failed:
 				if err := h.status.Advance(ctx, id, status.Fetching); err != nil {
 					t.Fatal(err)
@@ -82,7 +92,11 @@ func TestIntakeSentAgain(t *testing.T) {
 				checkRefused(t, h, events, tc.again, tc.state, tc.reasonHas, tc.eventType, before)
 				return
 			}
-			checkStartedAgain(t, h, events, tc.again)
+			dead := 0 // entries of earlier failures
+			if tc.state == status.Failed {
+				dead = 1
+			}
+			checkStartedAgain(t, h, events, tc.again, dead)
 		})
 	}
 }
@@ -120,7 +134,7 @@ func checkRefused(t *testing.T, h *harness, events *eventLog, raw string, state 
 	}
 }
 
-func checkStartedAgain(t *testing.T, h *harness, events *eventLog, raw string) {
+func checkStartedAgain(t *testing.T, h *harness, events *eventLog, raw string, dead int) {
 	t.Helper()
 	ctx := context.Background()
 	id := "d-again"
@@ -156,9 +170,10 @@ func checkStartedAgain(t *testing.T, h *harness, events *eventLog, raw string) {
 		}
 		return fmt.Errorf("no event announces the new run: %v", events.forDoc(t, id))
 	})
-	// The failure's dead-letter entry stays until the task ends well...
-	if dl := h.list(dlqKey); len(dl) != 1 {
-		t.Fatalf("dead-letter list: got %d entries, want the first failure's only", len(dl))
+	// The failure's dead-letter entry (a cancel leaves none) stays until
+	// the task ends well...
+	if dl := h.list(dlqKey); len(dl) != dead {
+		t.Fatalf("dead-letter list: got %d entries, want %d (the first failure's only)", len(dl), dead)
 	}
 	// ...and is removed when it does.
 	for _, s := range []status.State{status.Fetching, status.Parsing, status.Embedding, status.Ingesting, status.Done} {

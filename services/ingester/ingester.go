@@ -227,11 +227,29 @@ func (s *Service) Handle(ctx context.Context, j *stage.Job[pipeline.IngestJob]) 
 		log.Info("task already ended; not sending", "state", st.State)
 		return nil
 	}
+	// Until the task ends (cancelled, or failed elsewhere): then ctx
+	// ends, a wait for vectors or the backend stops, an IngestDocument
+	// stream under way is aborted (never closed, so the backend does not
+	// take it for the whole document), and the job is acked. pdfpipe
+	// cancel hears from work while it lasts, with the chunks sent.
+	work, err := stage.Working(ctx, s.res.JS.Conn(), pipeline.Ingest, msg, s.res.Status, "chunks")
+	if err != nil {
+		return err
+	}
+	defer work.Stop()
+	ctx = work.Context()
 	ready, err := s.waitVectors(ctx, id, job.Chunks)
+	if stage.TaskEnded(ctx) {
+		return nil
+	}
 	if err != nil || !ready {
 		return err
 	}
-	err = s.ingest(ctx, job, log)
+	err = s.ingest(ctx, job, log, work)
+	if err != nil && stage.TaskEnded(ctx) { // (a done task ends ctx too, after err is nil)
+		log.Info("task ended while ingesting; stopped", "cause", context.Cause(ctx))
+		return nil
+	}
 	if errors.Is(err, errStopping) && s.lastDelivery(msg) {
 		// Shutting down while the backend is away, on the job's last
 		// delivery: a nak would fail the task for an outage. Publish the
@@ -251,7 +269,7 @@ func (s *Service) Handle(ctx context.Context, j *stage.Job[pipeline.IngestJob]) 
 var errStopping = errors.New("stopping while waiting for the backend")
 
 // ingest sends the document, waiting for the backend while it is away.
-func (s *Service) ingest(ctx context.Context, job pipeline.IngestJob, log *slog.Logger) error {
+func (s *Service) ingest(ctx context.Context, job pipeline.IngestJob, log *slog.Logger, work *stage.Work) error {
 	id := job.Task.ID
 	pause := s.cfg.ReconnectMax / 8
 	for {
@@ -260,7 +278,7 @@ func (s *Service) ingest(ctx context.Context, job pipeline.IngestJob, log *slog.
 		} else if err != nil {
 			return err
 		}
-		err := s.attempt(ctx, job, log)
+		err := s.attempt(ctx, job, log, work)
 		if !errors.Is(err, errUnavailable) {
 			return err
 		}
@@ -291,7 +309,7 @@ func (s *Service) lastDelivery(msg jetstream.Msg) bool {
 var errUnavailable = errors.New("backend unavailable")
 
 // attempt sends the document once and records the outcome.
-func (s *Service) attempt(ctx context.Context, job pipeline.IngestJob, log *slog.Logger) error {
+func (s *Service) attempt(ctx context.Context, job pipeline.IngestJob, log *slog.Logger, work *stage.Work) error {
 	id := job.Task.ID
 	st, err := s.status.Update(ctx, id, func(st *status.Status) {
 		st.State = status.Ingesting
@@ -305,7 +323,7 @@ func (s *Service) attempt(ctx context.Context, job pipeline.IngestJob, log *slog
 		return err
 	}
 	earlier := history{sentMax: st.SentMax, sentWhole: st.SentWhole, doneBefore: st.DoneBefore}
-	resp, sent, err := s.send(ctx, job, st.Attempts, st.SentMax)
+	resp, sent, err := s.send(ctx, job, st.Attempts, st.SentMax, work)
 	if err != nil {
 		var ref *refusal
 		if errors.As(err, &ref) {
@@ -313,6 +331,9 @@ func (s *Service) attempt(ctx context.Context, job pipeline.IngestJob, log *slog
 				return s.done(ctx, id, job.Chunks, fmt.Sprintf("the replay's resend was refused (%s); the backend still holds the document it stored before", ref))
 			}
 			return stage.Permanent(fmt.Errorf("ingest %s: %w", id, ref))
+		}
+		if stage.TaskEnded(ctx) {
+			return fmt.Errorf("ingest %s: stream aborted: %w", id, context.Cause(ctx))
 		}
 		if ctx.Err() == nil {
 			// We survive the broken attempt: narrow the bound to what it sent.
@@ -512,8 +533,9 @@ func countVectors(ctx context.Context, stream jetstream.Stream, taskID string) (
 // It returns the backend's answer, or how many chunks it handed to the
 // stream before the call failed. Before sending beyond the status's
 // SentMax it raises it, by boundStep chunks at a time, so that a process
-// killed mid-stream leaves a bound of what the backend may hold.
-func (s *Service) send(ctx context.Context, job pipeline.IngestJob, attempt, sentMax int) (*pb.IngestResponse, int, error) {
+// killed mid-stream leaves a bound of what the backend may hold. Each
+// chunk sent is reported to work.
+func (s *Service) send(ctx context.Context, job pipeline.IngestJob, attempt, sentMax int, work *stage.Work) (*pb.IngestResponse, int, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	t := job.Task
@@ -554,6 +576,7 @@ func (s *Service) send(ctx context.Context, job pipeline.IngestJob, attempt, sen
 		}}}); err != nil {
 			return nil, i, s.sendErr(call, job, i, err)
 		}
+		work.SetProgress(i+1, job.Chunks)
 	}
 	// Every chunk is on its way: note it before asking for the answer, so
 	// a restart after a lost answer knows this attempt was whole.

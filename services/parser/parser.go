@@ -247,11 +247,28 @@ func (s *Service) Handle(ctx context.Context, j *stage.Job[pipeline.ParseJob]) e
 	}); err != nil {
 		return err
 	}
-	path, err := s.download(ctx, job.Document.Object)
+	// Until the task ends (cancelled, or failed by another stage): then
+	// ctx ends, the engine stops at the page it reads and emit at the
+	// next chunk, and the job is acked. pdfpipe cancel hears from work
+	// while it lasts, with the pages parsed.
+	work, err := stage.Working(ctx, s.res.JS.Conn(), pipeline.Parse, j.Msg, s.res.Status, "pages")
 	if err != nil {
 		return err
 	}
+	defer work.Stop()
+	ctx = work.Context()
+	path, err := s.download(ctx, job.Document.Object)
+	if err != nil {
+		if stage.TaskEnded(ctx) {
+			return nil
+		}
+		return err
+	}
 	defer os.Remove(path)
+	// The page count, for the progress pdfpipe status --watch shows: one
+	// more open of the document (a few ms for 2,000 pages); a document
+	// the engine cannot open fails in Extract with the reason.
+	pages, _ := pdftext.Probe(ctx, s.engine, path, s.cfg.Chunks)
 
 	chunkID := func(index int) string { return ChunkID(t.DocumentID(), index) }
 	if s.cfg.ChunkIDScheme == ChunkIDContent {
@@ -275,6 +292,7 @@ func (s *Service) Handle(ctx context.Context, j *stage.Job[pipeline.ParseJob]) e
 	var (
 		batch      []pipeline.Chunk
 		batchBytes int
+		parsed     int // the last page of the last chunk cut
 	)
 	flush := func() error {
 		if len(batch) == 0 {
@@ -287,6 +305,11 @@ func (s *Service) Handle(ctx context.Context, j *stage.Job[pipeline.ParseJob]) e
 		return err
 	}
 	emit := func(c pdftext.Chunk) error {
+		if ctx.Err() != nil { // chunks of pages read before the end are not sent
+			return context.Cause(ctx)
+		}
+		parsed = c.PageEnd
+		work.SetProgress(parsed, pages)
 		batch = append(batch, pipeline.Chunk{
 			ID: chunkID(c.Index), Index: c.Index, Text: c.Text,
 			Chapter: c.Chapter, ChapterNum: c.ChapterNum, PageStart: c.PageStart, PageEnd: c.PageEnd,
@@ -312,6 +335,11 @@ func (s *Service) Handle(ctx context.Context, j *stage.Job[pipeline.ParseJob]) e
 		err = j.Out.Wait(ctx)
 	}
 	if err != nil {
+		if stage.TaskEnded(ctx) {
+			s.log.Info("task ended while parsing; stopped", "task_id", t.ID, "cause", context.Cause(ctx),
+				"pages_parsed", parsed, "pages", pages, "chunks_cut", info.Chunks)
+			return nil
+		}
 		return classify(t.ID, err)
 	}
 	j.Log.Info("parsed", "pages", info.Pages, "chunks", info.Chunks, "chapters", info.Chapters,
@@ -321,13 +349,19 @@ func (s *Service) Handle(ctx context.Context, j *stage.Job[pipeline.ParseJob]) e
 		st.State = status.Embedding
 		st.Pages, st.EmptyPages, st.Chunks, st.Chapters = info.Pages, info.EmptyPages, info.Chunks, info.Chapters
 		st.UnreadablePages = info.UnreadablePages
-	}); err != nil && !errors.Is(err, status.ErrTerminal) {
+	}); errors.Is(err, status.ErrTerminal) || stage.TaskEnded(ctx) {
+		return nil // ended meanwhile: nothing to ingest
+	} else if err != nil {
 		return err
 	}
-	return j.Out.Publish(ctx, pipeline.Ingest.Subject(t.ID), pipeline.IngestJob{
+	err = j.Out.Publish(ctx, pipeline.Ingest.Subject(t.ID), pipeline.IngestJob{
 		Task: t, Document: job.Document, Pages: info.Pages, EmptyPages: info.EmptyPages,
 		Chunks: info.Chunks, Chapters: info.Chapters, Replay: job.Replay,
 	}, "ingest")
+	if err != nil && stage.TaskEnded(ctx) {
+		return nil
+	}
+	return err
 }
 
 // withPassword returns the chunking options with the task's PDF password,

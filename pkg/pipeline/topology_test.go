@@ -77,6 +77,9 @@ func checkTopology(t *testing.T, js jetstream.JetStream, cfg pipeline.Config) {
 	if got, want := sc.Storage, jetstream.FileStorage; got != want {
 		t.Errorf("%s storage: got %v, want %v", pipeline.Stream, got, want)
 	}
+	if !sc.AllowDirect {
+		t.Errorf("%s AllowDirect: got false, want true (the ingester reads chunk texts by direct get)", pipeline.Stream)
+	}
 
 	v, err := js.Stream(ctx, pipeline.VectorStream)
 	if err != nil {

@@ -324,8 +324,8 @@ func (s *Service) checkDefault(ctx context.Context) error {
 // every vector is stored. A redelivered job embeds its chunks again, from
 // the cache.
 func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
-	var job pipeline.EmbedJob
-	if err := pipeline.Decode(msg.Data(), &job); err != nil {
+	job, err := pipeline.DecodeEmbedJob(msg.Data())
+	if err != nil {
 		return stage.Permanent(err)
 	}
 	if ended, err := s.ended.check(ctx, s.status, job.TaskID); err != nil {
@@ -358,38 +358,13 @@ func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
 		}
 		model = m
 	}
-	futures := make([]jetstream.PubAckFuture, 0, len(chunks))
 	for i, c := range chunks {
 		if len(vecs[i]) != s.cfg.Dimension {
 			return stage.Permanent(fmt.Errorf("embed %s chunk %d: got %d dimensions, want %d", job.TaskID, c.Index, len(vecs[i]), s.cfg.Dimension))
 		}
-		m := pipeline.NewVectorMsg(pipeline.VectorSubject(job.TaskID, c.Index),
-			pipeline.Vector{TaskID: job.TaskID, Model: model, Chunk: c, Vector: vecs[i]})
-		f, err := s.res.JS.PublishMsgAsync(m)
-		if err != nil {
-			return fmt.Errorf("store vector %d of %s: %w", c.Index, job.TaskID, err)
-		}
-		futures = append(futures, f)
 	}
-	wait := time.NewTimer(vectorStoreTimeout)
-	defer wait.Stop()
-	for _, f := range futures {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			return fmt.Errorf("store vector of %s: %w", job.TaskID, err)
-		case <-wait.C:
-			return fmt.Errorf("store vectors of %s: no PubAck within %s: %w", job.TaskID, vectorStoreTimeout, jetstream.ErrAsyncPublishTimeout)
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		}
-	}
-	return nil
+	return s.storeVectors(ctx, msg, job.TaskID, model, chunks, vecs)
 }
-
-// vectorStoreTimeout bounds the wait for a job's vectors to be stored;
-// past it the job is retried.
-const vectorStoreTimeout = time.Minute
 
 // batcherFor picks the task's own provider and key when it has one, else
 // the default provider; with no usable default it waits for the key.

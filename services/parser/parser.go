@@ -266,8 +266,9 @@ func (s *Service) Handle(ctx context.Context, msg jetstream.Msg) error {
 			return nil
 		}
 		idx := strconv.Itoa(batch[0].Index)
-		err := pub.publish(ctx, pipeline.Embed.Subject(t.ID, idx), t.ID, pipeline.MsgID(t.ID, job.Replay, "embed", idx),
-			pipeline.EmbedJob{TaskID: t.ID, SkipEmbedding: skip, Replay: job.Replay, Chunks: batch})
+		err := pub.publishMsg(ctx, pipeline.NewEmbedMsg(pipeline.Embed.Subject(t.ID, idx),
+			pipeline.EmbedJob{TaskID: t.ID, SkipEmbedding: skip, Replay: job.Replay, Chunks: batch}),
+			pipeline.MsgID(t.ID, job.Replay, "embed", idx))
 		batch, batchBytes = nil, 0
 		return err
 	}

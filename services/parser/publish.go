@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
@@ -45,6 +46,16 @@ func newAckWindowPublisher(js jetstream.JetStream, size int, timeout time.Durati
 // PubAck unless size publishes are already outstanding (then the oldest
 // is waited for first).
 func (p *ackWindowPublisher) publish(ctx context.Context, subj, taskID, msgID string, v any) error {
+	m, err := pipeline.NewMsg(subj, taskID, v)
+	if err != nil {
+		return err
+	}
+	return p.publishMsg(ctx, m, msgID)
+}
+
+// publishMsg is publish of a message already built (a binary embed
+// message).
+func (p *ackWindowPublisher) publishMsg(ctx context.Context, m *nats.Msg, msgID string) error {
 	if err := p.dropAcked(); err != nil {
 		return err
 	}
@@ -53,13 +64,9 @@ func (p *ackWindowPublisher) publish(ctx context.Context, subj, taskID, msgID st
 			return err
 		}
 	}
-	m, err := pipeline.NewMsg(subj, taskID, v)
-	if err != nil {
-		return err
-	}
 	f, err := p.js.PublishMsgAsync(m, jetstream.WithMsgID(msgID))
 	if err != nil {
-		return fmt.Errorf("publish %s: %w", subj, err)
+		return fmt.Errorf("publish %s: %w", m.Subject, err)
 	}
 	if p.head > 0 && p.head == len(p.pending) {
 		p.pending, p.head = p.pending[:0], 0

@@ -54,6 +54,11 @@ type Config struct {
 	// message per chunk cost the parser more than parsing the chunk's
 	// text; 0 means 16.
 	ChunksPerMessage int
+	// MuPDFStore is MUPDF_STORE_MIB (default 4) in bytes: the most
+	// MuPDF's resource cache may hold per open document, and every page
+	// worker of every document in flight opens one (0 here:
+	// pdftext.DefaultMaxStore).
+	MuPDFStore int
 	// PasswordWait is PDF_PASSWORD_WAIT (default 10s): how long an
 	// encrypted PDF that no empty password opens waits for its task's
 	// password (APIKeyService.ProvideAPIKey with provider "pdf") before
@@ -68,6 +73,17 @@ const (
 	// 1 MiB payload limit.
 	maxMessageBytes = 256 << 10
 )
+
+// defaultMuPDFStoreMiB is MUPDF_STORE_MIB's default. pdftext's 64 MiB
+// per open document, times the page workers of two documents in flight,
+// let MuPDF keep up to 256 MiB: LilyPond's 930-page notation manual alone
+// made a parse hold 211 MiB with it, 50 MiB with 4 MiB, and take 30 %
+// more CPU than with the smaller store; over the 60 Debian manuals of
+// bench/e2e.sh, 4 MiB cost the least CPU (docs/PERFORMANCE.md). Fonts do
+// not depend on it: a document's fonts stay loaded while it is open (a
+// 200-page PDF with a fully embedded 4 MiB CJK font parses at the same
+// speed with 4 and 64 MiB).
+const defaultMuPDFStoreMiB = 4
 
 // Chunk id schemes.
 const (
@@ -100,6 +116,7 @@ func ConfigFromEnv(getenv envconf.Getenv) (Config, error) {
 		PasswordWait:  r.Duration("PDF_PASSWORD_WAIT", 10*time.Second),
 
 		ChunksPerMessage: r.Int("CHUNKS_PER_MESSAGE", defaultChunksPerMessage),
+		MuPDFStore:       r.Int("MUPDF_STORE_MIB", defaultMuPDFStoreMiB) << 20,
 	}
 	if err := r.Err(); err != nil {
 		return c, err
@@ -136,6 +153,9 @@ func (c Config) Validate() error {
 	if c.ChunksPerMessage < 0 || c.ChunksPerMessage > 1000 {
 		return errors.New("CHUNKS_PER_MESSAGE must be between 1 and 1000 (0: 16)")
 	}
+	if c.MuPDFStore < 0 {
+		return errors.New("MUPDF_STORE_MIB must not be negative (0: the engine's default)")
+	}
 	if c.PasswordWait < 0 {
 		return errors.New("PDF_PASSWORD_WAIT must not be negative")
 	}
@@ -151,7 +171,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("chunk_unit", string(c.Chunks.Unit)), slog.Int("chunk_size", c.Chunks.TargetRunes), slog.Int("chunk_overlap", c.Chunks.OverlapRunes),
 		slog.Int("page_workers", c.Chunks.Workers), slog.Duration("page_timeout", c.Chunks.PageTimeout),
 		slog.Duration("doc_timeout", c.Chunks.DocTimeout), slog.String("engine", c.Engine),
-		slog.String("chunk_id_scheme", c.ChunkIDScheme))
+		slog.String("chunk_id_scheme", c.ChunkIDScheme), slog.Int("mupdf_store_mib", c.MuPDFStore>>20))
 }
 
 // Service is a running parser.
@@ -174,7 +194,7 @@ func New(cfg Config, res *pipeline.Resources, log *slog.Logger) *Service {
 // newEngine returns MuPDF unless cfg names PDFium.
 func newEngine(cfg Config) pdftext.Engine {
 	if cfg.Engine != "pdfium" {
-		return pdftext.NewFitzEngine()
+		return &pdftext.FitzEngine{MaxStore: cfg.MuPDFStore}
 	}
 	// Every open document holds a PDFium instance, and Extract opens a
 	// document once per page range it reads at the same time (up to 4).

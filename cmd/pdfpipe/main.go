@@ -54,7 +54,7 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		fmt.Fprintln(stderr, usage)
 		return fmt.Errorf("no command given")
 	}
-	stopProfile, err := startProfile(getenv)
+	stopProfile, err := startProfile(getenv, stderr)
 	if err != nil {
 		return err
 	}

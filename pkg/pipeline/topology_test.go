@@ -385,3 +385,23 @@ func TestVectorStreamKeepsLastPerSubject(t *testing.T) {
 		t.Errorf("kept vector: got model %q, want %q", got, want)
 	}
 }
+
+func TestDirectGetSubject(t *testing.T) {
+	tests := []struct {
+		name string
+		opts jetstream.JetStreamOptions
+		want string
+	}{
+		{name: "default", want: "$JS.API.DIRECT.GET.S"},
+		{name: "domain", opts: jetstream.JetStreamOptions{Domain: "hub"}, want: "$JS.hub.API.DIRECT.GET.S"},
+		{name: "prefix without dot", opts: jetstream.JetStreamOptions{APIPrefix: "$JS.x.API"}, want: "$JS.x.API.DIRECT.GET.S"},
+		{name: "prefix with dot", opts: jetstream.JetStreamOptions{APIPrefix: "$JS.x.API."}, want: "$JS.x.API.DIRECT.GET.S"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := pipeline.DirectGetSubject(tc.opts, "S"); got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

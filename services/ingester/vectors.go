@@ -2,7 +2,6 @@ package ingester
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -77,17 +76,6 @@ func (s *Service) readVectors(ctx context.Context, taskID string, n int) vectorI
 	return newBatchReader(ctx, s.res.JS, taskID, n, vectorWindow, vectorWindowBytes)
 }
 
-// directGetRequest is the body of a DIRECT.GET request (JSApiMsgGetRequest
-// in nats-server): the last message of each listed subject, or batch
-// messages from seq on that match next_by_subj.
-type directGetRequest struct {
-	MultiLast []string `json:"multi_last,omitempty"`
-	Seq       uint64   `json:"seq,omitempty"`
-	NextBy    string   `json:"next_by_subj,omitempty"`
-	Batch     int      `json:"batch,omitempty"`
-	MaxBytes  int      `json:"max_bytes,omitempty"`
-}
-
 type vectorWindowResult struct {
 	vecs []pipeline.Vector
 	err  error
@@ -109,8 +97,7 @@ func newBatchReader(ctx context.Context, js jetstream.JetStream, taskID string, 
 	ctx, cancel := context.WithCancel(ctx)
 	windows := make(chan vectorWindowResult, 1)
 	r := &batchReader{windows: windows, cancel: cancel, done: make(chan struct{})}
-	f := &windowFetcher{js: js, nc: js.Conn(), subject: directGetSubject(js.Options(), pipeline.VectorStream),
-		textSubject: directGetSubject(js.Options(), pipeline.Stream), taskID: taskID, maxBytes: maxBytes}
+	f := &windowFetcher{js: js, taskID: taskID, maxBytes: maxBytes}
 	go func() {
 		defer close(r.done)
 		defer close(windows)
@@ -218,27 +205,11 @@ func (r *batchReader) Close() {
 	<-r.done
 }
 
-// directGetSubject is the DIRECT.GET API subject of stream, under the
-// JetStream context's domain or API prefix.
-func directGetSubject(o jetstream.JetStreamOptions, stream string) string {
-	prefix := jetstream.DefaultAPIPrefix
-	switch {
-	case o.Domain != "":
-		prefix = "$JS." + o.Domain + ".API."
-	case o.APIPrefix != "":
-		prefix = strings.TrimSuffix(o.APIPrefix, ".") + "."
-	}
-	return prefix + "DIRECT.GET." + stream
-}
-
 // windowFetcher reads windows of one task's vectors.
 type windowFetcher struct {
-	js          jetstream.JetStream
-	nc          *nats.Conn
-	subject     string // DIRECT.GET of the vector stream
-	textSubject string // DIRECT.GET of the stage stream
-	taskID      string
-	maxBytes    int
+	js       jetstream.JetStream
+	taskID   string
+	maxBytes int
 }
 
 // stored is a span's message: a vector batch or a single vector.
@@ -326,7 +297,8 @@ func chunkAt(chunks []pipeline.Chunk, i int) (pipeline.Chunk, bool) {
 // arrived.
 func (f *windowFetcher) request(ctx context.Context, subjects []string, spans []pipeline.VectorSpan, slot map[string]int, msgs []stored) (int, error) {
 	got := 0
-	err := f.direct(ctx, f.subject, directGetRequest{MultiLast: subjects, Batch: len(subjects), MaxBytes: f.maxBytes}, func(m *nats.Msg) error {
+	req := pipeline.DirectGetRequest{MultiLast: subjects, Batch: len(subjects), MaxBytes: f.maxBytes}
+	err := pipeline.DirectGet(ctx, f.js, pipeline.VectorStream, req, vectorReadTimeout, func(m *nats.Msg) error {
 		subj := m.Header.Get(jetstream.SubjectHeader)
 		i, ok := slot[subj]
 		if !ok || msgs[i].ok {
@@ -409,14 +381,15 @@ func (f *windowFetcher) texts(ctx context.Context, seqs []uint64) (map[uint64]pi
 			delete(want, seq)
 			return nil
 		}
-		err := f.direct(ctx, f.textSubject, directGetRequest{Seq: first, NextBy: filter, Batch: len(want), MaxBytes: f.maxBytes}, func(m *nats.Msg) error {
+		req := pipeline.DirectGetRequest{Seq: first, NextBy: filter, Batch: len(want), MaxBytes: f.maxBytes}
+		err := pipeline.DirectGet(ctx, f.js, pipeline.Stream, req, vectorReadTimeout, func(m *nats.Msg) error {
 			seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
 			if err != nil {
 				return nil
 			}
 			return take(seq, m.Data)
 		})
-		if errors.Is(err, nats.ErrNoResponders) {
+		if errors.Is(err, pipeline.ErrNoDirectGet) {
 			// Direct gets switched off on the stage stream (a service of an
 			// earlier version ran Setup): ask the stream leader instead.
 			err = f.getBySeq(ctx, first, take)
@@ -449,44 +422,6 @@ func (f *windowFetcher) getBySeq(ctx context.Context, seq uint64, take func(uint
 		return nil
 	}
 	return take(seq, m.Data)
-}
-
-// direct sends one DIRECT.GET request to subject and hands each message of
-// the answer to each, until the end-of-batch status.
-func (f *windowFetcher) direct(ctx context.Context, subject string, req directGetRequest, each func(*nats.Msg) error) error {
-	body, err := json.Marshal(req)
-	if err != nil {
-		return err
-	}
-	inbox := f.nc.NewRespInbox()
-	sub, err := f.nc.SubscribeSync(inbox)
-	if err != nil {
-		return err
-	}
-	defer sub.Unsubscribe()
-	if err := f.nc.PublishRequest(subject, inbox, body); err != nil {
-		return err
-	}
-	for {
-		mctx, cancel := context.WithTimeout(ctx, vectorReadTimeout)
-		m, err := sub.NextMsgWithContext(mctx)
-		cancel()
-		if err != nil {
-			return err
-		}
-		if code := m.Header.Get("Status"); code != "" && len(m.Data) == 0 {
-			switch code {
-			case "204", "404": // end of batch; nothing (more) found
-				return nil
-			case "503":
-				return nats.ErrNoResponders
-			}
-			return fmt.Errorf("status %s %s", code, m.Header.Get("Description"))
-		}
-		if err := each(m); err != nil {
-			return err
-		}
-	}
 }
 
 // decodeVector reads a stored single vector (binary format 1 or, from

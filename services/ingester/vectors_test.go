@@ -114,26 +114,6 @@ func TestBatchReaderCloseEarly(t *testing.T) {
 	}
 }
 
-func TestDirectGetSubject(t *testing.T) {
-	tests := []struct {
-		name string
-		opts jetstream.JetStreamOptions
-		want string
-	}{
-		{name: "default", want: "$JS.API.DIRECT.GET.S"},
-		{name: "domain", opts: jetstream.JetStreamOptions{Domain: "hub"}, want: "$JS.hub.API.DIRECT.GET.S"},
-		{name: "prefix without dot", opts: jetstream.JetStreamOptions{APIPrefix: "$JS.x.API"}, want: "$JS.x.API.DIRECT.GET.S"},
-		{name: "prefix with dot", opts: jetstream.JetStreamOptions{APIPrefix: "$JS.x.API."}, want: "$JS.x.API.DIRECT.GET.S"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := directGetSubject(tc.opts, "S"); got != tc.want {
-				t.Errorf("got %q, want %q", got, tc.want)
-			}
-		})
-	}
-}
-
 // BenchmarkVectorReader reads 2,000 stored vectors (binary, ~2.5 KB each)
 // with the batched reader and with one GetLastMsgForSubject per vector;
 // ns/op is per vector.

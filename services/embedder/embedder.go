@@ -233,7 +233,7 @@ func (s *Service) newBatcher(pc provider.Config, emb provider.Embedder, kind pro
 	}
 	if d.Provider != provider.ProviderLocal {
 		if s.cfg.Cache && s.res.EmbedCache != nil {
-			b.cache = &vecCache{kv: s.res.EmbedCache, ns: cacheNamespace(d, s.cfg.Dimension, kind)}
+			b.cache = &vecCache{kv: s.res.EmbedCache, js: s.res.JS, ns: cacheNamespace(d, s.cfg.Dimension, kind)}
 		}
 		if s.limiter != nil {
 			b.rate, b.rateKey = s.limiter, limitKey(d.Provider, d.BaseURL, d.APIKey)

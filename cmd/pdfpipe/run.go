@@ -76,7 +76,6 @@ func runFiles(ctx context.Context, args []string, getenv func(string) string, st
 			return fmt.Errorf("run: %s is a directory", f)
 		}
 	}
-	tuneMemory()
 	level := getenv("LOG_LEVEL")
 	if level == "" {
 		level = "warn"

@@ -41,7 +41,6 @@ func up(ctx context.Context, args []string, getenv func(string) string, stderr i
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	tuneMemory()
 	r := envconf.New(getenv)
 	pcfg := servicemain.PipelineFromEnv(r)
 	listen := r.String("NATS_LISTEN", "")

@@ -23,7 +23,7 @@ func main() {
 	// Process-wide settings for the commands that run every stage, here
 	// rather than in up and run, which the tests call in their own process.
 	if len(os.Args) > 1 && (os.Args[1] == "up" || os.Args[1] == "run") {
-		tuneMemory(os.Getenv)
+		tuneMemory(os.Args[1], os.Getenv)
 	}
 	if err := run(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "pdfpipe:", err)

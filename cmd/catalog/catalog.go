@@ -35,6 +35,17 @@ const DefaultNATSURL = "nats://127.0.0.1:4222"
 // ProfileSettings are read by every pdfpipe command.
 var ProfileSettings = envconf.Settings{
 	envconf.String("PDFPIPE_CPUPROFILE", "", "write a CPU profile of the `pdfpipe` command to this file (`go tool pprof`)"),
+	envconf.String("PDFPIPE_MEMPROFILE", "",
+		"write a heap profile taken at the process's resident-memory peak to this file, and split that peak "+
+			"(Go heap, stacks, C heap and binary) on stderr at the end"),
+}
+
+// MemorySettings bound the memory of `pdfpipe up`.
+var MemorySettings = envconf.Settings{
+	envconf.String("GOMEMLIMIT", "",
+		"the Go runtime's soft memory limit, read by the runtime; `pdfpipe up` sets 160 MiB unless the variable is set "+
+			"(most of its Go heap is the embedded NATS server's idle block caches, freed only when the collector runs); `off` for none").
+		Computed("`160MiB` for `pdfpipe up`"),
 }
 
 // StoreSettings say where `pdfpipe up` keeps its embedded server's data,
@@ -85,7 +96,7 @@ var Run = envconf.Binary{Name: nameRun, Settings: envconf.Join(
 var Up = envconf.Binary{Name: nameUp, Settings: envconf.Join(
 	servicemain.NATSSettings.WithDefault("NATS_URL", ""), servicemain.SecretSettings, servicemain.PipelineSettings,
 	servicemain.LogSettings.WithDefault("LOG_FORMAT", "text"), servicemain.HealthSettings,
-	StoreSettings, ListenSettings, ProfileSettings, tracing.Settings,
+	StoreSettings, ListenSettings, ProfileSettings, MemorySettings, tracing.Settings,
 	gateway.Settings, fetcher.Settings, parser.Settings, embedder.Settings, ingester.Settings,
 )}
 

@@ -23,6 +23,11 @@ import (
 )
 
 func main() {
+	// Process-wide settings for the commands that run every stage, here
+	// rather than in up and run, which the tests call in their own process.
+	if len(os.Args) > 1 && (os.Args[1] == "up" || os.Args[1] == "run") {
+		tuneMemory(os.Args[1], os.Getenv)
+	}
 	// Ctrl-C or SIGTERM ends ctx: up drains its stages and returns, run,
 	// status --watch and cancel stop waiting. A second signal kills at
 	// once (the default behaviour is back after the first).
@@ -71,7 +76,7 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		fmt.Fprintln(stderr, usage)
 		return fmt.Errorf("no command given")
 	}
-	stopProfile, err := startProfile(getenv)
+	stopProfile, err := startProfile(getenv, stderr)
 	if err != nil {
 		return err
 	}

@@ -194,14 +194,15 @@ func (m *Metrics) ProviderRequest(provider, status string, texts, tokens int, d 
 	m.provSeconds.WithLabelValues(provider).Observe(d.Seconds())
 }
 
-// CacheLookup counts one text looked up in the embedding cache.
-func (m *Metrics) CacheLookup(hit bool) {
+// CacheLookups counts the embedding cache's answers to one batched lookup.
+func (m *Metrics) CacheLookups(hits, misses int) {
 	if m == nil {
 		return
 	}
-	result := "miss"
-	if hit {
-		result = "hit"
+	if hits > 0 {
+		m.cache.WithLabelValues("hit").Add(float64(hits))
 	}
-	m.cache.WithLabelValues(result).Inc()
+	if misses > 0 {
+		m.cache.WithLabelValues("miss").Add(float64(misses))
+	}
 }

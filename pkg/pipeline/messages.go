@@ -148,8 +148,17 @@ func NewMsg(subj, taskID string, v any) (*nats.Msg, error) {
 	return m, nil
 }
 
-// Decode reads a message body into v.
+// Decode reads a message body into v: JSON, or for an *EmbedJob also the
+// binary form the parser publishes (EncodeEmbedJob).
 func Decode(data []byte, v any) error {
+	if j, ok := v.(*EmbedJob); ok && len(data) > 0 && data[0] == EmbedFormat1 {
+		d, err := DecodeEmbedJob(data) // the parser's binary form
+		if err != nil {
+			return err
+		}
+		*j = d
+		return nil
+	}
 	if err := json.Unmarshal(data, v); err != nil {
 		return fmt.Errorf("decode %T: %w", v, err)
 	}

@@ -74,13 +74,24 @@ func Replay(ctx context.Context, res *Resources, st Stage, taskID string, n int)
 		// Embed jobs sit at the subject of their first chunk's index.
 		msgs := 0
 		for i := 0; i < j.Chunks; {
-			var e EmbedJob
-			if err := last(Embed.Subject(taskID, strconv.Itoa(i)), &e); err != nil {
+			subj := Embed.Subject(taskID, strconv.Itoa(i))
+			m, err := stream.GetLastMsgForSubject(ctx, subj)
+			if errors.Is(err, jetstream.ErrMsgNotFound) {
+				return msgs, fmt.Errorf("replay %s of %s: no retained message on %s (expired, or the task never reached it)", st, taskID, subj)
+			}
+			if err != nil {
 				return msgs, err
 			}
+			e, err := DecodeEmbedJob(m.Data)
+			if err != nil {
+				return msgs, fmt.Errorf("replay %s of %s: %s: %w", st, taskID, subj, err)
+			}
+			if len(e.Chunks) == 0 {
+				return msgs, fmt.Errorf("replay %s of %s: %s holds no chunk", st, taskID, subj)
+			}
 			e.Replay = n
-			if _, err := Publish(ctx, res.JS, Embed.Subject(taskID, strconv.Itoa(i)), taskID, MsgID(taskID, n, "embed", strconv.Itoa(i), "replay"), e); err != nil {
-				return msgs, err
+			if _, err := res.JS.PublishMsg(ctx, NewEmbedMsg(subj, e), jetstream.WithMsgID(MsgID(taskID, n, "embed", strconv.Itoa(i), "replay"))); err != nil {
+				return msgs, fmt.Errorf("publish %s: %w", subj, err)
 			}
 			msgs++
 			i += len(e.All())

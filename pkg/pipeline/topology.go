@@ -185,6 +185,9 @@ func setup(ctx context.Context, js jetstream.JetStream, cfg Config) (*Resources,
 		Replicas:    cfg.Replicas,
 		Duplicates:  min(10*time.Minute, cfg.Retention), // may not exceed MaxAge
 		Discard:     jetstream.DiscardOld,
+		// The ingester reads chunk texts from the embed messages by
+		// sequence (vector batches point at them) with batched direct gets.
+		AllowDirect: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", Stream, err)

@@ -77,6 +77,9 @@ func checkTopology(t *testing.T, js jetstream.JetStream, cfg pipeline.Config) {
 	if got, want := sc.Storage, jetstream.FileStorage; got != want {
 		t.Errorf("%s storage: got %v, want %v", pipeline.Stream, got, want)
 	}
+	if !sc.AllowDirect {
+		t.Errorf("%s AllowDirect: got false, want true (the ingester reads chunk texts by direct get)", pipeline.Stream)
+	}
 
 	v, err := js.Stream(ctx, pipeline.VectorStream)
 	if err != nil {
@@ -380,5 +383,25 @@ func TestVectorStreamKeepsLastPerSubject(t *testing.T) {
 	}
 	if got, want := v.Model, "second"; got != want {
 		t.Errorf("kept vector: got model %q, want %q", got, want)
+	}
+}
+
+func TestDirectGetSubject(t *testing.T) {
+	tests := []struct {
+		name string
+		opts jetstream.JetStreamOptions
+		want string
+	}{
+		{name: "default", want: "$JS.API.DIRECT.GET.S"},
+		{name: "domain", opts: jetstream.JetStreamOptions{Domain: "hub"}, want: "$JS.hub.API.DIRECT.GET.S"},
+		{name: "prefix without dot", opts: jetstream.JetStreamOptions{APIPrefix: "$JS.x.API"}, want: "$JS.x.API.DIRECT.GET.S"},
+		{name: "prefix with dot", opts: jetstream.JetStreamOptions{APIPrefix: "$JS.x.API."}, want: "$JS.x.API.DIRECT.GET.S"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := pipeline.DirectGetSubject(tc.opts, "S"); got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

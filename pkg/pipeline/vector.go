@@ -44,8 +44,9 @@ func EncodeVector(v Vector) []byte {
 	return b
 }
 
-// errVectorFormat is wrapped by every error of a malformed binary vector.
-var errVectorFormat = errors.New("malformed binary vector")
+// errVectorFormat is wrapped by every error of a malformed binary message
+// (vector, vector batch or embed job).
+var errVectorFormat = errors.New("malformed binary message")
 
 // DecodeVector reads a vector message: binary format 1 or JSON.
 func DecodeVector(data []byte) (Vector, error) {
@@ -97,6 +98,19 @@ func (d *vecDecoder) uvarint() uint64 {
 	}
 	d.b = d.b[n:]
 	return x
+}
+
+func (d *vecDecoder) byte() byte {
+	if d.err != nil {
+		return 0
+	}
+	if len(d.b) == 0 {
+		d.err = fmt.Errorf("%w: cut short", errVectorFormat)
+		return 0
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c
 }
 
 func (d *vecDecoder) int() int {

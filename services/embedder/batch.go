@@ -21,7 +21,8 @@ import (
 // sem (EMBED_REQUESTS, shared by every batcher of the service).
 //
 // It also owns what happens around a request: the vector cache (looked up
-// before a text is queued, written before its caller is answered), the
+// for the whole batch before its request, written before the callers are
+// answered), the
 // shared rate limiter, and retries. A 429 halves the batch size for this
 // provider key (once per round of requests sent at that size), waits for
 // Retry-After or a jittered backoff, and resends the failed texts in
@@ -73,19 +74,6 @@ type result struct {
 // embed returns the vector of text, from the cache or sharing a request
 // with others.
 func (b *batcher) embed(ctx context.Context, text string) ([]float32, error) {
-	if b.cache != nil {
-		v, err := b.cache.get(ctx, text, b.dim)
-		switch {
-		case err != nil:
-			b.log.Warn("embedding cache unavailable; embedding anyway", "err", err)
-		case v != nil:
-			b.stats.cacheHits.Add(1)
-			b.metrics.CacheLookup(true)
-			return v, nil
-		}
-		b.stats.cacheMisses.Add(1)
-		b.metrics.CacheLookup(false)
-	}
 	r := &request{ctx: ctx, text: text, tokens: provider.EstimateTokens(text), done: make(chan result, 1)}
 	b.mu.Lock()
 	if len(b.pending) > 0 && ((b.maxBytes > 0 && b.bytes+len(text) > b.maxBytes) ||
@@ -132,25 +120,30 @@ func (b *batcher) flushLocked() {
 func (b *batcher) send(batch []*request, attempt int) {
 	// Drop requests whose callers gave up before the call.
 	live := make([]*request, 0, len(batch))
-	tokens := 0
 	for _, r := range batch {
 		if r.ctx.Err() == nil {
 			live = append(live, r)
-			tokens += r.tokens
 		}
 	}
 	if len(live) == 0 {
 		return
-	}
-	texts := make([]string, len(live))
-	for i, r := range live {
-		texts[i] = r.text
 	}
 	// The batch outlives any one caller; it ends when all callers give up.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	stop := watchAll(live, cancel)
 	defer stop()
+	if b.cache != nil && attempt == 1 {
+		if live = b.fromCache(ctx, live); len(live) == 0 {
+			return
+		}
+	}
+	tokens := 0
+	texts := make([]string, len(live))
+	for i, r := range live {
+		texts[i] = r.text
+		tokens += r.tokens
+	}
 
 	b.sem <- struct{}{}
 	gen := b.generation()
@@ -221,24 +214,50 @@ func (b *batcher) send(batch []*request, attempt int) {
 	wg.Wait()
 }
 
-// store writes the vectors to the cache, concurrently, before the callers
-// are answered: a replay that follows finds them.
+// fromCache answers the requests whose text the cache holds, in one
+// lookup for the whole batch, and returns the others. A cache that cannot
+// be read answers none.
+func (b *batcher) fromCache(ctx context.Context, live []*request) []*request {
+	texts := make([]string, len(live))
+	for i, r := range live {
+		texts[i] = r.text
+	}
+	vecs, err := b.cache.getMany(ctx, texts, b.dim)
+	if err != nil {
+		b.log.Warn("embedding cache unavailable; embedding anyway", "err", err)
+		b.stats.cacheMisses.Add(int64(len(live)))
+		b.metrics.CacheLookups(0, len(live))
+		return live
+	}
+	misses := live[:0:0]
+	for i, r := range live {
+		if vecs[i] == nil {
+			misses = append(misses, r)
+			continue
+		}
+		r.done <- result{vec: vecs[i]}
+	}
+	b.stats.cacheHits.Add(int64(len(live) - len(misses)))
+	b.stats.cacheMisses.Add(int64(len(misses)))
+	b.metrics.CacheLookups(len(live)-len(misses), len(misses))
+	return misses
+}
+
+// store writes the vectors to the cache before the callers are answered:
+// a replay that follows finds them.
 func (b *batcher) store(ctx context.Context, live []*request, vecs [][]float32) {
 	if b.cache == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	var wg sync.WaitGroup
-	var once sync.Once
+	texts := make([]string, len(live))
 	for i, r := range live {
-		wg.Go(func() {
-			if err := b.cache.put(ctx, r.text, vecs[i]); err != nil {
-				once.Do(func() { b.log.Warn("embedding cache not written", "err", err) })
-			}
-		})
+		texts[i] = r.text
 	}
-	wg.Wait()
+	if err := b.cache.putMany(ctx, texts, vecs); err != nil {
+		b.log.Warn("embedding cache not written", "err", err)
+	}
 }
 
 func answer(live []*request, vecs [][]float32, err error) {

@@ -259,7 +259,7 @@ func (s *Service) newBatcher(pc provider.Config, emb provider.Embedder, kind pro
 	}
 	if d.Provider != provider.ProviderLocal {
 		if s.cfg.Cache && s.res.EmbedCache != nil {
-			b.cache = &vecCache{kv: s.res.EmbedCache, ns: cacheNamespace(d, s.cfg.Dimension, kind)}
+			b.cache = &vecCache{kv: s.res.EmbedCache, js: s.res.JS, ns: cacheNamespace(d, s.cfg.Dimension, kind)}
 		}
 		if s.limiter != nil {
 			b.rate, b.rateKey = s.limiter, limitKey(d.Provider, d.BaseURL, d.APIKey)
@@ -380,29 +380,17 @@ func (s *Service) Handle(ctx context.Context, j *stage.Job[pipeline.EmbedJob]) e
 		model = m
 	}
 	trace.SpanFromContext(ctx).SetAttributes(attrJobModel.String(model))
-	// The vectors are stored asynchronously, with no message id: the
-	// vector stream keeps one message per subject.
-	j.Out.Timeout = vectorStoreTimeout
 	for i, c := range chunks {
 		if len(vecs[i]) != s.cfg.Dimension {
 			return stage.Permanent(fmt.Errorf("embed %s chunk %d: got %d dimensions, want %d", job.TaskID, c.Index, len(vecs[i]), s.cfg.Dimension))
 		}
-		m := pipeline.NewVectorMsg(pipeline.VectorSubject(job.TaskID, c.Index),
-			pipeline.Vector{TaskID: job.TaskID, Model: model, Chunk: c, Vector: vecs[i]})
-		if err := j.Out.PublishMsgAsync(ctx, m); err != nil {
-			return fmt.Errorf("store vector %d of %s: %w", c.Index, job.TaskID, err)
-		}
 	}
-	if err := j.Out.Wait(ctx); err != nil {
-		return fmt.Errorf("store vectors of %s: %w", job.TaskID, err)
+	if err := s.storeVectors(ctx, j.Msg, job.TaskID, model, chunks, vecs); err != nil {
+		return err
 	}
 	stage.Report(ctx, metrics.Work{Chunks: len(chunks)})
 	return nil
 }
-
-// vectorStoreTimeout bounds the wait for each of a job's vectors to be
-// stored; past it the job is retried.
-const vectorStoreTimeout = time.Minute
 
 // batcherFor picks the task's own provider and key when it has one, else
 // the default provider; with no usable default it waits for the key.

@@ -77,25 +77,60 @@ func TestLocalDefaultEmbedsEveryChunkByIndex(t *testing.T) {
 	}
 }
 
-// Jobs of several chunks, as the parser sends them: every chunk gets its
-// vector at its own index, with its own metadata.
+// Jobs of several chunks, as the parser sends them (binary) and as
+// parsers before did (JSON): every chunk gets its vector, with its own
+// metadata, and the vectors of one job are stored together in one vector
+// batch (split past pipeline.MaxVectorBatchBytes) that points at the job
+// for the text.
 func TestJobsOfSeveralChunks(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t)
-	h.start(map[string]string{})
-	const task = "b2c4e6f8-0a1b-4c3d-8e5f-6a7b8c9d0e1f"
-	h.createTask(task)
-	in := texts(task, 37) // 16 + 16 + 5
-	h.publishBatches(task, in, 16)
-
-	vecs := h.waitVectors(task, 37, 20*time.Second)
-	checkLocal(t, task, vecs, in)
-	for i, v := range vecs {
-		if v.Chunk.Index != i || v.Chunk.ID != fmt.Sprintf("%s-chunk-%d", task, i) || v.Chunk.PageStart != i/3+1 {
-			t.Errorf("vector %d carries chunk %+v", i, v.Chunk)
-		}
+	tests := []struct {
+		name     string
+		binary   bool
+		dim      int
+		size     int
+		subjects []string
+	}{
+		{name: "binary embed messages", binary: true, dim: 384, size: 16,
+			subjects: []string{"0.16", "16.16", "32.5"}},
+		{name: "JSON embed messages of an older parser", dim: 384, size: 16,
+			subjects: []string{"0.16", "16.16", "32.5"}},
+		{name: "split past the batch size", binary: true, dim: 3072, size: 37, // 21 vectors of 3072 floats fit
+			subjects: []string{"0.21", "21.16"}},
 	}
-	h.waitDrained(10 * time.Second)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t)
+			h.start(map[string]string{"EMBEDDING_DIMENSION": strconv.Itoa(tc.dim)})
+			const task = "b2c4e6f8-0a1b-4c3d-8e5f-6a7b8c9d0e1f"
+			h.createTask(task)
+			in := texts(task, 37)
+			h.publishBatchesAs(task, in, tc.size, tc.binary)
+
+			vecs := h.waitVectors(task, 37, 20*time.Second)
+			checkLocalDim(t, task, vecs, in, tc.dim)
+			for i, v := range vecs {
+				if v.Chunk.Index != i || v.Chunk.ID != fmt.Sprintf("%s-chunk-%d", task, i) || v.Chunk.PageStart != i/3+1 {
+					t.Errorf("vector %d carries chunk %+v", i, v.Chunk)
+				}
+			}
+			subjects, err := h.vectorSubjects(task)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []string
+			for _, s := range tc.subjects {
+				want = append(want, "pdf.vec."+task+"."+s)
+			}
+			slices.Sort(subjects)
+			slices.Sort(want)
+			if !slices.Equal(subjects, want) {
+				t.Errorf("vector subjects: got %v, want %v", subjects, want)
+			}
+			h.waitDrained(10 * time.Second)
+		})
+	}
 }
 
 func TestRagModeFalseSendsZeroVectorsWithoutAPICalls(t *testing.T) {
@@ -863,4 +898,34 @@ func TestQueryWithSealedKey(t *testing.T) {
 	if n := fake.Requests(); n != 1 {
 		t.Errorf("provider saw %d requests, want 1 (only the query that opened)", n)
 	}
+}
+
+// A job whose chunks are not consecutive (no parser cuts one, but a
+// message is input) is stored as one batch per run of consecutive
+// indexes, so no subject claims a chunk it does not hold.
+func TestJobOfScatteredChunks(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.start(map[string]string{})
+	const task = "c0ffee00-0a1b-4c3d-8e5f-6a7b8c9d0e1f"
+	h.createTask(task)
+	in := texts(task, 3)
+	job := pipeline.EmbedJob{TaskID: task}
+	for k, i := range []int{0, 1, 5} {
+		job.Chunks = append(job.Chunks, pipeline.Chunk{ID: fmt.Sprintf("%s-chunk-%d", task, i), Index: i, Text: in[k]})
+	}
+	if _, err := h.js.PublishMsg(h.ctx, pipeline.NewEmbedMsg(pipeline.Embed.Subject(task, "0"), job)); err != nil {
+		t.Fatal(err)
+	}
+	testenv.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+		subjects, err := h.vectorSubjects(task)
+		if err != nil {
+			return err
+		}
+		slices.Sort(subjects)
+		if want := []string{"pdf.vec." + task + ".0.2", "pdf.vec." + task + ".5.1"}; !slices.Equal(subjects, want) {
+			return fmt.Errorf("vector subjects: got %v, want %v", subjects, want)
+		}
+		return nil
+	})
 }

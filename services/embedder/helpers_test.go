@@ -185,9 +185,17 @@ func (h *harness) submit(taskID string, n int) []string {
 	return in
 }
 
-// publishBatches sends the chunks from index 0 on as the parser does:
-// size to a message, at the subject of each message's first chunk.
+// publishBatches sends the chunks from index 0 on as parsers before
+// binary embed messages did: size to a message (JSON), at the subject of
+// each message's first chunk.
 func (h *harness) publishBatches(taskID string, texts []string, size int) {
+	h.t.Helper()
+	h.publishBatchesAs(taskID, texts, size, false)
+}
+
+// publishBatchesAs is publishBatches in binary embed messages, as the
+// parser sends them now, when binary is set.
+func (h *harness) publishBatchesAs(taskID string, texts []string, size int, binary bool) {
 	h.t.Helper()
 	for first := 0; first < len(texts); first += size {
 		var batch []pipeline.Chunk
@@ -195,7 +203,14 @@ func (h *harness) publishBatches(taskID string, texts []string, size int) {
 			batch = append(batch, pipeline.Chunk{ID: fmt.Sprintf("%s-chunk-%d", taskID, i), Index: i, Text: texts[i], PageStart: i/3 + 1, PageEnd: i/3 + 1})
 		}
 		job := pipeline.EmbedJob{TaskID: taskID, Chunks: batch}
-		if _, err := pipeline.Publish(h.ctx, h.js, pipeline.Embed.Subject(taskID, strconv.Itoa(first)), taskID, "", job); err != nil {
+		subj := pipeline.Embed.Subject(taskID, strconv.Itoa(first))
+		var err error
+		if binary {
+			_, err = h.js.PublishMsg(h.ctx, pipeline.NewEmbedMsg(subj, job))
+		} else {
+			_, err = pipeline.Publish(h.ctx, h.js, subj, taskID, "", job)
+		}
+		if err != nil {
 			h.t.Fatalf("publish chunks from %d: %v", first, err)
 		}
 	}
@@ -203,15 +218,33 @@ func (h *harness) publishBatches(taskID string, texts []string, size int) {
 
 // vectorCount is how many chunks of the task have a vector.
 func (h *harness) vectorCount(taskID string) (int, error) {
-	st, err := h.js.Stream(h.ctx, pipeline.VectorStream)
+	subjects, err := h.vectorSubjects(taskID)
 	if err != nil {
 		return 0, err
+	}
+	n := 0
+	for _, s := range subjects {
+		if sp, ok := pipeline.ParseVectorSubject(taskID, s); ok {
+			n += sp.Count
+		}
+	}
+	return n, nil
+}
+
+func (h *harness) vectorSubjects(taskID string) ([]string, error) {
+	st, err := h.js.Stream(h.ctx, pipeline.VectorStream)
+	if err != nil {
+		return nil, err
 	}
 	info, err := st.Info(h.ctx, jetstream.WithSubjectFilter(pipeline.VectorFilter(taskID)))
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	return len(info.State.Subjects), nil
+	var out []string
+	for s := range info.State.Subjects {
+		out = append(out, s)
+	}
+	return out, nil
 }
 
 // waitVectors waits until chunks 0..n-1 of the task have vectors, and
@@ -234,24 +267,64 @@ func (h *harness) waitVectors(taskID string, n int, within time.Duration) []pipe
 	return h.vectors(taskID, n)
 }
 
-// vectors reads the vectors of chunks 0..n-1 by subject.
+// vectors reads the vectors of chunks 0..n-1 by subject, each with its
+// chunk: from the vector itself (one vector per chunk) or, for a vector
+// batch, from the embed message it names.
 func (h *harness) vectors(taskID string, n int) []pipeline.Vector {
 	h.t.Helper()
-	st, err := h.js.Stream(h.ctx, pipeline.VectorStream)
+	subjects, err := h.vectorSubjects(taskID)
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	out := make([]pipeline.Vector, n)
-	for i := range out {
-		m, err := st.GetLastMsgForSubject(h.ctx, pipeline.VectorSubject(taskID, i))
+	spans, have := pipeline.CoverVectors(taskID, subjects, n)
+	if have != n {
+		h.t.Fatalf("vectors of %s: %d of %d chunks stored (%v)", taskID, have, n, subjects)
+	}
+	vs, err := h.js.Stream(h.ctx, pipeline.VectorStream)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	ss, err := h.js.Stream(h.ctx, pipeline.Stream)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var out []pipeline.Vector
+	for _, sp := range spans {
+		m, err := vs.GetLastMsgForSubject(h.ctx, sp.Subject)
 		if err != nil {
-			h.t.Fatalf("vector %d of %s: %v", i, taskID, err)
-		}
-		if out[i], err = pipeline.DecodeVector(m.Data); err != nil {
-			h.t.Fatalf("decode vector %d: %v", i, err)
+			h.t.Fatalf("vectors %s: %v", sp.Subject, err)
 		}
 		if got := m.Header.Get(pipeline.HeaderTaskID); got != taskID {
-			h.t.Errorf("vector %d: header %s = %q, want %q", i, pipeline.HeaderTaskID, got, taskID)
+			h.t.Errorf("vectors %s: header %s = %q, want %q", sp.Subject, pipeline.HeaderTaskID, got, taskID)
+		}
+		b, err := pipeline.DecodeVectorBatch(m.Data)
+		if errors.Is(err, pipeline.ErrNotVectorBatch) {
+			v, err := pipeline.DecodeVector(m.Data)
+			if err != nil {
+				h.t.Fatalf("decode vector %s: %v", sp.Subject, err)
+			}
+			out = append(out, v)
+			continue
+		}
+		if err != nil {
+			h.t.Fatalf("decode vectors %s: %v", sp.Subject, err)
+		}
+		src, err := ss.GetMsg(h.ctx, b.Source)
+		if err != nil {
+			h.t.Fatalf("vectors %s: embed message %d: %v", sp.Subject, b.Source, err)
+		}
+		job, err := pipeline.DecodeEmbedJob(src.Data)
+		if err != nil {
+			h.t.Fatalf("vectors %s: embed message %d: %v", sp.Subject, b.Source, err)
+		}
+		for k, vec := range b.Vectors {
+			v := pipeline.Vector{TaskID: b.TaskID, Model: b.Model, Vector: vec}
+			for _, c := range job.Chunks {
+				if c.Index == sp.First+k {
+					v.Chunk = c
+				}
+			}
+			out = append(out, v)
 		}
 	}
 	return out
@@ -308,9 +381,15 @@ func (h *harness) waitDrained(within time.Duration) {
 // checkLocal asserts that vecs are the local embedder's vectors of texts.
 func checkLocal(t *testing.T, taskID string, vecs []pipeline.Vector, texts []string) {
 	t.Helper()
-	local := provider.NewLocal(dim)
+	checkLocalDim(t, taskID, vecs, texts, dim)
+}
+
+// checkLocalDim is checkLocal for vectors of d dimensions.
+func checkLocalDim(t *testing.T, taskID string, vecs []pipeline.Vector, texts []string, d int) {
+	t.Helper()
+	local := provider.NewLocal(d)
 	for i, v := range vecs {
-		checkChunk(t, taskID, i, v, texts[i])
+		checkChunkDim(t, taskID, i, v, texts[i], d)
 		if !equal(v.Vector, local.Vector(texts[i]), 0) {
 			t.Errorf("chunk %d: vector is not the local embedding of its text", i)
 		}
@@ -322,6 +401,11 @@ func checkLocal(t *testing.T, taskID string, vecs []pipeline.Vector, texts []str
 
 // checkChunk asserts that a vector message carries the chunk it was made for.
 func checkChunk(t *testing.T, taskID string, i int, v pipeline.Vector, text string) {
+	t.Helper()
+	checkChunkDim(t, taskID, i, v, text, dim)
+}
+
+func checkChunkDim(t *testing.T, taskID string, i int, v pipeline.Vector, text string, dim int) {
 	t.Helper()
 	if v.TaskID != taskID || v.Chunk.Index != i || v.Chunk.Text != text || v.Chunk.ID != fmt.Sprintf("%s-chunk-%d", taskID, i) {
 		t.Errorf("vector at index %d: task %q chunk %d id %q text %q; want task %q chunk %d text %q",

@@ -23,7 +23,7 @@ func UsePerChunkReader(s *Service) {
 // at most maxBytes long.
 func SetVectorWindow(s *Service, window, maxBytes int) {
 	s.newVectorIter = func(ctx context.Context, taskID string, n int) vectorIter {
-		return newBatchReader(ctx, s.res.JS, pipeline.VectorStream, taskID, n, window, maxBytes)
+		return newBatchReader(ctx, s.res.JS, taskID, n, window, maxBytes)
 	}
 }
 

@@ -499,7 +499,7 @@ func (s *Service) waitVectors(ctx context.Context, taskID string, n int) (bool, 
 		return false, fmt.Errorf("vector stream: %w", err)
 	}
 	for {
-		have, err := countVectors(ctx, stream, taskID)
+		have, err := countVectors(ctx, stream, taskID, n)
 		if err != nil {
 			return false, err
 		}
@@ -519,14 +519,6 @@ func (s *Service) waitVectors(ctx context.Context, taskID string, n int) (bool, 
 		case <-time.After(s.recheck):
 		}
 	}
-}
-
-func countVectors(ctx context.Context, stream jetstream.Stream, taskID string) (int, error) {
-	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(pipeline.VectorFilter(taskID)))
-	if err != nil {
-		return 0, fmt.Errorf("count vectors of %s: %w", taskID, err)
-	}
-	return len(info.State.Subjects), nil
 }
 
 // send streams the document: metadata, then each chunk in index order.

@@ -2,9 +2,9 @@ package ingester
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,20 +25,27 @@ type vectorIter interface {
 	Close()
 }
 
-// Reading vectors in batches. A document's vectors sit one per subject
-// (pdf.vec.<task>.<index>, MaxMsgsPerSubject 1). Reading them with one
-// GetLastMsgForSubject round trip each made the ingester wait on the NATS
-// server once per chunk, and any load on the machine multiplied that wait.
-// The batched reader asks for a window of consecutive indexes in one
-// direct-get request (DIRECT.GET with multi_last listing the window's
-// subjects, nats-server ≥ 2.11): the server answers with every message of
-// the window back to back, then an end-of-batch status. The answers come in
-// stream order, not index order, so each lands in its slot of the window;
-// indexes the answer lacks (the server stops at max_bytes, a slow-consumer
-// drop) are asked for again, and a window that makes no progress is an
-// error. A goroutine reads and decodes the next window while the current
-// one is sent, so at most three windows (about 3×256 chunks, a few MiB)
-// are held, whatever the document's size.
+// Reading vectors in batches. A document's vectors sit in vector batches
+// (pdf.vec.<task>.<first>.<count>: the vectors of one embed message's
+// chunks and the stream sequence of that message, which holds their text)
+// or, stored by embedders older than batches, one per chunk with its text
+// (pdf.vec.<task>.<index>). The subject names alone say which chunks are
+// there (pipeline.CoverVectors), so the reader first lists the task's
+// vector subjects and picks the spans that hold chunks 0…n-1 in order.
+// Then it reads windows of consecutive spans, each in one direct-get
+// request (DIRECT.GET with multi_last listing the window's subjects,
+// nats-server ≥ 2.11): the server answers with every message of the window
+// back to back, then an end-of-batch status. The answers come in stream
+// order, not index order, so each lands in its slot of the window;
+// subjects the answer lacks (the server stops at max_bytes, a
+// slow-consumer drop) are asked for again, and a window that makes no
+// progress is an error. The texts of a window's batches are read from the
+// embed messages in one more direct get on the stage stream (by sequence,
+// filtered on the task's embed subjects: the parser publishes them one
+// after another, so one request usually returns exactly those needed). A
+// goroutine reads and decodes the next window while the current one is
+// sent, so at most three windows (about 3×256 chunks, a few MiB) are held,
+// whatever the document's size.
 //
 // An ordered consumer over pdf.vec.<task>.> was the alternative: it
 // delivers in stream order, which is the order the embedders finished, so
@@ -47,10 +54,14 @@ type vectorIter interface {
 // Windows by index bound memory by construction.
 
 const (
-	// vectorWindow is how many consecutive vectors one request asks for
-	// (the server answers at most 1024 subjects per multi_last request).
+	// vectorWindow is how many consecutive chunks one request asks for
+	// at least (whole spans; the server answers at most 1024 subjects per
+	// multi_last request).
 	vectorWindow = 256
-	// vectorWindowBytes bounds the bytes of one answer; indexes left out
+	// maxWindowSubjects is the server's limit of subjects per multi_last
+	// request.
+	maxWindowSubjects = 1024
+	// vectorWindowBytes bounds the bytes of one answer; subjects left out
 	// are asked for again.
 	vectorWindowBytes = 8 << 20
 	// vectorReadTimeout bounds the wait for the next message of an answer.
@@ -62,15 +73,7 @@ func (s *Service) readVectors(ctx context.Context, taskID string, n int) vectorI
 	if s.newVectorIter != nil {
 		return s.newVectorIter(ctx, taskID, n)
 	}
-	return newBatchReader(ctx, s.res.JS, pipeline.VectorStream, taskID, n, vectorWindow, vectorWindowBytes)
-}
-
-// directGetRequest is the body of a DIRECT.GET request for the last
-// message of each listed subject (JSApiMsgGetRequest in nats-server).
-type directGetRequest struct {
-	MultiLast []string `json:"multi_last"`
-	Batch     int      `json:"batch,omitempty"`
-	MaxBytes  int      `json:"max_bytes,omitempty"`
+	return newBatchReader(ctx, s.res.JS, taskID, n, vectorWindow, vectorWindowBytes)
 }
 
 type vectorWindowResult struct {
@@ -78,7 +81,7 @@ type vectorWindowResult struct {
 	err  error
 }
 
-// batchReader reads n vectors in windows of window, one window ahead.
+// batchReader reads n vectors in windows of window chunks, one window ahead.
 type batchReader struct {
 	windows <-chan vectorWindowResult
 	cancel  context.CancelFunc
@@ -87,19 +90,32 @@ type batchReader struct {
 	err     error
 }
 
-// newBatchReader starts reading n vectors of taskID from stream, window
-// at a time, each answer at most maxBytes long (beyond that the server
-// stops early and the rest is asked for again).
-func newBatchReader(ctx context.Context, js jetstream.JetStream, stream, taskID string, n, window, maxBytes int) *batchReader {
+// newBatchReader starts reading n vectors of taskID, window chunks at a
+// time (whole spans), each answer at most maxBytes long (beyond that the
+// server stops early and the rest is asked for again).
+func newBatchReader(ctx context.Context, js jetstream.JetStream, taskID string, n, window, maxBytes int) *batchReader {
 	ctx, cancel := context.WithCancel(ctx)
 	windows := make(chan vectorWindowResult, 1)
 	r := &batchReader{windows: windows, cancel: cancel, done: make(chan struct{})}
-	f := &windowFetcher{nc: js.Conn(), subject: directGetSubject(js.Options(), stream), taskID: taskID, maxBytes: maxBytes}
+	f := &windowFetcher{js: js, taskID: taskID, maxBytes: maxBytes}
 	go func() {
 		defer close(r.done)
 		defer close(windows)
-		for base := 0; base < n; base += window {
-			vecs, err := f.fetch(ctx, base, min(window, n-base))
+		spans, err := listSpans(ctx, js, taskID, n)
+		if err != nil {
+			select {
+			case windows <- vectorWindowResult{err: err}:
+			case <-ctx.Done():
+			}
+			return
+		}
+		for from := 0; from < len(spans); {
+			to, chunks := from, 0
+			for to < len(spans) && chunks < window && to-from < maxWindowSubjects {
+				chunks += spans[to].Count
+				to++
+			}
+			vecs, err := f.fetch(ctx, spans[from:to], chunks)
 			select {
 			case windows <- vectorWindowResult{vecs: vecs, err: err}:
 			case <-ctx.Done():
@@ -108,9 +124,53 @@ func newBatchReader(ctx context.Context, js jetstream.JetStream, stream, taskID 
 			if err != nil {
 				return
 			}
+			from = to
 		}
 	}()
 	return r
+}
+
+// listSpans returns the spans that hold chunks 0…n-1 of the task, in
+// order, or an error (wrapping jetstream.ErrMsgNotFound: worth a retry)
+// when some chunk has no vector.
+func listSpans(ctx context.Context, js jetstream.JetStream, taskID string, n int) ([]pipeline.VectorSpan, error) {
+	stream, err := js.Stream(ctx, pipeline.VectorStream)
+	if err != nil {
+		return nil, fmt.Errorf("vector stream: %w", err)
+	}
+	subjects, err := vectorSubjects(ctx, stream, taskID)
+	if err != nil {
+		return nil, err
+	}
+	spans, have := pipeline.CoverVectors(taskID, subjects, n)
+	if have < n {
+		return nil, fmt.Errorf("vectors of %s: %d of %d chunks are stored: %w", taskID, have, n, jetstream.ErrMsgNotFound)
+	}
+	return spans, nil
+}
+
+// vectorSubjects lists the task's vector subjects.
+func vectorSubjects(ctx context.Context, stream jetstream.Stream, taskID string) ([]string, error) {
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(pipeline.VectorFilter(taskID)))
+	if err != nil {
+		return nil, fmt.Errorf("list vectors of %s: %w", taskID, err)
+	}
+	subjects := make([]string, 0, len(info.State.Subjects))
+	for s := range info.State.Subjects {
+		subjects = append(subjects, s)
+	}
+	return subjects, nil
+}
+
+// countVectors is how many of the task's chunks 0…n-1 have a vector: n
+// once every one has.
+func countVectors(ctx context.Context, stream jetstream.Stream, taskID string, n int) (int, error) {
+	subjects, err := vectorSubjects(ctx, stream, taskID)
+	if err != nil {
+		return 0, err
+	}
+	_, have := pipeline.CoverVectors(taskID, subjects, n)
+	return have, nil
 }
 
 // Next returns the next vector in index order.
@@ -145,103 +205,225 @@ func (r *batchReader) Close() {
 	<-r.done
 }
 
-// directGetSubject is the DIRECT.GET API subject of stream, under the
-// JetStream context's domain or API prefix.
-func directGetSubject(o jetstream.JetStreamOptions, stream string) string {
-	prefix := jetstream.DefaultAPIPrefix
-	switch {
-	case o.Domain != "":
-		prefix = "$JS." + o.Domain + ".API."
-	case o.APIPrefix != "":
-		prefix = strings.TrimSuffix(o.APIPrefix, ".") + "."
-	}
-	return prefix + "DIRECT.GET." + stream
-}
-
 // windowFetcher reads windows of one task's vectors.
 type windowFetcher struct {
-	nc       *nats.Conn
-	subject  string
+	js       jetstream.JetStream
 	taskID   string
 	maxBytes int
 }
 
-// fetch returns the vectors base..base+count-1, in order.
-func (f *windowFetcher) fetch(ctx context.Context, base, count int) ([]pipeline.Vector, error) {
-	vecs := make([]pipeline.Vector, count)
-	have := make([]bool, count)
-	missing := make([]int, count)
-	for i := range missing {
-		missing[i] = base + i
+// stored is a span's message: a vector batch or a single vector.
+type stored struct {
+	batch  pipeline.VectorBatch
+	single pipeline.Vector
+	ok     bool
+}
+
+// fetch returns the vectors of spans (chunks of them in all), in order,
+// each with its chunk.
+func (f *windowFetcher) fetch(ctx context.Context, spans []pipeline.VectorSpan, chunks int) ([]pipeline.Vector, error) {
+	msgs := make([]stored, len(spans))
+	slot := make(map[string]int, len(spans))
+	for i, sp := range spans {
+		slot[sp.Subject] = i
+	}
+	missing := make([]string, 0, len(spans))
+	for _, sp := range spans {
+		missing = append(missing, sp.Subject)
 	}
 	for len(missing) > 0 {
-		got, err := f.request(ctx, base, missing, vecs, have)
+		got, err := f.request(ctx, missing, spans, slot, msgs)
 		if err != nil {
 			return nil, err
 		}
 		if got == 0 {
-			return nil, fmt.Errorf("vector %d of task %s is not in stream: %w", missing[0], f.taskID, jetstream.ErrMsgNotFound)
+			return nil, fmt.Errorf("vectors %s of task %s are not in stream: %w", missing[0], f.taskID, jetstream.ErrMsgNotFound)
 		}
 		missing = missing[:0]
-		for i, ok := range have {
+		for i, m := range msgs {
+			if !m.ok {
+				missing = append(missing, spans[i].Subject)
+			}
+		}
+	}
+	var sources []uint64
+	for _, m := range msgs {
+		if m.batch.Source != 0 && !slices.Contains(sources, m.batch.Source) {
+			sources = append(sources, m.batch.Source)
+		}
+	}
+	texts, err := f.texts(ctx, sources)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]pipeline.Vector, 0, chunks)
+	for i, sp := range spans {
+		m := msgs[i]
+		if m.batch.Source == 0 {
+			out = append(out, m.single)
+			continue
+		}
+		job := texts[m.batch.Source]
+		for k, vec := range m.batch.Vectors {
+			c, ok := chunkAt(job.Chunks, sp.First+k)
 			if !ok {
-				missing = append(missing, base+i)
+				return nil, stage.Permanent(fmt.Errorf("vectors %s of task %s: the embed message they came from (stream %s seq %d) holds no chunk %d",
+					sp.Subject, f.taskID, pipeline.Stream, m.batch.Source, sp.First+k))
 			}
+			out = append(out, pipeline.Vector{TaskID: m.batch.TaskID, Model: m.batch.Model, Chunk: c, Vector: vec})
 		}
 	}
-	return vecs, nil
+	return out, nil
 }
 
-// request asks for the listed indexes in one direct get and stores what
-// the answer holds in vecs[index-base]; it returns how many new vectors
+// chunkAt finds the chunk of index i in chunks (consecutive indexes,
+// as the parser cuts them, looked up directly).
+func chunkAt(chunks []pipeline.Chunk, i int) (pipeline.Chunk, bool) {
+	if len(chunks) > 0 {
+		if k := i - chunks[0].Index; k >= 0 && k < len(chunks) && chunks[k].Index == i {
+			return chunks[k], true
+		}
+	}
+	for _, c := range chunks {
+		if c.Index == i {
+			return c, true
+		}
+	}
+	return pipeline.Chunk{}, false
+}
+
+// request asks for the listed subjects in one direct get and stores what
+// the answer holds in msgs[slot[subject]]; it returns how many new ones
 // arrived.
-func (f *windowFetcher) request(ctx context.Context, base int, indexes []int, vecs []pipeline.Vector, have []bool) (int, error) {
-	subjects := make([]string, len(indexes))
-	for i, idx := range indexes {
-		subjects[i] = pipeline.VectorSubject(f.taskID, idx)
-	}
-	body, err := json.Marshal(directGetRequest{MultiLast: subjects, Batch: len(subjects), MaxBytes: f.maxBytes})
-	if err != nil {
-		return 0, fmt.Errorf("vectors of %s: %w", f.taskID, err)
-	}
-	inbox := f.nc.NewRespInbox()
-	sub, err := f.nc.SubscribeSync(inbox)
-	if err != nil {
-		return 0, fmt.Errorf("vectors of %s: %w", f.taskID, err)
-	}
-	defer sub.Unsubscribe()
-	if err := f.nc.PublishRequest(f.subject, inbox, body); err != nil {
-		return 0, fmt.Errorf("request vectors of %s: %w", f.taskID, err)
-	}
+func (f *windowFetcher) request(ctx context.Context, subjects []string, spans []pipeline.VectorSpan, slot map[string]int, msgs []stored) (int, error) {
 	got := 0
-	for {
-		mctx, cancel := context.WithTimeout(ctx, vectorReadTimeout)
-		m, err := sub.NextMsgWithContext(mctx)
-		cancel()
-		if err != nil {
-			return got, fmt.Errorf("read vectors %d.. of %s: %w", indexes[0], f.taskID, err)
-		}
-		if code := m.Header.Get("Status"); code != "" && len(m.Data) == 0 {
-			switch code {
-			case "204", "404": // end of batch; nothing (more) found
-				return got, nil
-			}
-			return got, fmt.Errorf("read vectors %d.. of %s: status %s %s", indexes[0], f.taskID, code, m.Header.Get("Description"))
-		}
+	req := pipeline.DirectGetRequest{MultiLast: subjects, Batch: len(subjects), MaxBytes: f.maxBytes}
+	err := pipeline.DirectGet(ctx, f.js, pipeline.VectorStream, req, vectorReadTimeout, func(m *nats.Msg) error {
 		subj := m.Header.Get(jetstream.SubjectHeader)
-		idx, err := strconv.Atoi(subj[strings.LastIndexByte(subj, '.')+1:])
-		if err != nil || idx < base || idx >= base+len(vecs) || have[idx-base] {
-			continue // not one we asked for
+		i, ok := slot[subj]
+		if !ok || msgs[i].ok {
+			return nil // not one we asked for
 		}
-		v, err := decodeVector(m.Data)
+		sp := spans[i]
+		st, err := decodeSpan(f.taskID, sp, m.Data)
 		if err != nil {
-			return got, stage.Permanent(fmt.Errorf("vector %d: %w", idx, err))
+			return stage.Permanent(fmt.Errorf("vectors %s: %w", subj, err))
 		}
-		vecs[idx-base], have[idx-base] = v, true
+		msgs[i] = st
 		got++
+		return nil
+	})
+	if err != nil {
+		return got, fmt.Errorf("read vectors %s.. of %s: %w", subjects[0], f.taskID, err)
 	}
+	return got, nil
 }
 
-// decodeVector reads a stored vector message (binary or, from earlier
-// versions, JSON).
+// decodeSpan reads the message stored at sp: a vector batch holding
+// exactly sp's chunks, or a single vector of chunk sp.First.
+func decodeSpan(taskID string, sp pipeline.VectorSpan, data []byte) (stored, error) {
+	if len(data) > 0 && data[0] == pipeline.VectorFormat2 {
+		b, err := pipeline.DecodeVectorBatch(data)
+		if err != nil {
+			return stored{}, err
+		}
+		if b.First != sp.First || len(b.Vectors) != sp.Count || b.Source == 0 {
+			return stored{}, fmt.Errorf("holds %d vectors from %d (source %d), its subject says %d from %d", len(b.Vectors), b.First, b.Source, sp.Count, sp.First)
+		}
+		return stored{batch: b, ok: true}, nil
+	}
+	v, err := decodeVector(data)
+	if err != nil {
+		return stored{}, err
+	}
+	if sp.Count != 1 || v.Chunk.Index != sp.First {
+		return stored{}, fmt.Errorf("holds chunk %d, its subject says %d from %d", v.Chunk.Index, sp.Count, sp.First)
+	}
+	return stored{single: v, ok: true}, nil
+}
+
+// texts reads the embed messages at the given stage stream sequences: one
+// batched direct get from the lowest, filtered on the task's embed
+// subjects, then again from the lowest still missing. A sequence that is
+// not there (expired with the stage stream's retention, or purged) is an
+// error wrapping jetstream.ErrMsgNotFound.
+func (f *windowFetcher) texts(ctx context.Context, seqs []uint64) (map[uint64]pipeline.EmbedJob, error) {
+	out := make(map[uint64]pipeline.EmbedJob, len(seqs))
+	if len(seqs) == 0 {
+		return out, nil
+	}
+	slices.Sort(seqs)
+	want := make(map[uint64]bool, len(seqs))
+	for _, s := range seqs {
+		want[s] = true
+	}
+	filter := pipeline.Embed.Subject(f.taskID) + ".>"
+	for len(want) > 0 {
+		first := seqs[0]
+		for _, s := range seqs {
+			if want[s] {
+				first = s
+				break
+			}
+		}
+		take := func(seq uint64, data []byte) error {
+			if !want[seq] {
+				return nil
+			}
+			job, err := pipeline.DecodeEmbedJob(data)
+			if err != nil {
+				return stage.Permanent(fmt.Errorf("chunk texts of %s (stream %s seq %d): %w", f.taskID, pipeline.Stream, seq, err))
+			}
+			if job.TaskID != f.taskID {
+				return stage.Permanent(fmt.Errorf("chunk texts of %s: stream %s seq %d is an embed message of task %q", f.taskID, pipeline.Stream, seq, job.TaskID))
+			}
+			out[seq] = job
+			delete(want, seq)
+			return nil
+		}
+		req := pipeline.DirectGetRequest{Seq: first, NextBy: filter, Batch: len(want), MaxBytes: f.maxBytes}
+		err := pipeline.DirectGet(ctx, f.js, pipeline.Stream, req, vectorReadTimeout, func(m *nats.Msg) error {
+			seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
+			if err != nil {
+				return nil
+			}
+			return take(seq, m.Data)
+		})
+		if errors.Is(err, pipeline.ErrNoDirectGet) {
+			// Direct gets switched off on the stage stream (a service of an
+			// earlier version ran Setup): ask the stream leader instead.
+			err = f.getBySeq(ctx, first, take)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read chunk texts of %s: %w", f.taskID, err)
+		}
+		if want[first] {
+			return nil, fmt.Errorf("chunk texts of %s: stream %s seq %d is gone (past its retention, or purged): %w", f.taskID, pipeline.Stream, first, jetstream.ErrMsgNotFound)
+		}
+	}
+	return out, nil
+}
+
+// getBySeq reads one message of the stage stream through the JetStream
+// API, for a stream that does not allow direct gets.
+func (f *windowFetcher) getBySeq(ctx context.Context, seq uint64, take func(uint64, []byte) error) error {
+	stream, err := f.js.Stream(ctx, pipeline.Stream)
+	if err != nil {
+		return err
+	}
+	m, err := stream.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(m.Subject, pipeline.Embed.Subject(f.taskID)+".") {
+		return nil
+	}
+	return take(seq, m.Data)
+}
+
+// decodeVector reads a stored single vector (binary format 1 or, from
+// earlier versions, JSON).
 func decodeVector(data []byte) (pipeline.Vector, error) { return pipeline.DecodeVector(data) }

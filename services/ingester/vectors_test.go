@@ -31,7 +31,7 @@ func TestBatchReader(t *testing.T) {
 		{name: "one window", n: 5, window: 256, maxBytes: 8 << 20, absent: -1, corrupt: -1, wantRead: 5},
 		{name: "several windows, last one short", n: 11, window: 4, maxBytes: 8 << 20, absent: -1, corrupt: -1, wantRead: 11},
 		{name: "answers cut by max_bytes are asked again", n: 9, window: 4, maxBytes: 1, absent: -1, corrupt: -1, wantRead: 9},
-		{name: "a missing vector is an error at its index", n: 9, window: 4, maxBytes: 8 << 20, absent: 6, corrupt: -1, wantRead: 4},
+		{name: "a missing vector is an error before any is read", n: 9, window: 4, maxBytes: 8 << 20, absent: 6, corrupt: -1, wantRead: 0},
 		{name: "a garbage vector is permanent", n: 9, window: 4, maxBytes: 8 << 20, absent: -1, corrupt: 1, wantRead: 0, wantPerm: true},
 	}
 	e := stagetest.New(t)
@@ -61,7 +61,7 @@ func TestBatchReader(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			r := newBatchReader(ctx, e.JS, pipeline.VectorStream, id, tc.n, tc.window, tc.maxBytes)
+			r := newBatchReader(ctx, e.JS, id, tc.n, tc.window, tc.maxBytes)
 			defer r.Close()
 			read := 0
 			var err error
@@ -104,33 +104,13 @@ func TestBatchReaderCloseEarly(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r := newBatchReader(ctx, e.JS, pipeline.VectorStream, "t", n, 2, 8<<20)
+	r := newBatchReader(ctx, e.JS, "t", n, 2, 8<<20)
 	if _, err := r.Next(ctx); err != nil {
 		t.Fatal(err)
 	}
 	r.Close() // must not hang with windows left unread
 	if ctx.Err() != nil {
 		t.Fatal("Close outlived the test's deadline")
-	}
-}
-
-func TestDirectGetSubject(t *testing.T) {
-	tests := []struct {
-		name string
-		opts jetstream.JetStreamOptions
-		want string
-	}{
-		{name: "default", want: "$JS.API.DIRECT.GET.S"},
-		{name: "domain", opts: jetstream.JetStreamOptions{Domain: "hub"}, want: "$JS.hub.API.DIRECT.GET.S"},
-		{name: "prefix without dot", opts: jetstream.JetStreamOptions{APIPrefix: "$JS.x.API"}, want: "$JS.x.API.DIRECT.GET.S"},
-		{name: "prefix with dot", opts: jetstream.JetStreamOptions{APIPrefix: "$JS.x.API."}, want: "$JS.x.API.DIRECT.GET.S"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := directGetSubject(tc.opts, "S"); got != tc.want {
-				t.Errorf("got %q, want %q", got, tc.want)
-			}
-		})
 	}
 }
 
@@ -151,7 +131,7 @@ func BenchmarkVectorReader(b *testing.B) {
 	s := &Service{res: e.Res}
 	readers := map[string]func() vectorIter{
 		"batched": func() vectorIter {
-			return newBatchReader(ctx, e.JS, pipeline.VectorStream, "b", n, vectorWindow, vectorWindowBytes)
+			return newBatchReader(ctx, e.JS, "b", n, vectorWindow, vectorWindowBytes)
 		},
 		"per-chunk": func() vectorIter { return &perChunkReader{js: s.res.JS, taskID: "b", n: n} },
 	}

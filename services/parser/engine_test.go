@@ -123,3 +123,44 @@ func TestConfigChunkSettings(t *testing.T) {
 		})
 	}
 }
+
+// TestConfigMuPDFStore: MUPDF_STORE_MIB sizes MuPDF's store per open
+// document (4 MiB unless set) and reaches the engine.
+func TestConfigMuPDFStore(t *testing.T) {
+	tests := []struct {
+		env     string // "" leaves it unset
+		want    int
+		wantErr bool
+	}{
+		{env: "", want: 4 << 20},
+		{env: "64", want: 64 << 20},
+		{env: "-1", wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.env, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg, err := ConfigFromEnv(func(k string) string {
+				switch k {
+				case "TEMP_DIR":
+					return dir
+				case "MUPDF_STORE_MIB":
+					return tc.env
+				}
+				return ""
+			})
+			if tc.wantErr {
+				if err == nil || !strings.Contains(err.Error(), "MUPDF_STORE_MIB") {
+					t.Fatalf("got error %v, want one about MUPDF_STORE_MIB", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			eng, ok := newEngine(cfg).(*mupdf.Engine)
+			if !ok || eng.MaxStore != tc.want || cfg.MuPDFStore != tc.want {
+				t.Errorf("got config %d, engine %+v; want %d", cfg.MuPDFStore, eng, tc.want)
+			}
+		})
+	}
+}

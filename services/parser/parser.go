@@ -24,6 +24,7 @@ import (
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
 	"github.com/pdfpipe/pdfpipe/pkg/stage"
 	"github.com/pdfpipe/pdfpipe/pkg/status"
+	"github.com/pdfpipe/pdfpipe/pkg/tracing"
 	"github.com/pdfpipe/pdfpipe/services/parser/pdftext"
 	"github.com/pdfpipe/pdfpipe/services/parser/pdftext/mupdf"
 	"github.com/pdfpipe/pdfpipe/services/parser/pdftext/pdfium"
@@ -54,6 +55,9 @@ var Settings = envconf.Settings{
 	envconf.Int("PARSE_PAGE_WORKERS", 0, "page-range workers for one large document (64 pages or more); `0`: one per CPU, at most 4"),
 	envconf.Duration("PARSE_PAGE_TIMEOUT", pdftext.DefaultPageTimeout, "a page slower than this is skipped and counted"),
 	envconf.Duration("PARSE_DOC_TIMEOUT", pdftext.DefaultDocTimeout, "a document slower than this fails"),
+	envconf.Int("MUPDF_STORE_MIB", defaultMuPDFStoreMiB,
+		"MuPDF's resource cache per open document (each page worker of each document in flight has one); fonts stay "+
+			"loaded whatever its size. 64 made LilyPond's notation manual hold 211 MiB and cost 30 % more CPU; 0: the engine's default (64)"),
 	envconf.Int("CHUNKS_PER_MESSAGE", defaultChunksPerMessage,
 		"consecutive chunks sent to the embedders in one message (fewer past 256 KiB)"),
 	envconf.Duration("PDF_PASSWORD_WAIT", 10*time.Second,
@@ -84,6 +88,10 @@ type Config struct {
 	// in one message (fewer when they pass 256 KiB). One message per chunk
 	// cost the parser more than parsing the chunk's text; 0 means 16.
 	ChunksPerMessage int
+	// MuPDFStore is MUPDF_STORE_MIB in bytes: the most MuPDF's resource
+	// cache may hold per open document, and every page worker of every
+	// document in flight opens one (0: mupdf.DefaultMaxStore).
+	MuPDFStore int
 	// PasswordWait is PDF_PASSWORD_WAIT: how long an encrypted PDF that no
 	// empty password opens waits for its task's password
 	// (APIKeyService.ProvideAPIKey with provider "pdf") before the task
@@ -100,6 +108,17 @@ const (
 	// 1 MiB payload limit.
 	maxMessageBytes = 256 << 10
 )
+
+// defaultMuPDFStoreMiB is MUPDF_STORE_MIB's default. pdftext's 64 MiB
+// per open document, times the page workers of two documents in flight,
+// let MuPDF keep up to 256 MiB: LilyPond's 930-page notation manual alone
+// made a parse hold 211 MiB with it, 50 MiB with 4 MiB, and take 30 %
+// more CPU than with the smaller store; over the 60 Debian manuals of
+// bench/e2e.sh, 4 MiB cost the least CPU (docs/PERFORMANCE.md). Fonts do
+// not depend on it: a document's fonts stay loaded while it is open (a
+// 200-page PDF with a fully embedded 4 MiB CJK font parses at the same
+// speed with 4 and 64 MiB).
+const defaultMuPDFStoreMiB = 4
 
 // Chunk id schemes.
 const (
@@ -131,6 +150,7 @@ func ConfigFromEnv(getenv envconf.Getenv) (Config, error) {
 		ChunkIDScheme:    r.String("CHUNK_ID_SCHEME"),
 		PasswordWait:     r.Duration("PDF_PASSWORD_WAIT"),
 		ChunksPerMessage: r.Int("CHUNKS_PER_MESSAGE"),
+		MuPDFStore:       r.Int("MUPDF_STORE_MIB") << 20,
 	}
 	c.env = r.Values()
 	if err := r.Err(); err != nil {
@@ -168,6 +188,9 @@ func (c Config) Validate() error {
 	if c.ChunksPerMessage < 0 || c.ChunksPerMessage > 1000 {
 		return errors.New("CHUNKS_PER_MESSAGE must be between 1 and 1000 (0: 16)")
 	}
+	if c.MuPDFStore < 0 {
+		return errors.New("MUPDF_STORE_MIB must not be negative (0: the engine's default)")
+	}
 	if c.PasswordWait < 0 {
 		return errors.New("PDF_PASSWORD_WAIT must not be negative")
 	}
@@ -200,7 +223,7 @@ func New(cfg Config, res *pipeline.Resources, log *slog.Logger) *Service {
 // newEngine returns MuPDF unless cfg names PDFium.
 func newEngine(cfg Config) pdftext.Engine {
 	if cfg.Engine != "pdfium" {
-		return mupdf.New()
+		return &mupdf.Engine{MaxStore: cfg.MuPDFStore}
 	}
 	// Every open document holds a PDFium instance, and Extract opens a
 	// document once per page range it reads at the same time (up to 4).
@@ -299,8 +322,12 @@ func (s *Service) Handle(ctx context.Context, j *stage.Job[pipeline.ParseJob]) e
 			return nil
 		}
 		idx := strconv.Itoa(batch[0].Index)
-		err := j.Out.PublishAsync(ctx, pipeline.Embed.Subject(t.ID, idx),
-			pipeline.EmbedJob{TaskID: t.ID, SkipEmbedding: skip, Replay: job.Replay, Chunks: batch}, "embed", idx)
+		// Binary embed messages (pipeline.EncodeEmbedJob): no JSON
+		// escaping of the text, which the embedder and the ingester read.
+		m := pipeline.NewEmbedMsg(pipeline.Embed.Subject(t.ID, idx),
+			pipeline.EmbedJob{TaskID: t.ID, SkipEmbedding: skip, Replay: job.Replay, Chunks: batch})
+		tracing.Inject(ctx, m.Header)
+		err := j.Out.PublishMsgAsync(ctx, m, jetstream.WithMsgID(pipeline.MsgID(t.ID, job.Replay, "embed", idx)))
 		batch, batchBytes = nil, 0
 		return err
 	}

@@ -184,8 +184,8 @@ func (e *env) expectParsedIDs(t *testing.T, job pipeline.ParseJob, wantID func(i
 			t.Fatalf("embed job after chunk %d of %d: %v", len(chunks), ij.Chunks, err)
 		}
 		msgs++
-		var ej pipeline.EmbedJob
-		if err := pipeline.Decode(m.Data(), &ej); err != nil {
+		ej, err := pipeline.DecodeEmbedJob(m.Data())
+		if err != nil {
 			t.Fatalf("embed job: %v", err)
 		}
 		// A job holds consecutive chunks, at the subject of the first.
@@ -506,8 +506,8 @@ func TestParseReportsEmptyPages(t *testing.T) {
 	if st.Pages != 6 || st.EmptyPages != 3 || st.UnreadablePages != 1 {
 		t.Errorf("status: got pages %d, empty %d, unreadable %d; want 6, 3, 1", st.Pages, st.EmptyPages, st.UnreadablePages)
 	}
-	var c pipeline.EmbedJob
-	if err := pipeline.Decode(e.NextMsg(t, pipeline.Embed.Subject(job.Task.ID, "0")).Data(), &c); err != nil {
+	c, err := pipeline.DecodeEmbedJob(e.NextMsg(t, pipeline.Embed.Subject(job.Task.ID, "0")).Data())
+	if err != nil {
 		t.Fatal(err)
 	}
 	all := c.All()

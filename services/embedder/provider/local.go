@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"math"
+	"math/bits"
 	"unicode"
 	"unicode/utf8"
 )
@@ -75,73 +76,89 @@ func (l *Local) Embed(ctx context.Context, texts []string, kind Kind) ([][]float
 
 // Vector returns the embedding of one text (see [Local]).
 func (l *Local) Vector(text string) []float32 {
-	acc := make([]float64, l.dim)
-	dim := uint64(l.dim)
+	// Counts are whole numbers: int32 sums, turned into float64 (exactly)
+	// for the norm, give the float64 arithmetic of the specification.
+	acc := make([]int32, l.dim)
+	m := newModulus(uint64(l.dim))
 	add := func(sum uint64) {
 		if sum>>63 == 0 {
-			acc[sum%dim]++
+			acc[m.mod(sum)]++
 		} else {
-			acc[sum%dim]--
+			acc[m.mod(sum)]--
 		}
 	}
 	// The features are hashed as they are built (FNV-1a over the same
-	// bytes as before), without a string or hash.Hash per feature: the
-	// embedder's CPU went to allocations.
+	// bytes as the specification), without a string or hash.Hash per
+	// feature: the embedder's CPU went to allocations. A run is kept as
+	// the UTF-8 of " "+run+" " with each rune's offset, so trigrams and
+	// words are slices of it; the previous word is kept as the FNV state
+	// after "b:"+word+" ", all a bigram needs of it.
 	var (
-		run      []rune // current run, lower-cased
-		padded   []rune
-		cur      []byte // current word
-		prevWord []byte // previous word, for bigrams
+		run      []byte // " " + current run, lower-cased, as UTF-8
+		offs     []int  // offset in run of each rune, then of the closing space
+		prevHash uint64 // FNV state of "b:"+previous word+" "
 		havePrev bool
 	)
-	word := func(w []rune) {
-		cur = cur[:0]
-		for _, r := range w {
-			cur = utf8.AppendRune(cur, r)
-		}
-		add(fnvBytes(fnvString(fnvOffset, "w:"), cur))
+	word := func(w []byte) {
+		add(fnvBytes(hashW, w))
 		if havePrev {
-			h := fnvBytes(fnvString(fnvOffset, "b:"), prevWord)
-			h = fnvBytes(fnvString(h, " "), cur)
-			add(h)
+			add(fnvBytes(prevHash, w))
 		}
-		prevWord, cur = cur, prevWord
+		prevHash = fnvString(fnvBytes(hashB, w), " ")
 		havePrev = true
 	}
 	endRun := func() {
-		if len(run) == 0 {
+		if len(offs) == 0 {
 			return
 		}
-		padded = append(append(append(padded[:0], ' '), run...), ' ')
-		var rb [utf8.UTFMax]byte
-		for i := 0; i+3 <= len(padded); i++ {
-			h := fnvString(fnvOffset, "c:")
-			for _, r := range padded[i : i+3] {
-				h = fnvBytes(h, utf8.AppendRune(rb[:0], r))
-			}
-			add(h)
+		// offs[0] is the leading space; close with the trailing one.
+		offs = append(offs, len(run))
+		run = append(run, ' ')
+		offs = append(offs, len(run))
+		for i := 0; i+3 < len(offs); i++ {
+			add(fnvBytes(hashC, run[offs[i]:offs[i+3]]))
 		}
-		start := 0
-		for i, r := range run {
-			if isIdeograph(r) {
-				if start < i {
-					word(run[start:i])
+		// Runes of the run are 1…k in offs (offs[k+1] is the trailing space).
+		k := len(offs) - 3
+		start := 1
+		for i := 1; i <= k; i++ {
+			if b := run[offs[i]]; b >= 0xe2 { // every ideograph is 3 or 4 UTF-8 bytes from U+2E80
+				if r, _ := utf8.DecodeRune(run[offs[i]:]); isIdeograph(r) {
+					if start < i {
+						word(run[offs[start]:offs[i]])
+					}
+					word(run[offs[i]:offs[i+1]])
+					start = i + 1
 				}
-				word(run[i : i+1])
-				start = i + 1
 			}
 		}
-		if start < len(run) {
-			word(run[start:])
+		if start <= k {
+			word(run[offs[start]:offs[k+1]])
 		}
-		run = run[:0]
+		run, offs = run[:0], offs[:0]
 	}
 	for _, r := range text {
-		if unicode.IsLetter(r) || unicode.IsNumber(r) || unicode.IsMark(r) {
-			run = append(run, unicode.ToLower(r))
+		if r < utf8.RuneSelf {
+			switch {
+			case 'a' <= r && r <= 'z', '0' <= r && r <= '9':
+			case 'A' <= r && r <= 'Z':
+				r += 'a' - 'A'
+			default:
+				endRun()
+				continue
+			}
+		} else if unicode.IsLetter(r) || unicode.IsNumber(r) || unicode.IsMark(r) {
+			r = unicode.ToLower(r)
+		} else {
+			endRun()
 			continue
 		}
-		endRun()
+		if len(offs) == 0 {
+			offs = append(offs, 0)
+			run = append(run[:0], ' ')
+		}
+		offs = append(offs, len(run))
+		run = utf8.AppendRune(run, r)
 	}
 	endRun()
 
@@ -151,20 +168,46 @@ func (l *Local) Vector(text string) []float32 {
 		var rb [utf8.UTFMax]byte
 		for _, r := range text {
 			if !unicode.IsSpace(r) {
-				add(fnvBytes(fnvString(fnvOffset, "s:"), utf8.AppendRune(rb[:0], r)))
+				add(fnvBytes(hashS, utf8.AppendRune(rb[:0], r)))
 			}
 		}
 		if norm = sumSquares(acc); norm == 0 {
-			acc[fnvString(fnvString(fnvOffset, "z:"), text)%dim] = 1
+			acc[m.mod(fnvString(hashZ, text))] = 1
 			norm = 1
 		}
 	}
 	out := make([]float32, l.dim)
 	norm = math.Sqrt(norm)
 	for i, x := range acc {
-		out[i] = float32(x / norm)
+		out[i] = float32(float64(x) / norm)
 	}
 	return out
+}
+
+// FNV-1a states after the features' prefixes ("w:", "b:", "c:", "s:",
+// "z:"); TestFeaturePrefixHashes checks them.
+const (
+	hashW = 0x08cb8c07b56d8384
+	hashB = 0x08a60e07b54d912d
+	hashC = 0x08a28407b54a70d8
+	hashS = 0x08d90407b578d9c8
+	hashZ = 0x08f78e07b592c1d5
+)
+
+// modulus computes x mod d for a fixed d without a 64-bit division:
+// with m = ⌊(2⁶⁴-1)/d⌋, the high word of x·m is ⌊x/d⌋ or at most two
+// below it, so the remainder needs at most two corrections.
+type modulus struct{ d, m uint64 }
+
+func newModulus(d uint64) modulus { return modulus{d: d, m: ^uint64(0) / d} }
+
+func (m modulus) mod(x uint64) uint64 {
+	q, _ := bits.Mul64(x, m.m)
+	r := x - q*m.d
+	for r >= m.d {
+		r -= m.d
+	}
+	return r
 }
 
 // 64-bit FNV-1a, as hash/fnv's New64a.
@@ -189,10 +232,11 @@ func fnvString(h uint64, s string) uint64 {
 	return h
 }
 
-func sumSquares(v []float64) float64 {
+func sumSquares(v []int32) float64 {
 	var s float64
 	for _, x := range v {
-		s += x * x
+		f := float64(x)
+		s += f * f
 	}
 	return s
 }

@@ -99,7 +99,7 @@ func oldLocalVector(l *Local, text string) []float32 {
 
 	// Since issue 13 a text without letters or digits is never the zero
 	// vector: its characters, else the whole text, are the features.
-	norm := sumSquares(acc)
+	norm := sumSquares64(acc)
 	if norm == 0 {
 		clear(acc)
 		for _, r := range text {
@@ -108,7 +108,7 @@ func oldLocalVector(l *Local, text string) []float32 {
 				add(buf)
 			}
 		}
-		if norm = sumSquares(acc); norm == 0 {
+		if norm = sumSquares64(acc); norm == 0 {
 			h := fnv.New64a()
 			h.Write([]byte("z:" + text))
 			acc[h.Sum64()%uint64(l.dim)] = 1
@@ -136,4 +136,51 @@ func BenchmarkLocalVector(b *testing.B) {
 			oldLocalVector(l, text)
 		}
 	})
+}
+
+func sumSquares64(v []float64) float64 {
+	var s float64
+	for _, x := range v {
+		s += x * x
+	}
+	return s
+}
+
+// TestFeaturePrefixHashes: the constants Vector starts its features from
+// are FNV-1a of the prefixes.
+func TestFeaturePrefixHashes(t *testing.T) {
+	for prefix, got := range map[string]uint64{"w:": hashW, "b:": hashB, "c:": hashC, "s:": hashS, "z:": hashZ} {
+		h := fnv.New64a()
+		h.Write([]byte(prefix))
+		if want := h.Sum64(); got != want {
+			t.Errorf("hash of %q: got %#x, want %#x", prefix, got, want)
+		}
+	}
+}
+
+// TestModulus: the division-free remainder is the remainder.
+func TestModulus(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, d := range []uint64{1, 2, 3, 7, 384, 768, 1536, 3072, 1<<32 + 15, 1<<63 + 5, ^uint64(0)} {
+		m := newModulus(d)
+		xs := []uint64{0, 1, d - 1, d, d + 1, 2*d - 1, ^uint64(0), ^uint64(0) - 1, 1 << 63}
+		for range 10000 {
+			xs = append(xs, rng.Uint64())
+		}
+		for _, x := range xs {
+			if got, want := m.mod(x), x%d; got != want {
+				t.Fatalf("%d mod %d: got %d, want %d", x, d, got, want)
+			}
+		}
+	}
+}
+
+// TestIdeographsStartAtU2E80: Vector looks for ideographs only among runes
+// whose UTF-8 starts with 0xE2 or more (U+2000 on).
+func TestIdeographsStartAtU2E80(t *testing.T) {
+	for r := rune(0); r < 0x2000; r++ {
+		if isIdeograph(r) {
+			t.Fatalf("U+%04X is an ideograph", r)
+		}
+	}
 }

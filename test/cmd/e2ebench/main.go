@@ -57,6 +57,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	sinkAddr := fs.String("sink", "127.0.0.1:50051", "where to serve the IngestService")
 	out := fs.String("out", "", "JSONL log of what the sink stores (default none)")
 	timeout := fs.Duration("timeout", 60*time.Minute, "give up after")
+	timeline := fs.Bool("timeline", false, "print each stored document's pages, chunks, first and last chunk at the sink (seconds after the first push) to stderr, in the order they were stored")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -251,6 +252,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 		lat = append(lat, t.stored.Sub(t.pushed).Seconds())
 		ttfc = append(ttfc, t.first.Sub(t.pushed).Seconds())
 	}
+	if *timeline {
+		printTimeline(stderr, tasks, sink.Documents(), start)
+	}
 	secs := end.Sub(start).Seconds()
 	first := 0.0
 	if !firstChunk.IsZero() {
@@ -259,6 +263,31 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "documents=%d failed=%d pages=%d chunks=%d seconds=%.2f p50=%.2f p99=%.2f first_chunk=%.2f ttfc_p50=%.2f\n",
 		len(files), failed, pages, chunks, secs, quantile(lat, 0.5), quantile(lat, 0.99), first, quantile(ttfc, 0.5))
 	return nil
+}
+
+// printTimeline prints the stored documents in the order they were
+// stored: when their first and last chunks reached the sink, and their
+// size, so a tail held up by one large document shows.
+func printTimeline(w io.Writer, tasks map[string]*taskTimes, docs []ingestsink.Document, start time.Time) {
+	size := map[string][2]int{}
+	for _, d := range docs {
+		if d.Metadata != nil && d.Response != nil && d.Response.GetSuccess() {
+			size[d.Metadata.GetFileId()] = [2]int{int(d.Metadata.GetTotalPages()), int(d.Response.GetChunksStored())}
+		}
+	}
+	ids := make([]string, 0, len(tasks))
+	for id, t := range tasks {
+		if !t.stored.IsZero() {
+			ids = append(ids, id)
+		}
+	}
+	slices.SortFunc(ids, func(a, b string) int { return tasks[a].stored.Compare(tasks[b].stored) })
+	fmt.Fprintf(w, "%-8s %-8s %6s %7s  %s\n", "first_s", "stored_s", "pages", "chunks", "file")
+	for _, id := range ids {
+		t := tasks[id]
+		fmt.Fprintf(w, "%8.2f %8.2f %6d %7d  %s\n", t.first.Sub(start).Seconds(), t.stored.Sub(start).Seconds(),
+			size[id][0], size[id][1], filepath.Base(t.file))
+	}
 }
 
 // quantile is the q-quantile of xs (nearest rank), 0 when empty.

@@ -85,8 +85,8 @@ func Serve(ctx context.Context, keys pb.APIKeyServiceServer, emb *EmbeddingServe
 	healthpb.RegisterHealthServer(embSrv, hs)
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return keySrv.Serve(keyLis) })
-	g.Go(func() error { return embSrv.Serve(embLis) })
+	g.Go(func() error { return serve(keySrv, keyLis) })
+	g.Go(func() error { return serve(embSrv, embLis) })
 	g.Go(func() error {
 		<-gctx.Done()
 		hs.Shutdown()
@@ -95,6 +95,15 @@ func Serve(ctx context.Context, keys pb.APIKeyServiceServer, emb *EmbeddingServe
 		return nil
 	})
 	return g.Wait()
+}
+
+// serve is srv.Serve(lis), where a server stopped before it began serving
+// (a shutdown right after the start) is a clean end, not an error.
+func serve(srv *grpc.Server, lis net.Listener) error {
+	if err := srv.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		return err
+	}
+	return nil
 }
 
 func stopGracefully(srv *grpc.Server, within time.Duration) {

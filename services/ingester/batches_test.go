@@ -1,11 +1,18 @@
 package ingester_test
 
 import (
+	"bytes"
 	"context"
 	"strconv"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
+	"github.com/pdfpipe/pdfpipe/services/ingester"
 	"github.com/pdfpipe/pdfpipe/testkit/stagetest"
 )
 
@@ -89,4 +96,96 @@ func TestIngestVectorBatches(t *testing.T) {
 	e.publishBatch(t, "late", 16, 32, seqs[16])
 	checkDocument(t, waitDocuments(t, sink, 3)[2], "late", n)
 	e.expectDone(t, "late", n, 1)
+}
+
+// TestIngestCountsAgainAfterANotification: the server hands a vector to
+// the ingester's subscription and queues it for the stream apart, so the
+// notification can come before the count sees it. Here the notification
+// comes alone (a publish the stream refuses) and the vector is stored
+// after the ingester has counted, without one (through a subject
+// transform of the stream): the document must be sent within the quick
+// re-counts that follow a notification, not after the long recheck.
+func TestIngestCountsAgainAfterANotification(t *testing.T) {
+	e := newEnv(t)
+	sink, addr := startSink(t)
+	ctx, cancel := context.WithTimeout(context.Background(), stagetest.WaitLimit)
+	defer cancel()
+	// test.vec.> is stored as pdf.vec.>, which the ingester watches.
+	vs, err := e.JS.Stream(ctx, pipeline.VectorStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := vs.CachedInfo().Config
+	cfg.Subjects = append(cfg.Subjects, "test.vec.>")
+	cfg.SubjectTransform = &jetstream.SubjectTransformConfig{Source: "test.vec.>", Destination: "pdf.vec.>"}
+	if _, err := e.JS.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := ingester.New(ingester.Config{Addr: addr, Workers: 2, Timeout: 5 * time.Second,
+		VectorWait: time.Minute, RetryDelay: 50 * time.Millisecond}, e.Res, e.NC, stagetest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ingester.SetVectorRecheck(svc, time.Minute)
+	stagetest.Run(t, svc.Run)
+
+	// Watch the ingester count: its stream info requests for the task's
+	// subjects, and their answers.
+	// A request and its answer reach two subscriptions, in either order:
+	// the pair counts once both are seen.
+	counted := make(chan struct{}, 16)
+	var mu sync.Mutex
+	seen := map[string]int{} // reply subject: 1 asked, 2 answered
+	pair := func(reply string, half int) {
+		mu.Lock()
+		defer mu.Unlock()
+		if other := seen[reply]; other != 0 && other != half {
+			delete(seen, reply)
+			counted <- struct{}{}
+			return
+		}
+		seen[reply] = half
+	}
+	watch, err := e.NC.Subscribe("$JS.API.STREAM.INFO."+pipeline.VectorStream, func(m *nats.Msg) {
+		if m.Reply != "" && bytes.Contains(m.Data, []byte("subjects_filter")) {
+			pair(m.Reply, 1)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.Unsubscribe()
+	answers, err := e.NC.Subscribe("_INBOX.>", func(m *nats.Msg) { pair(m.Subject, 2) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer answers.Unsubscribe()
+	if err := e.NC.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	next := func(what string) {
+		t.Helper()
+		select {
+		case <-counted:
+		case <-ctx.Done():
+			t.Fatalf("the ingester did not count %s", what)
+		}
+	}
+	const id = "settle"
+	e.publishJob(t, id, 1, "")
+	next("at first") // nothing there; it waits for news
+	// The notification alone: a vector the stream refuses.
+	note := nats.NewMsg(pipeline.VectorSubject(id, 0))
+	note.Header.Set(jetstream.ExpectedStreamHeader, "not-"+pipeline.VectorStream)
+	note.Data = pipeline.EncodeVector(vectorOf(id, 0, dim))
+	if err := e.NC.PublishMsg(note); err != nil {
+		t.Fatal(err)
+	}
+	next("after the notification") // still nothing
+	// Now the vector, stored without a notification on pdf.vec.
+	if _, err := e.JS.PublishMsg(ctx, &nats.Msg{Subject: "test.vec." + id + ".0", Data: pipeline.EncodeVector(vectorOf(id, 0, dim)),
+		Header: nats.Header{pipeline.HeaderTaskID: []string{id}}}); err != nil {
+		t.Fatal(err)
+	}
+	checkDocument(t, waitDocuments(t, sink, 1)[0], id, 1)
 }

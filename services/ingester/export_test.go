@@ -3,6 +3,7 @@ package ingester
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -55,3 +56,7 @@ func (r *perChunkReader) Next(ctx context.Context) (pipeline.Vector, error) {
 }
 
 func (r *perChunkReader) Close() {}
+
+// SetVectorRecheck sets how often s's wait for vectors counts them again
+// without news.
+func SetVectorRecheck(s *Service, d time.Duration) { s.recheck = d }

@@ -44,6 +44,9 @@ import (
 // server: the files are served to the fetcher over loopback HTTP, chunks
 // are embedded with the configured provider (local by default) and
 // ingested by the reference IngestService, which writes them as JSONL.
+// runPullWait is pdfpipe run's pipeline.Config.PullWait.
+const runPullWait = 100 * time.Millisecond
+
 func runFiles(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
 	// The services' logger and the progress lines both write to stderr,
 	// from different goroutines.
@@ -139,6 +142,10 @@ func runFiles(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	pcfg.Sealer, pcfg.Tracer = sealer, tp
+	// Idle stages ask for work every 100 ms, not every second: when the
+	// last file is done they stop within that (with 1s, stopping took
+	// 0.8 s of a 2.4 s run of a 2,415-page manual).
+	pcfg.PullWait = runPullWait
 	res, err := pipeline.Setup(ctx, js, pcfg)
 	if err != nil {
 		return err

@@ -107,6 +107,11 @@ type Config struct {
 	// Metrics counts what every stage on these resources does; nil
 	// counts nothing.
 	Metrics *metrics.Metrics
+	// PullWait is how long an idle stage's pull request waits for a
+	// message (stage.Runner.Poll); a stopping stage waits for the request
+	// in flight, so a one-shot process (pdfpipe run) ends sooner with a
+	// short one, for a few more idle requests. 0: the runner's default (1s).
+	PullWait time.Duration
 }
 
 func (c Config) withDefaults() Config {

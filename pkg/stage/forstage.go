@@ -24,7 +24,7 @@ func ForStage(ctx context.Context, res *pipeline.Resources, st pipeline.Stage, h
 	return &Runner{
 		Name: string(st), Consumer: cons, Handler: h, Log: log,
 		Concurrency: workers, MaxDeliver: res.Config.MaxDeliver,
-		Progress: res.Config.AckWait / 3, BaseDelay: baseDelay,
+		Progress: res.Config.AckWait / 3, BaseDelay: baseDelay, Poll: res.Config.PullWait,
 		Tracer: res.Config.Tracer, Metrics: res.Config.Metrics,
 		OnFail: func(ctx context.Context, taskID string, err error) error {
 			if err := store.Fail(ctx, taskID, string(st), err); err != nil {

@@ -461,3 +461,22 @@ func TestTypedAcksOnlyStoredPublishes(t *testing.T) {
 		t.Errorf("work called %d times, want %d", n, stagetest.MaxDeliver)
 	}
 }
+
+// TestForStageTakesPullWait: a stage built by ForStage polls for work as
+// often as the pipeline's PullWait says (pdfpipe run sets 100 ms so its
+// stages stop soon after the last file), and keeps the default otherwise.
+func TestForStageTakesPullWait(t *testing.T) {
+	e := stagetest.New(t)
+	ctx := context.Background()
+	h := stage.HandlerFunc(func(context.Context, jetstream.Msg) error { return nil })
+	for _, wait := range []time.Duration{0, 100 * time.Millisecond} {
+		e.Res.Config.PullWait = wait
+		r, err := stage.ForStage(ctx, e.Res, pipeline.Fetch, h, nil, 1, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Poll != wait {
+			t.Errorf("PullWait %v: runner polls every %v", wait, r.Poll)
+		}
+	}
+}

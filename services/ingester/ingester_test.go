@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	grpcstatus "google.golang.org/grpc/status"
@@ -256,7 +257,16 @@ func TestIngestHappyPathAndNoResend(t *testing.T) {
 	// A replayed ingest job of a done task is not sent again: the backend
 	// cannot take a document twice.
 	e.publishJob(t, id, n, id+":ingest:replay")
-	info := e.WaitSettled(t, pipeline.Ingest)
+	// The consumer counts the new message a moment after its PubAck:
+	// settled means settled with it.
+	var info *jetstream.ConsumerInfo
+	for deadline := time.Now().Add(stagetest.WaitLimit); ; {
+		info = e.WaitSettled(t, pipeline.Ingest)
+		if info.Delivered.Consumer >= 2 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if info.Delivered.Consumer != 2 {
 		t.Errorf("consumer delivered %d messages, want 2", info.Delivered.Consumer)
 	}

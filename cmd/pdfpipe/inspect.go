@@ -127,13 +127,16 @@ func inspect(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	if len(vecs) > 0 && !*all {
-		var size int
+		var size, chunks int
 		for _, v := range vecs {
 			size += v.size
+			if sp, ok := pipeline.ParseVectorSubject(id, v.subject); ok {
+				chunks += sp.Count // a vector batch holds several
+			}
 		}
 		first, last := vecs[0], vecs[len(vecs)-1]
-		fmt.Fprintf(stdout, "vectors: %d in %s, %d bytes, seq %d..%d, first %s at %s, last %s at %s (--all lists them)\n",
-			len(vecs), pipeline.VectorStream, size, first.seq, last.seq,
+		fmt.Fprintf(stdout, "vectors: %d messages, %d chunks in %s, %d bytes, seq %d..%d, first %s at %s, last %s at %s (--all lists them)\n",
+			len(vecs), chunks, pipeline.VectorStream, size, first.seq, last.seq,
 			first.subject, first.time.UTC().Format(time.RFC3339), last.subject, last.time.UTC().Format(time.RFC3339))
 	}
 	for _, s := range []string{"fetch", "parse", "embed", "ingest"} {

@@ -69,6 +69,7 @@ func TestInspect(t *testing.T) {
 	for i := range 3 {
 		pub(pipeline.VectorSubject(id, i), id)
 	}
+	pub("pdf.vec."+pipeline.Token(id)+".3.16", id) // a vector batch: chunks 3…18
 	pub(pipeline.Fetch.Subject("other"), "other")
 	pub(pipeline.VectorSubject("other", 0), "other")
 	putStatus(t, res.Status, status.Status{TaskID: id, State: status.Failed, Stage: "parse", Error: "boom", UpdatedAt: time.Now()})
@@ -84,11 +85,11 @@ func TestInspect(t *testing.T) {
 			"pdf.fetch." + tok + " ", "acked",
 			"pdf.parse." + tok + " ", "at work: parse since", "7 of 40 pages",
 			"pdf.embed." + tok + ".0", "pdf.embed." + tok + ".1", "pdf.ingest." + tok, "waiting",
-			"vectors: 3 in PDFPIPE_VECTORS", "first pdf.vec." + tok + ".0", "last pdf.vec." + tok + ".2",
+			"vectors: 4 messages, 19 chunks in PDFPIPE_VECTORS", "first pdf.vec." + tok + ".0", "last pdf.vec." + tok + ".3.16",
 			"consumer parser (all tasks): 0 not yet delivered, 1 in flight", "consumer embedder (all tasks): 1 not yet delivered, 1 in flight",
 		}, unwant: []string{"other", "consumer fetcher", "PDFPIPE_VECTORS  "}},
-		{args: []string{"--all", id}, want: []string{"pdf.vec." + tok + ".0", "pdf.vec." + tok + ".1", "pdf.vec." + tok + ".2", "pdf.ingest." + tok},
-			unwant: []string{"vectors: 3", "other"}},
+		{args: []string{"--all", id}, want: []string{"pdf.vec." + tok + ".0", "pdf.vec." + tok + ".1", "pdf.vec." + tok + ".2", "pdf.vec." + tok + ".3.16", "pdf.ingest." + tok},
+			unwant: []string{"vectors: 4", "other"}},
 		{args: []string{"nothing"}, want: []string{"task nothing: no status record", "no retained messages for task nothing"}},
 	}
 	for _, tc := range tests {

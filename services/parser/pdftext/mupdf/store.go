@@ -2,10 +2,10 @@ package mupdf
 
 // DefaultMaxStore is Engine.MaxStore when none is given. MuPDF's
 // store keeps what pages share: fonts, colour spaces, shadings. Images
-// are not loaded when text is extracted, so it holds mostly fonts, which
-// are slow to load again (an embedded CJK font can run to 10 MiB and
-// more). 64 MiB keeps every font a document still uses while bounding
-// its worst case well under the parser's 160 MiB; on Debian's manuals 4
-// MiB and 64 MiB give the same speed and peak (bench/parser.sh prints
-// both).
+// are not loaded when text is extracted, so it holds mostly fonts. The
+// parser service does not use this default: it passes MUPDF_STORE_MIB
+// (4 MiB), because every page worker of every document in flight has a
+// store of its own, and LilyPond's notation manual made a parse hold 211
+// MiB at 64 MiB against 50 at 4, for 30 % more CPU; fonts stay loaded while
+// their document is open whatever the size (docs/PERFORMANCE.md).
 const DefaultMaxStore = 64 << 20

@@ -1,6 +1,9 @@
 package pdftext
 
-import "context"
+import (
+	"context"
+	"strings"
+)
 
 // Engine opens PDFs. Packages mupdf (MuPDF, through cgo) and pdfium
 // (PDFium in WebAssembly) implement it; another engine can be added
@@ -94,4 +97,22 @@ type Line struct {
 	Text string  // as extracted: not normalised
 	Size float64 // font size of most of its characters, in points
 	Bold bool    // most of its non-space characters are in a bold font
+}
+
+// BlocksText is a page's plain text as engines without a text mode of
+// their own give it: lines joined by a newline, blocks by a blank line.
+func BlocksText(blocks []Block) string {
+	var b strings.Builder
+	for bi, blk := range blocks {
+		if bi > 0 {
+			b.WriteString("\n\n")
+		}
+		for li, l := range blk.Lines {
+			if li > 0 {
+				b.WriteByte('\n')
+			}
+			b.WriteString(l.Text)
+		}
+	}
+	return b.String()
 }

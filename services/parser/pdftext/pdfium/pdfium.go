@@ -534,19 +534,7 @@ func (d *document) PageText(i int) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	var b strings.Builder
-	for bi, blk := range blocks {
-		if bi > 0 {
-			b.WriteString("\n\n")
-		}
-		for li, l := range blk.Lines {
-			if li > 0 {
-				b.WriteByte('\n')
-			}
-			b.WriteString(l.Text)
-		}
-	}
-	return b.String(), nil
+	return pdftext.BlocksText(blocks), nil
 }
 
 // PageBlocks implements pdftext.StructuredDocument. PDFium's text API has lines

@@ -10,7 +10,6 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 
 	"github.com/pdfpipe/pdfpipe/services/parser/pdftext"
@@ -179,19 +178,7 @@ func (d *replayDoc) PageText(i int) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	var b strings.Builder
-	for bi, blk := range blocks {
-		if bi > 0 {
-			b.WriteString("\n\n")
-		}
-		for li, l := range blk.Lines {
-			if li > 0 {
-				b.WriteByte('\n')
-			}
-			b.WriteString(l.Text)
-		}
-	}
-	return b.String(), nil
+	return pdftext.BlocksText(blocks), nil
 }
 
 func (d *replayDoc) Close() error {

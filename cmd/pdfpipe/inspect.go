@@ -39,7 +39,7 @@ type storedMsg struct {
 func inspect(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("inspect", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	withSettings(fs, "pdfpipe inspect [--all] TASK_ID", catalog.CLI)
+	withSettings(fs, "pdfpipe "+inspectUsage, catalog.CLI)
 	all := fs.Bool("all", false, "one line per vector too")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("inspect: %w (usage: %s)", err, inspectUsage)

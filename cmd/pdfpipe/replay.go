@@ -35,7 +35,7 @@ const replayUsage = "replay [--force] [--no-wait] [--timeout D] STAGE TASK_ID (S
 func replay(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	withSettings(fs, "pdfpipe replay [--force] [--no-wait] [--timeout D] STAGE TASK_ID", catalog.CLI)
+	withSettings(fs, "pdfpipe "+replayUsage, catalog.CLI)
 	force := fs.Bool("force", false, "replay a task that is done or still running")
 	noWait := fs.Bool("no-wait", false, "return once republished, without waiting for the outcome")
 	timeout := fs.Duration("timeout", 10*time.Minute, "how long to wait for the outcome")

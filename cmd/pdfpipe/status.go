@@ -20,7 +20,7 @@ const statusUsage = "status [--watch [--every D]] TASK_ID"
 func showStatus(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	withSettings(fs, "pdfpipe status [--watch [--every 1s]] TASK_ID", catalog.CLI)
+	withSettings(fs, "pdfpipe "+statusUsage, catalog.CLI)
 	watch := fs.Bool("watch", false, "print a progress line on each change until the task ends (exit 1 if it failed or was cancelled)")
 	every := fs.Duration("every", time.Second, "with --watch: how often the stages at work are asked how far they are")
 	var pos []string // flags may follow the task id

@@ -25,7 +25,7 @@ const tasksUsage = "tasks [--failed|--running|--done|--cancelled] [--limit N] [-
 func tasks(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("tasks", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	withSettings(fs, "pdfpipe tasks [--failed|--running|--done] [--limit N] [--json]", catalog.CLI)
+	withSettings(fs, "pdfpipe "+tasksUsage, catalog.CLI)
 	failed := fs.Bool("failed", false, "only tasks that failed")
 	running := fs.Bool("running", false, "only tasks not yet ended")
 	done := fs.Bool("done", false, "only tasks that are done")

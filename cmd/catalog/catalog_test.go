@@ -17,33 +17,16 @@ import (
 
 	"github.com/pdfpipe/pdfpipe/cmd/catalog"
 	"github.com/pdfpipe/pdfpipe/pkg/envconf"
-)
 
-// repoRoot is the directory holding go.work.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.work above the test directory")
-		}
-		dir = parent
-	}
-}
+	"github.com/pdfpipe/pdfpipe/testkit/testenv"
+)
 
 // TestREADMETableIsGenerated: the README's configuration table is exactly
 // what the declarations make. A row added by hand, a default changed in
 // the code or in the README, a setting declared but not documented: all
 // fail here until `go run ./cmd/settingsdoc` is run.
 func TestREADMETableIsGenerated(t *testing.T) {
-	readme, err := os.ReadFile(filepath.Join(repoRoot(t), "README.md"))
+	readme, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +75,7 @@ func lineDiff(a, b string) string {
 // added by hand, or with a default that is not the code's, is refused;
 // so is a declaration whose default changed.
 func TestDriftIsCaught(t *testing.T) {
-	readme, err := os.ReadFile(filepath.Join(repoRoot(t), "README.md"))
+	readme, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +154,7 @@ func TestEveryVariableReadIsDeclared(t *testing.T) {
 			declared[n] = true
 		}
 	}
-	root := repoRoot(t)
+	root := testenv.RepoRoot(t)
 	read := map[string][]string{} // name → where
 	for _, dir := range []string{"cmd", "pkg", "services", "tools"} {
 		err := filepath.WalkDir(filepath.Join(root, dir), func(path string, d fs.DirEntry, err error) error {

@@ -14,6 +14,8 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
+
+	"github.com/pdfpipe/pdfpipe/testkit/testenv"
 )
 
 // loadCompose loads compose files (relative to the repository root) as
@@ -21,7 +23,7 @@ import (
 // test process's own) and the given profiles.
 func loadCompose(t *testing.T, files []string, env map[string]string, profiles ...string) *types.Project {
 	t.Helper()
-	root := repoRoot(t)
+	root := testenv.RepoRoot(t)
 	var abs, environ []string
 	for _, f := range files {
 		abs = append(abs, filepath.Join(root, f))
@@ -49,7 +51,7 @@ func loadCompose(t *testing.T, files []string, env map[string]string, profiles .
 // cmd/NAME main package.
 func stageNames(t *testing.T) []string {
 	t.Helper()
-	m, err := filepath.Glob(filepath.Join(repoRoot(t), "services", "*", "cmd", "*"))
+	m, err := filepath.Glob(filepath.Join(testenv.RepoRoot(t), "services", "*", "cmd", "*"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +321,7 @@ func TestComposeVolumes(t *testing.T) {
 				}
 				used[v.Source] = true
 			case types.VolumeTypeBind:
-				if !strings.HasPrefix(v.Source, repoRoot(t)) {
+				if !strings.HasPrefix(v.Source, testenv.RepoRoot(t)) {
 					t.Errorf("%s: binds %s from outside the repository", name, v.Source)
 				}
 				if _, err := os.Stat(v.Source); err != nil {

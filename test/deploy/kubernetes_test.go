@@ -25,6 +25,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
+
+	"github.com/pdfpipe/pdfpipe/testkit/testenv"
 )
 
 // scaledObject mirrors KEDA's ScaledObject (keda.sh/v1alpha1) as its
@@ -205,7 +207,7 @@ func decodeInto(t *testing.T, o *objects, name string, b []byte) {
 // deploy/kubernetes as it is written: kustomizations into kustomize's type,
 // everything else into the API types.
 func TestKubernetesFilesDecodeStrictly(t *testing.T) {
-	root := filepath.Join(repoRoot(t), "deploy", "kubernetes")
+	root := filepath.Join(testenv.RepoRoot(t), "deploy", "kubernetes")
 	var files int
 	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".yaml") {
@@ -245,7 +247,7 @@ func TestKubernetesFilesDecodeStrictly(t *testing.T) {
 func build(t *testing.T, dir string) *objects {
 	t.Helper()
 	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
-	rm, err := k.Run(filesys.MakeFsOnDisk(), filepath.Join(repoRoot(t), "deploy", "kubernetes", dir))
+	rm, err := k.Run(filesys.MakeFsOnDisk(), filepath.Join(testenv.RepoRoot(t), "deploy", "kubernetes", dir))
 	if err != nil {
 		t.Fatalf("kustomize build %s: %v", dir, err)
 	}

@@ -15,30 +15,13 @@ import (
 	"strings"
 	"sync"
 	"testing"
-)
 
-// repoRoot is the directory holding go.work.
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.work above the test directory")
-		}
-		dir = parent
-	}
-}
+	"github.com/pdfpipe/pdfpipe/testkit/testenv"
+)
 
 func readFile(t testing.TB, rel string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repoRoot(t), rel))
+	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), rel))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +127,7 @@ func dockerfileTargets(t testing.TB) map[string]*dockerTarget {
 // or tools/*/cmd/NAME.
 func commandDir(t testing.TB, binary string) string {
 	t.Helper()
-	root := repoRoot(t)
+	root := testenv.RepoRoot(t)
 	for _, pattern := range []string{"cmd/" + binary, "services/*/cmd/" + binary, "tools/*/cmd/" + binary} {
 		m, _ := filepath.Glob(filepath.Join(root, pattern))
 		if len(m) == 1 {
@@ -173,7 +156,7 @@ func envReadBy(t testing.TB, pkgDir string) map[string]bool {
 		return r
 	}
 	cmd := exec.Command("go", "list", "-deps", "-f", "{{if .Module}}{{if .Module.Main}}{{.Dir}}{{range .GoFiles}} {{.}}{{end}}{{range .CgoFiles}} {{.}}{{end}}{{end}}{{end}}", pkgDir)
-	cmd.Dir = repoRoot(t)
+	cmd.Dir = testenv.RepoRoot(t)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pdfpipe/pdfpipe/testkit/testenv"
 )
 
 // fakeGo stands in for the go command in a demo.sh run: `go list` names
@@ -149,7 +151,7 @@ func TestComposeSmokeWithoutDocker(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			cmd := exec.Command(filepath.Join(bin, "bash"), filepath.Join(repoRoot(t), "scripts", "compose-smoke.sh"))
+			cmd := exec.Command(filepath.Join(bin, "bash"), filepath.Join(testenv.RepoRoot(t), "scripts", "compose-smoke.sh"))
 			cmd.Env = []string{"PATH=" + bin}
 			cmd.Dir = t.TempDir()
 			out, err := cmd.CombinedOutput()

@@ -78,13 +78,17 @@ func (p *Publisher) PublishAsync(ctx context.Context, subj string, v any, id ...
 	if err != nil {
 		return err
 	}
-	tracing.Inject(ctx, m.Header) // as pipeline.Publish does
 	return p.PublishMsgAsync(ctx, m, jetstream.WithMsgID(pipeline.MsgID(p.TaskID, p.Replay, id...)))
 }
 
-// PublishMsgAsync is PublishAsync for a message built elsewhere (a vector
-// in its binary form), with its own options.
+// PublishMsgAsync is PublishAsync for a message built elsewhere (an embed
+// job in its binary form), with its own options; it too carries ctx's
+// trace context.
 func (p *Publisher) PublishMsgAsync(ctx context.Context, m *nats.Msg, opts ...jetstream.PublishOpt) error {
+	if m.Header == nil {
+		m.Header = nats.Header{}
+	}
+	tracing.Inject(ctx, m.Header) // ctx's trace context, as pipeline.Publish does
 	if err := p.dropAcked(); err != nil {
 		return err
 	}

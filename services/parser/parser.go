@@ -24,7 +24,6 @@ import (
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
 	"github.com/pdfpipe/pdfpipe/pkg/stage"
 	"github.com/pdfpipe/pdfpipe/pkg/status"
-	"github.com/pdfpipe/pdfpipe/pkg/tracing"
 	"github.com/pdfpipe/pdfpipe/services/parser/pdftext"
 	"github.com/pdfpipe/pdfpipe/services/parser/pdftext/mupdf"
 	"github.com/pdfpipe/pdfpipe/services/parser/pdftext/pdfium"
@@ -326,7 +325,6 @@ func (s *Service) Handle(ctx context.Context, j *stage.Job[pipeline.ParseJob]) e
 		// escaping of the text, which the embedder and the ingester read.
 		m := pipeline.NewEmbedMsg(pipeline.Embed.Subject(t.ID, idx),
 			pipeline.EmbedJob{TaskID: t.ID, SkipEmbedding: skip, Replay: job.Replay, Chunks: batch})
-		tracing.Inject(ctx, m.Header)
 		err := j.Out.PublishMsgAsync(ctx, m, jetstream.WithMsgID(pipeline.MsgID(t.ID, job.Replay, "embed", idx)))
 		batch, batchBytes = nil, 0
 		return err

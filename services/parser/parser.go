@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -51,7 +52,8 @@ var Settings = envconf.Settings{
 	envconf.String("PDF_ENGINE", mupdf.DefaultEngine,
 		"`mupdf` (go-fitz, AGPL) or `pdfium` (go-pdfium in WebAssembly, MIT; about a quarter of MuPDF's speed; the default "+
 			"of a parser built with `-tags nomupdf`)"),
-	envconf.Int("PARSE_PAGE_WORKERS", 0, "page-range workers for one large document (64 pages or more); `0`: one per CPU, at most 4"),
+	envconf.Int("PARSE_PAGE_WORKERS", 0, "page-range workers for one large document (64 pages or more); `0`: one per CPU, at most 4. "+
+		"The extra ones start only while a CPU has no other document to read (at most one open copy per CPU across documents)"),
 	envconf.Duration("PARSE_PAGE_TIMEOUT", pdftext.DefaultPageTimeout, "a page slower than this is skipped and counted"),
 	envconf.Duration("PARSE_DOC_TIMEOUT", pdftext.DefaultDocTimeout, "a document slower than this fails"),
 	envconf.Int("MUPDF_STORE_MIB", defaultMuPDFStoreMiB,
@@ -215,6 +217,11 @@ type Service struct {
 func New(cfg Config, res *pipeline.Resources, log *slog.Logger) *Service {
 	if cfg.ChunksPerMessage <= 0 {
 		cfg.ChunksPerMessage = defaultChunksPerMessage
+	}
+	// The documents in flight share the CPUs: a large one's extra page
+	// readers start only while a CPU has no other document to read.
+	if cfg.Chunks.Readers == nil {
+		cfg.Chunks.Readers = pdftext.NewReaderBudget(runtime.GOMAXPROCS(0))
 	}
 	return &Service{cfg: cfg, res: res, status: status.New(res.Status), engine: newEngine(cfg), log: log}
 }

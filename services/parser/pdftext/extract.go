@@ -85,6 +85,10 @@ type Options struct {
 	// each with its own open copy of the document (structured engines, 64
 	// pages or more). 0 means GOMAXPROCS, at most 4; 1 reads sequentially.
 	Workers int
+	// Readers, when set, is shared by every Extract of the process and
+	// bounds the open copies they read at once (see ReaderBudget); the
+	// extra copies of Workers then start only as places free up.
+	Readers *ReaderBudget
 	// PageTimeout bounds the time the engine may spend on one page (0: 20s).
 	// A page that takes longer, or on which the engine runs out of memory,
 	// is skipped and counted in Info.SkippedPages;
@@ -234,6 +238,12 @@ func explain(path string, err error) error {
 }
 
 func extract(ctx context.Context, eng Engine, path string, opts Options, emit func(Chunk) error) (Info, error) {
+	// The first copy takes a place in the budget when one is free (given
+	// back once it is closed), and reads anyway when none is: a document
+	// is never kept waiting.
+	if b := opts.Readers; b != nil && b.tryAcquire() {
+		defer b.release()
+	}
 	doc, err := eng.Open(path, opts.Password)
 	if err != nil {
 		return Info{}, fmt.Errorf("extract: %w", err)

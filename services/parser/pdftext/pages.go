@@ -163,6 +163,17 @@ func newPageReader(ctx context.Context, eng Engine, path string, first Document,
 	r.results = make(chan []pageData, window)
 	for range r.workers - 1 {
 		r.wg.Go(func() {
+			// An extra copy waits for a free place, and opens only if
+			// batches are left to read by then.
+			if b := opts.Readers; b != nil {
+				if !b.acquire(r.ctx) {
+					return
+				}
+				defer b.release()
+				if int(r.next.Load()) >= r.batches {
+					return
+				}
+			}
 			doc, err := eng.Open(path, opts.Password)
 			if err != nil {
 				return // the others read its share
@@ -225,6 +236,48 @@ func (r *pageReader) close() {
 	r.cancel(nil)
 	r.wg.Wait()
 }
+
+// ReaderBudget bounds the open copies of documents that Extract calls
+// sharing it read at once (Options.Readers): one per CPU in a process that
+// parses several documents at once. A document's first copy takes a place
+// when one is free and reads anyway when none is; the extra copies of a
+// large document (Options.Workers) wait for a free place, so at most
+// places + documents - 1 copies are open at once: two large documents on
+// two places, three copies at most instead of four with two page workers
+// each (less memory held by MuPDF, less oversubscription of the cores),
+// and the last large document of a batch gets every place once the others
+// are done.
+type ReaderBudget struct {
+	places chan struct{}
+}
+
+// NewReaderBudget returns a budget of n places (at least 1).
+func NewReaderBudget(n int) *ReaderBudget {
+	return &ReaderBudget{places: make(chan struct{}, max(n, 1))}
+}
+
+func (b *ReaderBudget) tryAcquire() bool {
+	select {
+	case b.places <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (b *ReaderBudget) acquire(ctx context.Context) bool {
+	select {
+	case b.places <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (b *ReaderBudget) release() { <-b.places }
+
+// InUse is how many places are taken.
+func (b *ReaderBudget) InUse() int { return len(b.places) }
 
 // run calls each for every page in order, in the calling goroutine, and
 // then closes the reader.

@@ -15,7 +15,7 @@
 # mutool draw -F txt's CPU-seconds per page over the same PDFs, on one
 # core, and the ratio.
 #
-# Usage: bench/e2e.sh [-l LATENCY_MS] [-s full|small] [-r RUNS] [PDF or DIR...]
+# Usage: bench/e2e.sh [-l LATENCY_MS] [-s full|small] [-r RUNS] [-m] [-e NAME=VALUE]... [PDF or DIR...]
 #   -l  latency of every embeddings response (default 0)
 #   -s  the default corpus: full (default) = every *.pdf and *.pdf.gz that
 #       r-doc-pdf, octave-doc, gnuplot-doc, maxima-doc, python-reportlab-doc,
@@ -24,15 +24,27 @@
 #       installed with apt-get when missing; small = R's seven small
 #       manuals and gnuplot.pdf
 #   -r  runs (default 1), each on fresh services
+#   -m  also split pdfpipe's peak resident memory (Go heap, stacks, the
+#       rest: MuPDF's C heap and the binary's pages), from the heap
+#       profile PDFPIPE_MEMPROFILE takes at the peak (kept as
+#       $TMPDIR/pdfpipe-e2e-mem-RUN.pprof, for go tool pprof)
+#   -e  a setting for pdfpipe up (repeatable), e.g. -e PARSE_PAGE_WORKERS=1
 # PDFs or directories given as arguments replace the default corpus.
 set -euo pipefail
 
-latency=0 set=full runs=1
-while getopts l:s:r: o; do
+latency=0 set=full runs=1 memsplit="" extra=()
+while getopts l:s:r:me: o; do
 	case $o in
 	l) latency=$OPTARG ;;
 	s) set=$OPTARG ;;
 	r) runs=$OPTARG ;;
+	m) memsplit=1 ;;
+	e)
+		case $OPTARG in
+		[A-Z_]*=*) extra+=("$OPTARG") ;;
+		*) echo "-e wants NAME=VALUE, got $OPTARG" >&2; exit 2 ;;
+		esac
+		;;
 	*) sed -n '2,/^set -e/p' "$0" | sed 's/^# \{0,1\}//; /^set -e/d' >&2; exit 2 ;;
 	esac
 done
@@ -117,7 +129,9 @@ tck=$(getconf CLK_TCK)
 cpu() { awk -v t="$tck" '{print ($14 + $15) / t}' "/proc/$1/stat"; }
 
 load_control
-echo "corpus: ${#files[@]} PDFs ($set set unless given); embeddings latency ${latency} ms; pdfpipe up with default settings"
+settings="default settings"
+[ ${#extra[@]} -gt 0 ] && settings="default settings but ${extra[*]}"
+echo "corpus: ${#files[@]} PDFs ($set set unless given); embeddings latency ${latency} ms; pdfpipe up with $settings"
 printf '%-4s %5s %6s %7s %8s %8s %9s %9s %8s %7s %7s %8s %8s %8s %10s\n' run docs failed pages chunks seconds docs/min pages/s chunks/s p50_s p99_s first_s ttfc_p50 rss_MiB cpu_s/page
 for run in $(seq "$runs"); do
 	rp=$(free_port)
@@ -136,7 +150,9 @@ for run in $(seq "$runs"); do
 		NATS_LISTEN="127.0.0.1:$(free_port)" NATS_STORE_DIR="$tmp/nats" HEALTH_ADDR="127.0.0.1:$hp" \
 		EMBEDDING_PROVIDER=openai EMBEDDING_BASE_URL="$(head -1 "$tmp/fake.url")" \
 		EMBEDDING_API_KEY=sk-test-0123456789abcdefFAKE EMBEDDING_MODEL_NAME=text-embedding-3-small \
-		FETCH_ALLOW_CIDRS=127.0.0.1/32 LOG_LEVEL=warn "$tmp/pdfpipe" up >"$tmp/pdfpipe.log" 2>&1 &
+		FETCH_ALLOW_CIDRS=127.0.0.1/32 LOG_LEVEL=warn \
+		env ${memsplit:+PDFPIPE_MEMPROFILE="${TMPDIR:-/tmp}/pdfpipe-e2e-mem-$run.pprof"} ${extra[@]+"${extra[@]}"} \
+		"$tmp/pdfpipe" up >"$tmp/pdfpipe.log" 2>&1 &
 	up=$!
 	pids+=($up)
 	for _ in $(seq 300); do curl -sf "http://127.0.0.1:$hp/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
@@ -155,6 +171,8 @@ for run in $(seq "$runs"); do
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
 	pids=()
+	# The split is written when pdfpipe up stops.
+	[ -n "$memsplit" ] && { grep -h '^memory peak' "$tmp/pdfpipe.log" | sed 's/^/  /' >&2 || echo "  (no memory split in the log)" >&2; }
 done
 echo "pages and chunks count the stored documents; a failed one (e.g. a PDF without text) counts in docs and failed only"
 # The reference: mutool's CPU-seconds per page over the same corpus, on

@@ -40,16 +40,18 @@ func TestSharedRateLimitAcrossReplicas(t *testing.T) {
 	}
 	slices.SortFunc(starts, func(x, y time.Time) int { return x.Compare(y) })
 	// In any window the two replicas together sent at most the burst plus
-	// what the rate refills in that window, with 100ms and one request of
+	// what the rate refills in that window, with 500ms and one request of
 	// slack for the time between a take and the request's arrival at the
-	// fake (the first requests also open connections).
-	const perSec, burst = rpm / 60.0, rpm / 60.0
+	// fake: on a loaded machine requests taken apart can arrive together
+	// (the first ones also open connections). A limiter letting through
+	// twice the rate still fails this: 80 requests within 2s, 71 allowed.
+	const perSec, burst, slack = rpm / 60.0, rpm / 60.0, 0.5
 	worst := 0.0
 	for i := range starts {
 		for j := i; j < len(starts); j++ {
 			window := starts[j].Sub(starts[i]).Seconds()
 			n := float64(j - i + 1)
-			if allowed := burst + perSec*(window+0.1) + 1; n > allowed {
+			if allowed := burst + perSec*(window+slack) + 1; n > allowed {
 				t.Fatalf("%.0f requests in %.3fs, more than the %.1f the limit allows", n, window, allowed)
 			}
 			worst = max(worst, n-perSec*window)

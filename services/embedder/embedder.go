@@ -536,7 +536,13 @@ func (s *Service) answer(ctx context.Context, m *nats.Msg) {
 			reply(pipeline.EmbedReply{Error: err.Error(), BadInput: true})
 			return
 		}
-		emb = provider.WithRetry(emb, s.cfg.Retry)
+		// A batcher of its own, for the one text: the request is counted,
+		// traced, retried and held to the key's shared rate limit like any
+		// other. Without the embedding cache: the caller's key must reach
+		// the provider, or a wrong key would learn which texts were
+		// embedded before.
+		qb := s.newBatcher(pc, emb, provider.Query, 0)
+		qb.cache = nil
 		d := pc.WithDefaults()
 		text := q.Text
 		if d.MaxInputTokens > 0 && provider.EstimateTokens(text) > d.MaxInputTokens {
@@ -545,12 +551,12 @@ func (s *Service) answer(ctx context.Context, m *nats.Msg) {
 				"tokens_estimated", provider.EstimateTokens(text), "token_limit", d.MaxInputTokens)
 			text = provider.TruncateTokens(text, d.MaxInputTokens)
 		}
-		vecs, err := emb.Embed(ctx, []string{text}, provider.Query)
+		vec, err := qb.embed(ctx, text)
 		if err != nil {
 			reply(errorReply(err))
 			return
 		}
-		reply(pipeline.EmbedReply{Vector: vecs[0], Model: modelName(pc)})
+		reply(pipeline.EmbedReply{Vector: vec, Model: modelName(pc)})
 		return
 	}
 	vec, err := s.embedText(ctx, b, "query", 0, q.Text)

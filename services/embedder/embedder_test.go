@@ -19,6 +19,7 @@ import (
 	"github.com/pdfpipe/pdfpipe/services/embedder"
 	"github.com/pdfpipe/pdfpipe/services/embedder/provider"
 	"github.com/pdfpipe/pdfpipe/services/embedder/provider/providertest"
+	"github.com/pdfpipe/pdfpipe/testkit/stagetest"
 	"github.com/pdfpipe/pdfpipe/testkit/testenv"
 )
 
@@ -782,7 +783,8 @@ func TestQueryWithOwnKeyUsesConfiguredServerAndModel(t *testing.T) {
 	fake.SetKey(key)
 	fake.AddModel(model, 1024, true)
 	h := newHarness(t)
-	h.start(map[string]string{ // the default stays local
+	rec, reg := h.observe()
+	svc := h.start(map[string]string{ // the default stays local
 		"OPENAI_BASE_URL":        fake.URL,
 		"OPENAI_EMBEDDING_MODEL": model,
 	})
@@ -814,6 +816,35 @@ func TestQueryWithOwnKeyUsesConfiguredServerAndModel(t *testing.T) {
 	}
 	if len(log[0].Inputs) != 1 || log[0].Inputs[0] != text {
 		t.Errorf("request inputs %q, want [%q]", log[0].Inputs, text)
+	}
+
+	// The request is counted and traced like the embedder's own.
+	if got := svc.Stats().Requests; got != 1 {
+		t.Errorf("stats count %d provider requests, want 1", got)
+	}
+	if got := stagetest.Metric(t, reg, "pdfpipe_embed_provider_requests_total", map[string]string{"provider": "openai", "status": "ok"}); got != 1 {
+		t.Errorf("pdfpipe_embed_provider_requests_total{provider=openai,status=ok} = %v, want 1", got)
+	}
+	testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		for _, s := range rec.Ended() {
+			if s.Name() == "embeddings "+model {
+				return nil
+			}
+		}
+		return fmt.Errorf("no span %q among %d ended", "embeddings "+model, len(rec.Ended()))
+	})
+
+	// The same text with a wrong key reaches the provider and is refused:
+	// no cached vector answers it.
+	r, err := query(t, h.nc, pipeline.EmbedQuery{Text: text, Provider: "openai", APIKey: "sk-wrong-key-00000000000000000000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.InvalidKey || len(r.Vector) != 0 {
+		t.Errorf("query with a wrong key: invalid_key=%v, %d floats, error %q; want refused by the provider", r.InvalidKey, len(r.Vector), r.Error)
+	}
+	if n := len(fake.Log()); n != 2 {
+		t.Errorf("the provider saw %d requests, want 2 (the wrong key's too)", n)
 	}
 }
 

@@ -47,7 +47,7 @@ func (r *perChunkReader) Next(ctx context.Context) (pipeline.Vector, error) {
 	if err != nil {
 		return pipeline.Vector{}, err
 	}
-	v, err := decodeVector(m.Data)
+	v, err := pipeline.DecodeVector(m.Data)
 	if err != nil {
 		return v, stage.Permanent(fmt.Errorf("vector %d: %w", r.i, err))
 	}

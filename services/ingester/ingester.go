@@ -509,7 +509,7 @@ func (s *Service) waitVectors(ctx context.Context, taskID string, n int) (bool, 
 	}
 	settle := len(s.settle) // past the last quick re-count
 	for {
-		have, err := countVectors(ctx, stream, taskID, n)
+		_, have, err := coverVectors(ctx, stream, taskID, n)
 		if err != nil {
 			return false, err
 		}

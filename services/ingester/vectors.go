@@ -138,39 +138,30 @@ func listSpans(ctx context.Context, js jetstream.JetStream, taskID string, n int
 	if err != nil {
 		return nil, fmt.Errorf("vector stream: %w", err)
 	}
-	subjects, err := vectorSubjects(ctx, stream, taskID)
+	spans, have, err := coverVectors(ctx, stream, taskID, n)
 	if err != nil {
 		return nil, err
 	}
-	spans, have := pipeline.CoverVectors(taskID, subjects, n)
 	if have < n {
 		return nil, fmt.Errorf("vectors of %s: %d of %d chunks are stored: %w", taskID, have, n, jetstream.ErrMsgNotFound)
 	}
 	return spans, nil
 }
 
-// vectorSubjects lists the task's vector subjects.
-func vectorSubjects(ctx context.Context, stream jetstream.Stream, taskID string) ([]string, error) {
+// coverVectors lists the task's vector subjects and returns the spans
+// that hold its chunks 0…n-1 in order and how many of them have a vector
+// (pipeline.CoverVectors): n once every one has.
+func coverVectors(ctx context.Context, stream jetstream.Stream, taskID string, n int) ([]pipeline.VectorSpan, int, error) {
 	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(pipeline.VectorFilter(taskID)))
 	if err != nil {
-		return nil, fmt.Errorf("list vectors of %s: %w", taskID, err)
+		return nil, 0, fmt.Errorf("list vectors of %s: %w", taskID, err)
 	}
 	subjects := make([]string, 0, len(info.State.Subjects))
 	for s := range info.State.Subjects {
 		subjects = append(subjects, s)
 	}
-	return subjects, nil
-}
-
-// countVectors is how many of the task's chunks 0…n-1 have a vector: n
-// once every one has.
-func countVectors(ctx context.Context, stream jetstream.Stream, taskID string, n int) (int, error) {
-	subjects, err := vectorSubjects(ctx, stream, taskID)
-	if err != nil {
-		return 0, err
-	}
-	_, have := pipeline.CoverVectors(taskID, subjects, n)
-	return have, nil
+	spans, have := pipeline.CoverVectors(taskID, subjects, n)
+	return spans, have, nil
 }
 
 // Next returns the next vector in index order.
@@ -332,7 +323,7 @@ func decodeSpan(taskID string, sp pipeline.VectorSpan, data []byte) (stored, err
 		}
 		return stored{batch: b, ok: true}, nil
 	}
-	v, err := decodeVector(data)
+	v, err := pipeline.DecodeVector(data)
 	if err != nil {
 		return stored{}, err
 	}
@@ -423,7 +414,3 @@ func (f *windowFetcher) getBySeq(ctx context.Context, seq uint64, take func(uint
 	}
 	return take(seq, m.Data)
 }
-
-// decodeVector reads a stored single vector (binary format 1 or, from
-// earlier versions, JSON).
-func decodeVector(data []byte) (pipeline.Vector, error) { return pipeline.DecodeVector(data) }

@@ -276,8 +276,6 @@ func (b *ReaderBudget) acquire(ctx context.Context) bool {
 
 func (b *ReaderBudget) release() { <-b.places }
 
-// InUse is how many places are taken.
-func (b *ReaderBudget) InUse() int { return len(b.places) }
 
 // run calls each for every page in order, in the calling goroutine, and
 // then closes the reader.

@@ -276,7 +276,6 @@ func (b *ReaderBudget) acquire(ctx context.Context) bool {
 
 func (b *ReaderBudget) release() { <-b.places }
 
-
 // run calls each for every page in order, in the calling goroutine, and
 // then closes the reader.
 func (r *pageReader) run(each func(*pageData) error) error {

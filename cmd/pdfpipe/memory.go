@@ -28,7 +28,7 @@ const defaultMemoryLimit = 160 << 20
 // CPU (2.93 against 2.81 CPU-s).
 func tuneMemory(command string, getenv func(string) string) {
 	mupdf.LimitMallocArenas(2)
-	if command == "up" && envconf.New(getenv, catalog.MemorySettings).String("GOMEMLIMIT") == "" {
+	if command == "up" && !envconf.New(getenv, catalog.MemorySettings).IsSet("GOMEMLIMIT") {
 		debug.SetMemoryLimit(defaultMemoryLimit)
 	}
 }

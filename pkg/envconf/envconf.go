@@ -231,6 +231,14 @@ func (r *Reader) Secret(name string) string {
 				return ""
 			}
 			v, shown = strings.TrimSpace(string(b)), "set from file "+path
+			if v == "" {
+				// A mounted secret that came out empty is a broken mount,
+				// not "no secret": going on without it would store keys
+				// unsealed or serve without authentication.
+				r.errs = append(r.errs, fmt.Errorf("%s: file %s is empty", s.FileVar, path))
+				r.read[s.Name] = "empty file " + path
+				return ""
+			}
 		}
 	}
 	if v == "" {

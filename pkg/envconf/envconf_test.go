@@ -322,6 +322,10 @@ func TestSecret(t *testing.T) {
 	if err := os.WriteFile(file, []byte(key+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, []byte(" \n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	decl := envconf.Settings{envconf.Secret("API_KEY", "the key").WithFile("API_KEY_FILE")}
 	tests := []struct {
 		name      string
@@ -335,6 +339,8 @@ func TestSecret(t *testing.T) {
 		{"file", map[string]string{"API_KEY_FILE": file}, key, "set from file " + file, ""},
 		{"both", map[string]string{"API_KEY": key, "API_KEY_FILE": file}, "", "set twice", "API_KEY and API_KEY_FILE: set only one"},
 		{"missing file", map[string]string{"API_KEY_FILE": file + ".none"}, "", "unreadable file " + file + ".none", "API_KEY_FILE"},
+		// A broken mount, not "no secret".
+		{"empty file", map[string]string{"API_KEY_FILE": empty}, "", "empty file " + empty, "API_KEY_FILE: file " + empty + " is empty"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

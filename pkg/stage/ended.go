@@ -29,6 +29,9 @@ type endedEntry struct {
 	err   error
 }
 
+// anyRun marks whichever run of a task was checked last.
+const anyRun = -1
+
 // maxEnded bounds the cache's memory; entries are cheap to rebuild.
 const maxEnded = 10000
 
@@ -76,13 +79,15 @@ func (c *endedCache) check(ctx context.Context, r StatusReader, taskID string, r
 	}
 }
 
-// mark records that the task has ended in the run last checked.
-func (c *endedCache) mark(taskID string) {
+// mark records that the task has ended in run replay, or, with replay
+// anyRun, in the run last checked. A message of an earlier run that found
+// its run ended says nothing of a later one.
+func (c *endedCache) mark(taskID string, replay int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.m[taskID]
-	if e == nil {
-		return // no run known: the next message reads the status
+	if e == nil || (replay != anyRun && e.replay != replay) {
+		return // no run known, or another one: the next message reads the status
 	}
 	done := make(chan struct{})
 	close(done)

@@ -116,7 +116,7 @@ func (t *Typed[J]) Handle(ctx context.Context, msg jetstream.Msg) error {
 		err = job.Out.Wait(ctx)
 	}
 	if err != nil && errors.Is(err, status.ErrTerminal) && !IsPermanent(err) {
-		t.ended.mark(taskID)
+		t.ended.mark(taskID, replay)
 		log.Info("task ended meanwhile; message acked", "reason", err)
 		return nil
 	}
@@ -126,7 +126,7 @@ func (t *Typed[J]) Handle(ctx context.Context, msg jetstream.Msg) error {
 // Ended records that a task has ended, as soon as the runner has failed
 // it: its messages taken next are skipped without reading its status,
 // even within Fresh of a read that found it running.
-func (t *Typed[J]) Ended(taskID string) { t.ended.mark(taskID) }
+func (t *Typed[J]) Ended(taskID string) { t.ended.mark(taskID, anyRun) }
 
 // ender is a Handler that wants to know which tasks its runner failed.
 type ender interface{ Ended(taskID string) }

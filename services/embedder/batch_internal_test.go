@@ -29,7 +29,7 @@ func TestBatcherSendsFullBatchesConcurrently(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := s.newBatcher(pc, emb, provider.Document, time.Minute) // only full batches leave
+	b := s.newBatcher(pc, emb, provider.Document, time.Minute, true) // only full batches leave
 	if b.maxBatch != provider.CompatibleMaxBatch {
 		t.Fatalf("batch size %d, want the compatible server's %d", b.maxBatch, provider.CompatibleMaxBatch)
 	}

@@ -218,10 +218,10 @@ func New(cfg Config, res *pipeline.Resources, nc *nats.Conn, log *slog.Logger) (
 	case err != nil:
 		return nil, fmt.Errorf("default embedding provider %s: %w", cfg.Default.Provider, err)
 	}
-	s.def = s.newBatcher(cfg.Default, emb, provider.Document, cfg.Linger)
+	s.def = s.newBatcher(cfg.Default, emb, provider.Document, cfg.Linger, true)
 	// Queries do not linger: GetEmbedding latency matters more than
 	// batching, and concurrent queries still share requests.
-	s.defQuery = s.newBatcher(cfg.Default, emb, provider.Query, 0)
+	s.defQuery = s.newBatcher(cfg.Default, emb, provider.Query, 0, true)
 	s.defModel = modelName(cfg.Default)
 	return s, nil
 }
@@ -238,8 +238,9 @@ func (s *Service) provider(pc provider.Config) (provider.Embedder, error) {
 // API requests: its limits are the provider's effective ones for the whole
 // config (an OpenAI-compatible base URL has a smaller batch than
 // api.openai.com), so the client never splits a batch into sequential
-// requests and EMBED_REQUESTS of them are in flight.
-func (s *Service) newBatcher(pc provider.Config, emb provider.Embedder, kind provider.Kind, linger time.Duration) *batcher {
+// requests and EMBED_REQUESTS of them are in flight. With cached, it reads
+// and writes the embedding cache (EMBED_CACHE; not for the local provider).
+func (s *Service) newBatcher(pc provider.Config, emb provider.Embedder, kind provider.Kind, linger time.Duration, cached bool) *batcher {
 	pc.Dimension = s.cfg.Dimension
 	pc.Timeout = s.cfg.Timeout
 	d := pc.WithDefaults()
@@ -258,7 +259,7 @@ func (s *Service) newBatcher(pc provider.Config, emb provider.Embedder, kind pro
 		b.maxInput = s.cfg.MaxInputTokens
 	}
 	if d.Provider != provider.ProviderLocal {
-		if s.cfg.Cache && s.res.EmbedCache != nil {
+		if cached && s.cfg.Cache && s.res.EmbedCache != nil {
 			b.cache = &vecCache{kv: s.res.EmbedCache, js: s.res.JS, ns: cacheNamespace(d, s.cfg.Dimension, kind)}
 		}
 		if s.limiter != nil {
@@ -422,7 +423,7 @@ func (s *Service) batcherFor(ctx context.Context, taskID string) (*batcher, stri
 	if err != nil {
 		return nil, "", stage.Permanent(fmt.Errorf("embed %s: provider %q: %w", taskID, k.Provider, err))
 	}
-	b := s.newBatcher(pc, emb, provider.Document, s.cfg.Linger)
+	b := s.newBatcher(pc, emb, provider.Document, s.cfg.Linger, true)
 	s.batchers[id] = b
 	return b, modelName(pc), nil
 }
@@ -541,23 +542,7 @@ func (s *Service) answer(ctx context.Context, m *nats.Msg) {
 		// other. Without the embedding cache: the caller's key must reach
 		// the provider, or a wrong key would learn which texts were
 		// embedded before.
-		qb := s.newBatcher(pc, emb, provider.Query, 0)
-		qb.cache = nil
-		d := pc.WithDefaults()
-		text := q.Text
-		if d.MaxInputTokens > 0 && provider.EstimateTokens(text) > d.MaxInputTokens {
-			s.stats.truncated.Add(1)
-			s.log.Warn("query above the provider's token limit; truncated", "provider", d.Provider,
-				"tokens_estimated", provider.EstimateTokens(text), "token_limit", d.MaxInputTokens)
-			text = provider.TruncateTokens(text, d.MaxInputTokens)
-		}
-		vec, err := qb.embed(ctx, text)
-		if err != nil {
-			reply(errorReply(err))
-			return
-		}
-		reply(pipeline.EmbedReply{Vector: vec, Model: modelName(pc)})
-		return
+		b, model = s.newBatcher(pc, emb, provider.Query, 0, false), modelName(pc)
 	}
 	vec, err := s.embedText(ctx, b, "query", 0, q.Text)
 	if err != nil {

@@ -846,6 +846,11 @@ func TestQueryWithOwnKeyUsesConfiguredServerAndModel(t *testing.T) {
 	if n := len(fake.Log()); n != 2 {
 		t.Errorf("the provider saw %d requests, want 2 (the wrong key's too)", n)
 	}
+	for _, secret := range []string{key, "sk-wrong-key-00000000000000000000"} {
+		if strings.Contains(h.logs.String(), secret) {
+			t.Errorf("the embedder's log holds a query's key")
+		}
+	}
 }
 
 // A task key sealed with a PDFPIPE_SECRET_KEY this embedder does not have

@@ -158,7 +158,8 @@ func Run(ctx context.Context, name string, getenv envconf.Getenv, stderr io.Writ
 		return fmt.Errorf("config: %w", err)
 	}
 	log = log.With("service", name)
-	log.Info("starting", "config", cfg, "common", common, "nats_auth", common.NATS, "secrets", common.Pipeline.Sealer, "traces", common.Tracing)
+	// common logs every shared setting read (secrets as set or unset).
+	log.Info("starting", "config", cfg, "common", common)
 	WarnInsecure(log, common)
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)

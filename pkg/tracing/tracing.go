@@ -12,10 +12,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/pdfpipe/pdfpipe/pkg/envconf"
 	"log/slog"
-	"net/url"
 	"strings"
+
+	"github.com/pdfpipe/pdfpipe/pkg/envconf"
 
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/attribute"
@@ -133,13 +133,9 @@ func (c Config) LogValue() slog.Value {
 	if !c.Enabled() {
 		return slog.StringValue("off")
 	}
-	endpoint := c.Endpoint
-	if u, err := url.Parse(endpoint); err == nil && u.User != nil {
-		u.User = nil
-		endpoint = u.String()
-	}
+	// User information and the query (an API key in either) masked.
 	return slog.GroupValue(slog.String("exporter", c.Exporter), slog.String("protocol", c.Protocol),
-		slog.String("endpoint", endpoint))
+		slog.String("endpoint", envconf.Redact(c.Endpoint)))
 }
 
 // Provider is a process's tracer provider; Shutdown flushes the spans not

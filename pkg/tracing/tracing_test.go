@@ -253,3 +253,18 @@ func TestStartExportsOverOTLP(t *testing.T) {
 	}
 	span.End()
 }
+
+// The start-up log line shows where spans go, not the credentials in the
+// endpoint's user information or query.
+func TestConfigLogValueMasksCredentials(t *testing.T) {
+	c := tracing.Config{Exporter: "otlp", Protocol: "http/protobuf", Endpoint: "https://user:pa55word@collector.example:4318/v1/traces?api_key=SECRET-123"}
+	got := c.LogValue().String()
+	for _, secret := range []string{"pa55word", "SECRET-123"} {
+		if strings.Contains(got, secret) {
+			t.Errorf("logged %s, holding %q", got, secret)
+		}
+	}
+	if !strings.Contains(got, "collector.example:4318/v1/traces") {
+		t.Errorf("logged %s, want the endpoint's host and path", got)
+	}
+}

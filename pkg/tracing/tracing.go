@@ -15,8 +15,6 @@ import (
 	"log/slog"
 	"strings"
 
-	"github.com/pdfpipe/pdfpipe/pkg/envconf"
-
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
@@ -26,6 +24,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/pdfpipe/pdfpipe/pkg/envconf"
 )
 
 // Scope is the instrumentation scope of pdfpipe's own spans.

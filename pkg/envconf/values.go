@@ -36,9 +36,6 @@ func (v Values) Lookup(name string) (string, bool) {
 	return "", false
 }
 
-// Len is the number of settings read.
-func (v Values) Len() int { return len(v.items) }
-
 // Redact hides credentials in a value that may hold URLs or addresses:
 // in each comma-separated item, the user information (user, password or
 // token: nats://***@host:4222, ***@host:4222) and the query of a URL

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pdfpipe/pdfpipe/pkg/envconf"
 	"github.com/pdfpipe/pdfpipe/pkg/natsembed"
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
 	"github.com/pdfpipe/pdfpipe/pkg/servicemain"
@@ -134,7 +135,8 @@ func TestSealerFromEnv(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := servicemain.SealerFromEnv(func(k string) string { return tc.env[k] })
+			r := envconf.New(func(k string) string { return tc.env[k] }, servicemain.SecretSettings)
+			s, err := servicemain.SealerFrom(r), r.Err()
 			if (err != nil) != tc.err || (s != nil) != tc.sealer {
 				t.Fatalf("got sealer %v, err %v; want sealer %v, err %v", s != nil, err, tc.sealer, tc.err)
 			}

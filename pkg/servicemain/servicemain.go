@@ -88,15 +88,6 @@ func NATSAuthFromEnv(r *envconf.Reader) pipeline.NATSAuth {
 	}
 }
 
-// SealerFromEnv reads the key that seals API keys and PDF passwords in KV
-// and encrypts an embedded server's store (SecretSettings). Neither set:
-// nil, nil. Errors never contain the key.
-func SealerFromEnv(getenv envconf.Getenv) (*pipeline.Sealer, error) {
-	r := envconf.New(getenv, SecretSettings)
-	s := SealerFrom(r)
-	return s, r.Err()
-}
-
 // SealerFrom reads PDFPIPE_SECRET_KEY or the file PDFPIPE_SECRET_KEY_FILE
 // names (a mounted secret): 32 bytes as 64 hex digits or base64. A bad
 // key is r's error, which never contains it; none: nil.

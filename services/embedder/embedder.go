@@ -386,7 +386,7 @@ func (s *Service) Handle(ctx context.Context, j *stage.Job[pipeline.EmbedJob]) e
 			return stage.Permanent(fmt.Errorf("embed %s chunk %d: got %d dimensions, want %d", job.TaskID, c.Index, len(vecs[i]), s.cfg.Dimension))
 		}
 	}
-	if err := s.storeVectors(ctx, j.Msg, job.TaskID, model, chunks, vecs); err != nil {
+	if err := s.storeVectors(ctx, j.Out, j.Msg, job.TaskID, model, chunks, vecs); err != nil {
 		return err
 	}
 	stage.Report(ctx, metrics.Work{Chunks: len(chunks)})

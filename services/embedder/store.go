@@ -3,26 +3,23 @@ package embedder
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pdfpipe/pdfpipe/pkg/pipeline"
+	"github.com/pdfpipe/pdfpipe/pkg/stage"
 )
 
-// vectorStoreTimeout bounds the wait for a job's vectors to be stored;
-// past it the job is retried.
-const vectorStoreTimeout = time.Minute
-
-// storeVectors stores the vectors of an embed message's chunks and returns
-// once the stream has them all. They go out as vector batches (format 2):
-// one message for the embed message's consecutive chunks, split only past
+// storeVectors publishes the vectors of an embed message's chunks with
+// the job's Publisher: the stream stores them all before the message is
+// acked (stage.Typed waits for them). They go out as vector batches
+// (format 2): one message for the embed message's consecutive chunks, split only past
 // pipeline.MaxVectorBatchBytes, pointing at the embed message's stream
 // sequence for the text instead of storing it again. An embed message
 // whose stream position is unknown (not delivered from the stream) has its
 // chunks stored one vector each with their text, as before batches.
-func (s *Service) storeVectors(ctx context.Context, msg jetstream.Msg, taskID, model string, chunks []pipeline.Chunk, vecs [][]float32) error {
+func (s *Service) storeVectors(ctx context.Context, out *stage.Publisher, msg jetstream.Msg, taskID, model string, chunks []pipeline.Chunk, vecs [][]float32) error {
 	var source uint64
 	if meta, err := msg.Metadata(); err == nil && meta.Stream == pipeline.Stream {
 		source = meta.Sequence.Stream
@@ -51,25 +48,9 @@ func (s *Service) storeVectors(ctx context.Context, msg jetstream.Msg, taskID, m
 			from = to
 		}
 	}
-	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
 	for _, m := range msgs {
-		f, err := s.res.JS.PublishMsgAsync(m)
-		if err != nil {
-			return fmt.Errorf("store vectors %s: %w", m.Subject, err)
-		}
-		futures = append(futures, f)
-	}
-	wait := time.NewTimer(vectorStoreTimeout)
-	defer wait.Stop()
-	for _, f := range futures {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
+		if err := out.PublishMsgAsync(ctx, m); err != nil {
 			return fmt.Errorf("store vectors of %s: %w", taskID, err)
-		case <-wait.C:
-			return fmt.Errorf("store vectors of %s: no PubAck within %s: %w", taskID, vectorStoreTimeout, jetstream.ErrAsyncPublishTimeout)
-		case <-ctx.Done():
-			return context.Cause(ctx)
 		}
 	}
 	return nil

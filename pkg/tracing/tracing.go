@@ -100,9 +100,11 @@ func FromReader(r *envconf.Reader) (Config, error) {
 	if c.Endpoint == "" {
 		c.Endpoint, c.TracesEndpoint = r.String("OTEL_EXPORTER_OTLP_ENDPOINT"), false
 	}
-	c.Protocol = r.String("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+	protocolVar := "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
+	c.Protocol = r.String(protocolVar)
 	if c.Protocol == "" {
-		c.Protocol = r.String("OTEL_EXPORTER_OTLP_PROTOCOL")
+		protocolVar = "OTEL_EXPORTER_OTLP_PROTOCOL"
+		c.Protocol = r.String(protocolVar)
 	}
 	if r.Bool("OTEL_SDK_DISABLED") {
 		return Config{}, nil
@@ -120,7 +122,7 @@ func FromReader(r *envconf.Reader) (Config, error) {
 		errs = append(errs, fmt.Errorf("OTEL_TRACES_EXPORTER=%q: want otlp or none", exp))
 	}
 	if c.Protocol != "http/protobuf" && c.Protocol != "grpc" {
-		errs = append(errs, fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL=%q: want http/protobuf or grpc", c.Protocol))
+		errs = append(errs, fmt.Errorf("%s=%q: want http/protobuf or grpc", protocolVar, c.Protocol))
 	}
 	return c, errors.Join(errs...)
 }

@@ -159,6 +159,7 @@ func TestConfigFromEnv(t *testing.T) {
 			want: tracing.Config{Exporter: "otlp", Protocol: "http/protobuf", ServiceName: "pdf-parser"}},
 		{name: "unknown exporter", env: map[string]string{"OTEL_TRACES_EXPORTER": "zipkin"}, wantErr: "OTEL_TRACES_EXPORTER"},
 		{name: "unknown protocol", env: map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, wantErr: "OTEL_EXPORTER_OTLP_PROTOCOL"},
+		{name: "unknown traces protocol", env: map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/json"}, wantErr: "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

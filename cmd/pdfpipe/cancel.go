@@ -32,16 +32,9 @@ func cancelTask(ctx context.Context, args []string, getenv func(string) string, 
 	reason := fs.String("reason", "cancelled by an operator (pdfpipe cancel)", "why, recorded as the task's reason and sent to the backend")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for every stage to stop")
 	noWait := fs.Bool("no-wait", false, "return once the task is marked cancelled, without waiting for the stages")
-	var pos []string // flags may follow the task id
-	for {
-		if err := fs.Parse(args); err != nil {
-			return fmt.Errorf("cancel: %w (usage: %s)", err, cancelUsage)
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return fmt.Errorf("cancel: %w (usage: %s)", err, cancelUsage)
 	}
 	if len(pos) != 1 {
 		return errors.New("cancel: want one task id (usage: " + cancelUsage + ")")

@@ -39,16 +39,9 @@ func replay(ctx context.Context, args []string, getenv func(string) string, stdo
 	force := fs.Bool("force", false, "replay a task that is done or still running")
 	noWait := fs.Bool("no-wait", false, "return once republished, without waiting for the outcome")
 	timeout := fs.Duration("timeout", 10*time.Minute, "how long to wait for the outcome")
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return fmt.Errorf("replay: %w (usage: %s)", err, replayUsage)
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return fmt.Errorf("replay: %w (usage: %s)", err, replayUsage)
 	}
 	if len(pos) != 2 {
 		return errors.New("replay: want " + replayUsage)

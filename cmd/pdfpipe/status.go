@@ -23,16 +23,9 @@ func showStatus(ctx context.Context, args []string, getenv func(string) string, 
 	withSettings(fs, "pdfpipe "+statusUsage, catalog.CLI)
 	watch := fs.Bool("watch", false, "print a progress line on each change until the task ends (exit 1 if it failed or was cancelled)")
 	every := fs.Duration("every", time.Second, "with --watch: how often the stages at work are asked how far they are")
-	var pos []string // flags may follow the task id
-	for {
-		if err := fs.Parse(args); err != nil {
-			return fmt.Errorf("status: %w (usage: %s)", err, statusUsage)
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return fmt.Errorf("status: %w (usage: %s)", err, statusUsage)
 	}
 	if len(pos) != 1 {
 		return errors.New("status: want one task id (usage: " + statusUsage + ")")

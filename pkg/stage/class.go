@@ -60,7 +60,6 @@ func ClassNames() []string {
 // deadline, NATS or JetStream not answering; else ClassOther. A stage
 // names its own errors first (Runner.Classify).
 func ClassOf(err error) Class {
-	var apiErr *jetstream.APIError
 	switch {
 	case err == nil:
 		return ""
@@ -69,14 +68,27 @@ func ClassOf(err error) Class {
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout),
 		errors.Is(err, jetstream.ErrAsyncPublishTimeout):
 		return ClassTimeout
-	case errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, nats.ErrConnectionDraining),
-		errors.Is(err, nats.ErrConnectionReconnecting), errors.Is(err, nats.ErrDisconnected),
-		errors.Is(err, nats.ErrNoServers), errors.Is(err, nats.ErrNoResponders),
-		errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, jetstream.ErrServerShutdown),
-		errors.As(err, &apiErr) && apiErr.Code >= 500:
+	case NATSUnavailable(err):
 		return ClassUnavailable
 	}
 	return ClassOther
+}
+
+// NATSUnavailable reports whether err says NATS or JetStream is not
+// answering (connection lost, no server or responder, a JetStream error of
+// the 5xx kind such as no quorum): worth a retry, not the input's fault.
+func NATSUnavailable(err error) bool {
+	for _, target := range []error{
+		nats.ErrConnectionClosed, nats.ErrConnectionDraining, nats.ErrConnectionReconnecting,
+		nats.ErrDisconnected, nats.ErrNoServers, nats.ErrNoResponders,
+		jetstream.ErrNoStreamResponse, jetstream.ErrServerShutdown, jetstream.ErrJetStreamNotEnabled,
+	} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.Code >= 500
 }
 
 // errPanic marks the error of a handler that panicked.

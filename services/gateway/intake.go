@@ -364,20 +364,16 @@ func (s *Service) ackEntry(ctx context.Context, e redisqueue.Entry, taskID, fp s
 // reached or did not answer in time: worth waiting for, unlike an error
 // the entry itself causes.
 func unavailable(err error) bool {
+	if stage.NATSUnavailable(err) {
+		return true
+	}
 	for _, target := range []error{
-		context.DeadlineExceeded, context.Canceled,
-		nats.ErrConnectionClosed, nats.ErrConnectionDraining, nats.ErrConnectionReconnecting,
-		nats.ErrDisconnected, nats.ErrNoServers, nats.ErrNoResponders, nats.ErrTimeout,
-		jetstream.ErrNoStreamResponse, jetstream.ErrServerShutdown, jetstream.ErrJetStreamNotEnabled,
+		context.DeadlineExceeded, context.Canceled, nats.ErrTimeout,
 		redis.ErrClosed, io.EOF, io.ErrUnexpectedEOF,
 	} {
 		if errors.Is(err, target) {
 			return true
 		}
-	}
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) && apiErr.Code >= 500 {
-		return true // e.g. no quorum, insufficient resources
 	}
 	var netErr net.Error
 	if errors.As(err, &netErr) {
